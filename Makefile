@@ -1,0 +1,143 @@
+# sse-server -- build, run, test.
+#
+#   make            build ./sse-server
+#   make run        build and run it on port 8080
+#   make test       install missing test dependencies, then run every test
+#                   (unit + integration, plain and under ASan+UBSan)
+#   make fuzz       run each libFuzzer target for FUZZ_SECONDS
+#   make bench      run the benchmarks
+
+SHELL   := /bin/bash
+CC      ?= cc
+VERSION := 0.1.0
+BUILD   ?= build
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wformat=2 -Wvla -Wwrite-strings
+CSTD    := -std=c17 -D_GNU_SOURCE
+OPT     ?= -O2 -g
+CFLAGS  ?=
+ALL_CFLAGS = $(CSTD) $(OPT) $(WARN) -Iinclude -DSSE_VERSION='"$(VERSION)"' -MMD -MP $(CFLAGS) $(SAN)
+LDLIBS  :=
+
+SRCS     := $(wildcard src/*.c)
+LIB_SRCS := $(filter-out src/main.c,$(SRCS))
+OBJS     := $(SRCS:src/%.c=$(BUILD)/src/%.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
+ITEST_SRCS := $(wildcard tests/integration/test_*.c)
+ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+# Test helpers shared by several test binaries: a reference WHATWG
+# event-stream parser and the integration-test client library.
+TEST_HELPERS := $(BUILD)/tests/unit/sse_parse.o
+ITEST_LIB    := $(BUILD)/tests/integration/itest.o $(TEST_HELPERS)
+
+CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
+
+.PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
+        bench format format-check lint clean
+
+all: sse-server
+
+sse-server: $(BUILD)/sse-server
+	cp $< $@
+
+$(BUILD)/sse-server: $(OBJS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+run: sse-server
+	./sse-server
+
+# ---------------------------------------------------------------- tests
+$(BUILD)/tests/unit/sse_parse.o: tests/unit/sse_parse.c tests/unit/sse_parse.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(TEST_HELPERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $< \
+	    $(LIB_OBJS) $(TEST_HELPERS) $(CMOCKA_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/integration/itest.o: tests/integration/itest.c tests/integration/itest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
+	    $(ITEST_LIB) $(CMOCKA_LIBS) $(LDLIBS)
+
+# Every binary runs even when an earlier one fails; the target fails at the end.
+unit: $(UNIT_BINS)
+	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+integration: $(BUILD)/sse-server $(ITEST_BINS)
+	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; SSE_SERVER=$(BUILD)/sse-server \
+	    SSE_STATIC=$(CURDIR)/static $$t || fail=1; done; exit $$fail
+
+check: unit integration
+
+test-deps:
+	@sh tests/deps.sh
+
+test-plain:
+	$(MAKE) check
+
+# The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer,
+# in its own build directory so plain and instrumented objects never mix.
+test-asan:
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    $(MAKE) BUILD=build/asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
+
+test: test-deps
+	$(MAKE) test-plain
+	$(MAKE) test-asan
+	@echo "all test suites passed"
+
+# ---------------------------------------------------------------- fuzzing
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) tests/unit/sse_parse.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CSTD) -g -O1 -Iinclude -Itests/unit -DSSE_VERSION='"$(VERSION)"' \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
+	    tests/unit/sse_parse.c
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus-$$t; \
+	    dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	    echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
+	        build/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 12; \
+	    test $${PIPESTATUS:-0} -eq 0; \
+	done
+
+# ---------------------------------------------------------------- misc
+format:
+	clang-format -i src/*.c include/*.h tests/*/*.c tests/*/*.h
+
+format-check:
+	clang-format --dry-run --Werror src/*.c include/*.h
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
+
+clean:
+	rm -rf build sse-server
+
+-include $(OBJS:.o=.d)

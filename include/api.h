@@ -1,0 +1,19 @@
+/*
+ * api: routes a parsed request to its handler -- the event streams, the
+ * publish endpoint, CORS preflight and static files -- and answers it
+ * through the conn response functions.
+ */
+#ifndef SSE_API_H
+#define SSE_API_H
+
+#include <stddef.h>
+
+struct server;
+struct conn;
+struct http_request;
+
+/* Answers one request. `body` (body_len bytes) is the decoded request body. */
+void api_handle(struct server *srv, struct conn *c, const struct http_request *req,
+                const char *body, size_t body_len);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * config: every option of the server, from flags and SSE_* environment
+ * variables (flags win), with defaults and the --help text.
+ */
+#ifndef SSE_CONFIG_H
+#define SSE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+    char bind[64];
+    int port;                  /* 0: the kernel picks one */
+    char static_dir[PATH_MAX]; /* resolved default: static/ beside the binary, else ./static */
+    size_t max_body;           /* bytes of a request body */
+    unsigned history;          /* frames kept per room */
+    size_t history_bytes;      /* frame bytes kept per room */
+    unsigned max_rooms;
+    unsigned retry_ms;         /* reconnection delay hinted to EventSource */
+    unsigned heartbeat_s;      /* comment on idle streams every this often */
+    unsigned ping_ms;          /* /ping cadence */
+    unsigned header_timeout_s; /* complete request head within this */
+    unsigned keepalive_timeout_s;
+    unsigned max_clients; /* 0: derived from the fd limit */
+    int log_level;
+    int log_format; /* enum log_format */
+
+    char publish_token[256]; /* "" = publishing needs no token */
+    /* Allowed CORS origins, NUL-separated ("" = any origin, answered "*"). */
+    char cors_origins[1024];
+    size_t cors_origins_len;
+    int admin_local; /* /metrics and /stats only for loopback peers */
+
+    char data_dir[PATH_MAX]; /* "" = no journal */
+    int fsync_mode;          /* enum config_fsync */
+    size_t segment_bytes;
+    size_t retain_bytes;
+    size_t retain_records; /* 0: derived from --history */
+};
+
+enum config_fsync { FSYNC_BATCH = 0, FSYNC_ALWAYS, FSYNC_NEVER };
+
+/* True when origin[0..len) is one of the configured CORS origins. */
+int config_origin_allowed(const struct config *cfg, const char *origin, size_t len);
+
+/* What config_parse decided. */
+enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
+
+/*
+ * Fills *cfg from defaults, then the environment, then argv. Prints --help or
+ * --version to stdout (CONFIG_EXIT_OK) or an error to stderr
+ * (CONFIG_EXIT_ERROR).
+ */
+enum config_result config_parse(struct config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * conn: one client connection's life.
+ *
+ *   READ_HEAD -> READ_BODY -> (response queued) -> READ_HEAD ...  keep-alive
+ *        \-> STREAM (event stream until the client goes)
+ *   any error -> DRAIN (last response) -> LINGER -> closed
+ *
+ * A connection owns its fd, its buffers and its place in a room. It is freed
+ * from a loop task after the current batch of events, so no event still
+ * queued in that batch can reach freed memory.
+ */
+#ifndef SSE_CONN_H
+#define SSE_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct server;
+struct conn;
+struct room;
+struct room_start;
+struct static_file;
+struct subscriber;
+
+/* Takes ownership of an accepted fd. 0, or -1 (fd closed) on ENOMEM. */
+int conn_accept(struct server *srv, int fd);
+
+/* Closes at once: unwatches, leaves the room, stops timers, closes the fd;
+ * the memory is freed after the current batch of events. */
+void conn_close(struct conn *c);
+
+/* At shutdown: tells every event stream to reconnect later (a final
+ * `retry:` with jitter, written without blocking, best effort), then closes
+ * every connection. */
+void conn_close_all(struct server *srv);
+
+/* The hub's `ready` callback: a subscriber owes bytes, write them. */
+void conn_hub_ready(struct subscriber *sub, void *arg);
+
+/* ---- for request handlers (api.c), while a request is being dispatched ---- */
+
+/*
+ * Queues a complete response. The body is copied; for a HEAD request only
+ * the headers are sent. extra_headers, when not NULL, is zero or more
+ * complete "Name: value\r\n" lines.
+ */
+void conn_reply(struct conn *c, int status, const char *content_type, const char *body,
+                size_t body_len, const char *extra_headers);
+
+/* Queues a static file response; the body is borrowed from the table, which
+ * outlives every connection. Answers 304 when If-None-Match matches. */
+void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modified);
+
+/* Queues an error response with a JSON body {"error": msg}; statuses that
+ * leave the connection in an unknown state also close it after writing. */
+void conn_reply_error(struct conn *c, int status, const char *msg);
+
+/* True when the client connects from a loopback address. */
+bool conn_peer_is_local(const struct conn *c);
+
+/* Turns the connection into a /ping stream. */
+void conn_stream_ping(struct conn *c);
+
+/* Turns the connection into a room's event stream from `start`. */
+void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
+                      const char *client, size_t client_len);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * loop: the event loop. A thin wrapper over level-triggered epoll, a timer
+ * heap, and "before sleep" tasks that run once after each batch of events.
+ *
+ * Watches and timers are embedded in their owner's struct, so registering
+ * allocates nothing; the owner must unwatch and stop them before freeing
+ * itself. EPOLLERR and EPOLLHUP are passed on to the callback, which learns
+ * what went wrong from its next syscall.
+ */
+#ifndef SSE_LOOP_H
+#define SSE_LOOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct loop_watch;
+struct loop_timer;
+struct loop_task;
+
+typedef void loop_io_fn(struct loop *loop, struct loop_watch *w, uint32_t events);
+typedef void loop_timer_fn(struct loop *loop, struct loop_timer *t);
+typedef void loop_task_fn(struct loop *loop, struct loop_task *task);
+
+struct loop_watch {
+    int fd;          /* read-only for the owner */
+    uint32_t events; /* current epoll mask; read-only */
+    loop_io_fn *fn;
+};
+
+struct loop_timer {
+    uint64_t when_ms;  /* read-only */
+    size_t heap_index; /* private: 0 when not armed */
+    loop_timer_fn *fn;
+};
+
+struct loop_task {
+    struct loop_task *next; /* private */
+    bool queued;            /* private */
+    loop_task_fn *fn;
+};
+
+/* Creates a loop; NULL with errno set on failure. */
+struct loop *loop_new(void);
+void loop_free(struct loop *loop);
+
+/* Registers fd with the event mask; 0 or -1 with errno. */
+int loop_watch_add(struct loop *loop, struct loop_watch *w, int fd, uint32_t events,
+                   loop_io_fn *fn);
+/* Changes the mask; a no-op when it is unchanged. 0 or -1 with errno. */
+int loop_watch_mod(struct loop *loop, struct loop_watch *w, uint32_t events);
+/* Unregisters; safe to call on a watch that was never added (fd -1). */
+void loop_watch_del(struct loop *loop, struct loop_watch *w);
+
+/* Arms (or re-arms) a timer to fire once at loop_now_ms() + delay_ms. */
+int loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms, loop_timer_fn *fn);
+void loop_timer_stop(struct loop *loop, struct loop_timer *t);
+static inline bool loop_timer_armed(const struct loop_timer *t)
+{
+    return t->heap_index != 0;
+}
+
+/* Queues a task to run once after the current batch of events (FIFO);
+ * queuing an already queued task does nothing. */
+void loop_task_queue(struct loop *loop, struct loop_task *task, loop_task_fn *fn);
+
+/* Monotonic milliseconds, cached once per iteration. */
+uint64_t loop_now_ms(const struct loop *loop);
+
+/* Runs the queued tasks now (used at shutdown, when the loop no longer runs). */
+void loop_run_pending(struct loop *loop);
+
+/* Runs until loop_stop; 0, or -1 with errno when epoll fails. */
+int loop_run(struct loop *loop);
+void loop_stop(struct loop *loop);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * room: rooms, their rings of encoded SSE frames, and their subscribers.
+ *
+ * Each room keeps the last `history` messages (and at most `history_bytes`
+ * of frames) as pre-encoded SSE frames in a ring indexed by a room-local
+ * sequence number. A subscriber is only a cursor into that ring (sequence of
+ * the next frame it is owed, and how many bytes of it were already written),
+ * so memory per subscriber does not depend on traffic, fan-out copies
+ * nothing, and history, Last-Event-ID resume and live delivery are the same
+ * code path.
+ *
+ * This module does no I/O: it hands out iovecs over frame bytes and is told
+ * how many bytes were written. The hub calls `ready` for each caught-up
+ * subscriber of a room that received messages, from hub_flush, which the
+ * server runs once per loop iteration: several messages published in one
+ * iteration then leave in one writev per subscriber.
+ */
+#ifndef SSE_ROOM_H
+#define SSE_ROOM_H
+
+#include "list.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define ROOM_NAME_MAX   64
+#define ROOM_CLIENT_MAX 64
+
+struct hub;
+struct room;
+
+/* Embedded in the connection that owns it. Fields are private to room.c. */
+struct subscriber {
+    struct list node; /* in the room's live or waiting list */
+    struct room *room;
+    uint64_t cursor;              /* ring sequence of the next frame owed */
+    size_t offset;                /* bytes of that frame already written */
+    char client[ROOM_CLIENT_MAX]; /* ?client= id for sender exclusion */
+    uint8_t client_len;
+    bool waiting; /* has unwritten bytes and waits for the socket */
+};
+
+/* Called from hub_flush for a subscriber that now owes bytes. It may
+ * unsubscribe (close) the subscriber. */
+typedef void hub_ready_fn(struct subscriber *sub, void *arg);
+
+struct hub_limits {
+    unsigned history;     /* frames per room, >= 1 */
+    size_t history_bytes; /* frame bytes per room; the newest frame is always kept */
+    unsigned max_rooms;
+};
+
+/* Called when the hub has work for hub_flush; the owner arranges for
+ * hub_flush to run soon (once per loop iteration at most). */
+typedef void hub_schedule_fn(void *arg);
+
+/* Creates a hub whose first message id will be first_id. NULL on ENOMEM. */
+struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_ready_fn *ready,
+                    hub_schedule_fn *schedule, void *arg);
+/* Frees every room and frame; subscribers must have been removed first. */
+void hub_free(struct hub *hub);
+
+/* 1 when name[0..len) is a valid room name: 1..ROOM_NAME_MAX of [A-Za-z0-9._-]. */
+bool room_name_valid(const char *name, size_t len);
+
+/*
+ * Finds a room by name (len 0: the default room), creating it when absent.
+ * At max_rooms, the least recently used room without subscribers is evicted
+ * (with its history) to make space; when every room has subscribers, NULL.
+ * The returned room lives while it has subscribers or retained frames, and
+ * at least until the end of the current loop iteration.
+ */
+struct room *hub_room(struct hub *hub, const char *name, size_t len);
+
+size_t hub_room_count(const struct hub *hub);
+
+/* Finds a room without creating it; NULL when absent. */
+struct room *hub_room_find(struct hub *hub, const char *name, size_t len);
+
+/* Calls fn for every room (in no particular order). fn must not create or
+ * free rooms. */
+void hub_foreach_room(const struct hub *hub, void (*fn)(const struct room *room, void *arg),
+                      void *arg);
+uint64_t hub_last_id(const struct hub *hub);
+
+struct publish_result {
+    uint64_t id;       /* the message's id */
+    size_t recipients; /* subscribers it will be written to */
+};
+
+/*
+ * Encodes a message once as an SSE frame and appends it to the room's ring,
+ * evicting the oldest frames beyond the limits. `event` (NULL/0 for the
+ * default type) must be valid per sse_event_type_valid; `client` (NULL/0 for
+ * none) excludes subscribers with the same client id. 0, or -1 on ENOMEM.
+ */
+int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
+                 size_t data_len, const char *client, size_t client_len, struct publish_result *res)
+    __attribute__((warn_unused_result));
+
+/* Number of retained frames, and their bytes. */
+size_t room_frames(const struct room *room);
+size_t room_bytes(const struct room *room);
+size_t room_subscribers(const struct room *room);
+const char *room_name(const struct room *room);
+
+/* Where a new subscriber starts. */
+struct room_start {
+    uint64_t cursor;    /* ring sequence of the first frame to send */
+    bool reset;         /* messages after the requested id may be lost */
+    uint64_t oldest_id; /* with reset: oldest id retained, or the next id when none */
+};
+
+/* Live only: start at the head. */
+struct room_start room_start_live(const struct room *room);
+/* The last n retained messages, then live. */
+struct room_start room_start_history(const struct room *room, uint64_t n);
+/* Everything after last_id that is retained; reset when some of it may be
+ * gone (older than the ring, or an id this server never issued). */
+struct room_start room_start_after(const struct room *room, uint64_t last_id);
+
+/* Joins the room at start->cursor. The subscriber struct must be zeroed, or
+ * previously unsubscribed; client may be NULL. */
+void room_subscribe(struct room *room, struct subscriber *sub, const struct room_start *start,
+                    const char *client, size_t client_len);
+/* Leaves the room; a no-op when not subscribed. */
+void room_unsubscribe(struct subscriber *sub);
+
+/*
+ * Fills at most max_iov iovecs with the bytes the subscriber is owed, in
+ * order, stopping once max_bytes are covered (the last iovec may go past it).
+ * Returns the number of iovecs; 0 when it is caught up. The iovecs point into
+ * frames that stay valid until the next room_publish on this room.
+ */
+size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, size_t max_bytes);
+/* Records that n bytes of what room_sub_iov handed out were written. */
+void room_sub_advance(struct subscriber *sub, size_t n);
+/* True when the subscriber fell out of the ring: it is owed frames that were
+ * evicted, so it can never be served in order and must be closed. */
+bool room_sub_lagged(const struct subscriber *sub);
+/* Marks a subscriber as waiting for its socket (it is then not passed to
+ * `ready` until unmarked) or as caught up and ready for new frames. */
+void room_sub_set_waiting(struct subscriber *sub, bool waiting);
+
+/*
+ * For every room that received frames since the last call: calls `ready` for
+ * each caught-up subscriber, and for each waiting subscriber that fell out of
+ * the ring (so that a reader that stopped reading is closed even though its
+ * socket never becomes writable again). Then frees rooms left with neither
+ * subscribers nor frames. Returns the number of `ready` calls.
+ */
+size_t hub_flush(struct hub *hub);
+
+#endif

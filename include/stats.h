@@ -1,0 +1,24 @@
+/*
+ * stats: the server's figures, rendered for GET /stats (JSON, for people and
+ * the chat page) and GET /metrics (Prometheus text exposition format 0.0.4).
+ */
+#ifndef SSE_STATS_H
+#define SSE_STATS_H
+
+#include <stddef.h>
+
+struct server;
+struct buf;
+
+/* Rooms listed by name in /metrics and /stats; the rest are summed as
+ * "other", so a client creating rooms cannot blow up metric cardinality. */
+#define STATS_TOP_ROOMS 10
+
+/* Appends the JSON document. `room` (len 0: none) adds that room's figures
+ * and makes "clients" count its subscribers only. 0, or -1 on ENOMEM. */
+int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out);
+
+/* Appends the Prometheus exposition. 0, or -1 on ENOMEM. */
+int stats_render_prometheus(struct server *srv, struct buf *out);
+
+#endif

@@ -1,0 +1,442 @@
+#include "api.h"
+
+#include "conn.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "room.h"
+#include "server.h"
+#include "sse.h"
+#include "static_files.h"
+#include "stats.h"
+#include "buf.h"
+
+#include <stdio.h>
+#include <strings.h>
+#include <string.h>
+
+#define CORS_PREFLIGHT                                                                             \
+    "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"                                   \
+    "Access-Control-Allow-Headers: Content-Type, Authorization, Last-Event-ID, Cache-Control\r\n"  \
+    "Access-Control-Max-Age: 86400\r\n"
+
+/* What a handler gets: the parsed head and the decoded body. */
+struct api_req {
+    const struct http_request *http;
+    const char *body;
+    size_t body_len;
+};
+
+/* A query parameter: absent, present (value in buf), or malformed/too long. */
+enum param { PARAM_ABSENT, PARAM_OK, PARAM_BAD };
+
+static enum param query_param(const struct http_request *req, const char *name, char *out,
+                              size_t cap, size_t *len)
+{
+    long n = http_query_param(req->query, name, out, cap);
+    if (n == -1) {
+        return PARAM_ABSENT;
+    }
+    if (n < 0) {
+        return PARAM_BAD;
+    }
+    *len = (size_t)n;
+    return PARAM_OK;
+}
+
+/* Answers with a literal body (its length is computed, never counted by hand). */
+static void reply_text(struct conn *c, int status, const char *type, const char *body,
+                       const char *extra_headers)
+{
+    conn_reply(c, status, type, body, strlen(body), extra_headers);
+}
+
+/* Parses a decimal uint64 with no sign, no spaces and no overflow. */
+static bool parse_u64(const char *s, size_t len, uint64_t *out)
+{
+    if (len == 0 || len > 20) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10) {
+            return false;
+        }
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* ?room= from the query, else (for a body) a top-level "room" member. */
+static int resolve_room_name(struct conn *c, const struct http_request *req, const char *body,
+                             size_t body_len, char *name, size_t *len)
+{
+    switch (query_param(req, "room", name, ROOM_NAME_MAX + 1, len)) {
+    case PARAM_BAD:
+        conn_reply_error(c, 400, "invalid room name");
+        return -1;
+    case PARAM_OK:
+        break;
+    case PARAM_ABSENT:
+        *len = 0;
+        if (body) {
+            long n = json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1);
+            if (n == -2) {
+                conn_reply_error(c, 400, "invalid room name");
+                return -1;
+            }
+            if (n >= 0) {
+                *len = (size_t)n;
+                if (n == 0) {
+                    conn_reply_error(c, 400, "invalid room name");
+                    return -1;
+                }
+            }
+        }
+        break;
+    }
+    if (*len == 0) {
+        /* No room named: the default room, which is an ordinary room called
+         * "default" (so it shows in /stats and /metrics under that name). */
+        memcpy(name, "default", sizeof "default");
+        *len = sizeof "default" - 1;
+    }
+    if (!room_name_valid(name, *len)) {
+        conn_reply_error(c, 400, "invalid room name");
+        return -1;
+    }
+    return 0;
+}
+
+static int resolve_client(struct conn *c, const struct http_request *req, char *client, size_t *len)
+{
+    switch (query_param(req, "client", client, ROOM_CLIENT_MAX + 1, len)) {
+    case PARAM_ABSENT:
+        *len = 0;
+        return 0;
+    case PARAM_OK:
+        if (room_name_valid(client, *len)) {
+            return 0;
+        }
+        break;
+    case PARAM_BAD:
+        break;
+    }
+    conn_reply_error(c, 400, "invalid client id: 1-64 characters of A-Z a-z 0-9 . _ -");
+    return -1;
+}
+
+static void handle_messages(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    const struct http_request *req = r->http;
+    char name[ROOM_NAME_MAX + 1], client[ROOM_CLIENT_MAX + 1], num[32];
+    size_t name_len, client_len, n;
+
+    if (resolve_room_name(c, req, NULL, 0, name, &name_len) < 0 ||
+        resolve_client(c, req, client, &client_len) < 0) {
+        return;
+    }
+    struct room *room = hub_room(srv->hub, name, name_len);
+    if (!room) {
+        conn_reply_error(c, 503, "too many rooms");
+        return;
+    }
+
+    /* The header wins over the query: a reconnecting EventSource sends the
+     * header but keeps its original URL, whose lastEventId is stale. */
+    const struct http_str *hdr = http_request_header(req, "last-event-id");
+    bool resume = false;
+    uint64_t last_id = 0;
+    struct room_start start;
+    if (hdr) {
+        resume = true;
+        if (!parse_u64(hdr->ptr, hdr->len, &last_id)) {
+            last_id = UINT64_MAX; /* unknown: answered with a reset */
+        }
+    } else {
+        enum param p = query_param(req, "lastEventId", num, sizeof num, &n);
+        if (p != PARAM_ABSENT) {
+            resume = true;
+            if (p == PARAM_BAD || !parse_u64(num, n, &last_id)) {
+                last_id = UINT64_MAX;
+            }
+        }
+    }
+    if (resume) {
+        start = room_start_after(room, last_id);
+    } else {
+        uint64_t history = 0;
+        enum param p = query_param(req, "history", num, sizeof num, &n);
+        if (p == PARAM_BAD || (p == PARAM_OK && !parse_u64(num, n, &history))) {
+            conn_reply_error(c, 400, "invalid history: a non-negative integer");
+            return;
+        }
+        start = history ? room_start_history(room, history) : room_start_live(room);
+    }
+    conn_stream_room(c, room, &start, client, client_len);
+}
+
+/* Compares in time that depends only on the lengths, so the answer's timing
+ * tells an attacker nothing about how much of a guessed token was right. */
+static bool equal_constant_time(const char *a, size_t alen, const char *b, size_t blen)
+{
+    unsigned char diff = alen != blen;
+    for (size_t i = 0; i < alen; i++) {
+        diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
+    }
+    return diff == 0 && blen > 0;
+}
+
+/* With --publish-token, publishing needs "Authorization: Bearer <token>". */
+static bool publish_authorized(struct server *srv, const struct http_request *req)
+{
+    const char *token = srv->cfg.publish_token;
+    if (!*token) {
+        return true;
+    }
+    const struct http_str *auth = http_request_header(req, "authorization");
+    if (!auth || auth->len < 7 || strncasecmp(auth->ptr, "bearer ", 7) != 0) {
+        return false;
+    }
+    const char *p = auth->ptr + 7;
+    size_t n = auth->len - 7;
+    while (n && *p == ' ') {
+        p++;
+        n--;
+    }
+    return equal_constant_time(p, n, token, strlen(token));
+}
+
+static void handle_publish(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    const struct http_request *req = r->http;
+    const char *body = r->body;
+    size_t body_len = r->body_len;
+    char name[ROOM_NAME_MAX + 1], client[ROOM_CLIENT_MAX + 1], event[SSE_MAX_EVENT_TYPE + 1];
+    size_t name_len, client_len, event_len = 0;
+    struct json_error jerr = {0, NULL};
+
+    if (!publish_authorized(srv, req)) {
+        reply_text(c, 401, "application/json", "{\"error\":\"publishing needs a valid token\"}\n",
+                   "WWW-Authenticate: Bearer realm=\"sse-server\"\r\n");
+        return;
+    }
+    if (!json_validate(body, body_len, &jerr)) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "invalid JSON: %s at byte %zu", jerr.msg ? jerr.msg : "error",
+                 jerr.offset);
+        conn_reply_error(c, 400, msg);
+        return;
+    }
+    switch (query_param(req, "event", event, sizeof event, &event_len)) {
+    case PARAM_ABSENT:
+        event_len = 0;
+        break;
+    case PARAM_OK:
+        if (sse_event_type_valid(event, event_len)) {
+            break;
+        }
+        /* fall through */
+    case PARAM_BAD:
+        conn_reply_error(c, 400, "invalid event type: 1-64 characters, no control characters");
+        return;
+    }
+    if (resolve_room_name(c, req, body, body_len, name, &name_len) < 0 ||
+        resolve_client(c, req, client, &client_len) < 0) {
+        return;
+    }
+    struct room *room = hub_room(srv->hub, name, name_len);
+    if (!room) {
+        conn_reply_error(c, 503, "too many rooms");
+        return;
+    }
+    struct publish_result res;
+    if (room_publish(room, event_len ? event : NULL, event_len, body, body_len, client, client_len,
+                     &res) < 0) {
+        conn_reply_error(c, 503, "out of memory");
+        return;
+    }
+    srv->stats.published++;
+    char answer[96];
+    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
+                     (unsigned long long)res.id, res.recipients);
+    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+}
+
+static void handle_static(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    const struct http_request *req = r->http;
+    const struct static_file *f = static_files_find(srv->files, req->path.ptr, req->path.len);
+    if (!f) {
+        conn_reply_error(c, 404, "not found");
+        return;
+    }
+    const struct http_str *inm = http_request_header(req, "if-none-match");
+    bool not_modified = false;
+    if (inm) {
+        size_t elen = strlen(f->etag);
+        /* If-None-Match is a list of entity tags, or "*". */
+        const char *p = inm->ptr, *end = inm->ptr + inm->len;
+        while (p < end && !not_modified) {
+            while (p < end && (*p == ' ' || *p == ',' || *p == '\t')) {
+                p++;
+            }
+            const char *q = p;
+            while (q < end && *q != ',') {
+                q++;
+            }
+            const char *e = q;
+            while (e > p && (e[-1] == ' ' || e[-1] == '\t')) {
+                e--;
+            }
+            size_t tlen = (size_t)(e - p);
+            if (tlen >= 2 && p[0] == 'W' && p[1] == '/') {
+                p += 2;
+                tlen -= 2;
+            }
+            not_modified = (tlen == 1 && *p == '*') || (tlen == elen && !memcmp(p, f->etag, elen));
+            p = q;
+        }
+    }
+    conn_reply_file(c, f, not_modified);
+}
+
+static void handle_ping(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    (void)srv;
+    (void)r;
+    conn_stream_ping(c);
+}
+
+static void handle_healthz(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    (void)srv;
+    (void)r;
+    /* Answered from the loop itself, so a 200 means the loop is running. */
+    reply_text(c, 200, "text/plain; charset=utf-8", "ok\n", "Cache-Control: no-store\r\n");
+}
+
+/* Renders into a fresh buffer and queues it as the answer. */
+static void reply_rendered(struct conn *c, struct buf *b, int rc, const char *type)
+{
+    if (rc < 0) {
+        conn_reply_error(c, 503, "out of memory");
+    } else {
+        conn_reply(c, 200, type, b->data, b->len, "Cache-Control: no-store\r\n");
+    }
+    buf_free(b);
+}
+
+/* With --admin-local, /metrics and /stats exist only for loopback clients. */
+static bool admin_refused(struct server *srv, struct conn *c)
+{
+    if (srv->cfg.admin_local && !conn_peer_is_local(c)) {
+        conn_reply_error(c, 404, "not found");
+        return true;
+    }
+    return false;
+}
+
+static void handle_stats(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    char name[ROOM_NAME_MAX + 1];
+    size_t len = 0;
+    if (admin_refused(srv, c)) {
+        return;
+    }
+    switch (query_param(r->http, "room", name, sizeof name, &len)) {
+    case PARAM_ABSENT:
+        len = 0;
+        break;
+    case PARAM_OK:
+        if (room_name_valid(name, len)) {
+            break;
+        }
+        /* fall through */
+    case PARAM_BAD:
+        conn_reply_error(c, 400, "invalid room name");
+        return;
+    }
+    struct buf b = {0};
+    reply_rendered(c, &b, stats_render_json(srv, name, len, &b), "application/json");
+}
+
+static void handle_metrics(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    struct buf b = {0};
+    (void)r;
+    if (admin_refused(srv, c)) {
+        return;
+    }
+    reply_rendered(c, &b, stats_render_prometheus(srv, &b),
+                   "text/plain; version=0.0.4; charset=utf-8");
+}
+
+typedef void route_fn(struct server *srv, struct conn *c, const struct api_req *r);
+
+struct route {
+    const char *path;
+    const char *allow; /* for 405 */
+    unsigned methods;  /* bit per enum http_method */
+    route_fn *fn;
+};
+
+#define M(m)      (1u << (m))
+#define READ_ONLY (M(HTTP_GET) | M(HTTP_HEAD) | M(HTTP_OPTIONS))
+
+static const struct route routes[] = {
+    {"/messages", "GET, HEAD, OPTIONS", READ_ONLY, handle_messages},
+    {"/ping", "GET, HEAD, OPTIONS", READ_ONLY, handle_ping},
+    {"/message", "POST, OPTIONS", M(HTTP_POST) | M(HTTP_OPTIONS), handle_publish},
+    {"/healthz", "GET, HEAD, OPTIONS", READ_ONLY, handle_healthz},
+    {"/stats", "GET, HEAD, OPTIONS", READ_ONLY, handle_stats},
+    {"/metrics", "GET, HEAD, OPTIONS", READ_ONLY, handle_metrics},
+};
+
+static bool path_is(const struct http_request *req, const char *path)
+{
+    size_t n = strlen(path);
+    return req->path.len == n && memcmp(req->path.ptr, path, n) == 0;
+}
+
+static void reply_not_allowed(struct conn *c, const char *allow)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+    reply_text(c, 405, "application/json", "{\"error\":\"method not allowed\"}\n", extra);
+}
+
+void api_handle(struct server *srv, struct conn *c, const struct http_request *req,
+                const char *body, size_t body_len)
+{
+    const struct api_req ar = {req, body, body_len};
+    if (req->method == HTTP_OPTIONS) {
+        conn_reply(c, 204, NULL, NULL, 0, CORS_PREFLIGHT);
+        return;
+    }
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        if (path_is(req, r->path)) {
+            if (r->methods & M(req->method)) {
+                r->fn(srv, c, &ar);
+            } else {
+                reply_not_allowed(c, r->allow);
+            }
+            return;
+        }
+    }
+    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
+        if (static_files_find(srv->files, req->path.ptr, req->path.len)) {
+            reply_not_allowed(c, "GET, HEAD, OPTIONS");
+        } else {
+            conn_reply_error(c, 404, "not found");
+        }
+        return;
+    }
+    handle_static(srv, c, &ar);
+}

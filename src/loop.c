@@ -1,0 +1,278 @@
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOOP_MAX_EVENTS 256
+
+struct loop {
+    int epfd;
+    bool stopping;
+    bool in_timers; /* run_timers is calling callbacks */
+    uint64_t now_ms;
+    /* Binary min-heap of armed timers, 1-based so heap_index 0 means "not armed". */
+    struct loop_timer **heap;
+    size_t heap_len, heap_cap;
+    struct loop_task *tasks_head, *tasks_tail;
+};
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct loop *loop_new(void)
+{
+    struct loop *loop = calloc(1, sizeof *loop);
+    if (!loop) {
+        return NULL;
+    }
+    loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (loop->epfd < 0) {
+        int saved = errno;
+        free(loop);
+        errno = saved;
+        return NULL;
+    }
+    loop->now_ms = monotonic_ms();
+    return loop;
+}
+
+void loop_free(struct loop *loop)
+{
+    if (!loop) {
+        return;
+    }
+    close(loop->epfd);
+    free(loop->heap);
+    free(loop);
+}
+
+int loop_watch_add(struct loop *loop, struct loop_watch *w, int fd, uint32_t events, loop_io_fn *fn)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    w->fd = fd;
+    w->events = events;
+    w->fn = fn;
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        w->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+int loop_watch_mod(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+    if (w->events == events) {
+        return 0;
+    }
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(loop->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0) {
+        return -1;
+    }
+    w->events = events;
+    return 0;
+}
+
+void loop_watch_del(struct loop *loop, struct loop_watch *w)
+{
+    if (w->fd < 0) {
+        return;
+    }
+    epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    w->fd = -1;
+    w->events = 0;
+}
+
+/* ---- timer heap ---- */
+
+static void heap_set(struct loop *loop, size_t i, struct loop_timer *t)
+{
+    loop->heap[i] = t;
+    t->heap_index = i;
+}
+
+static void heap_sift_up(struct loop *loop, size_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    while (i > 1 && loop->heap[i / 2]->when_ms > t->when_ms) {
+        heap_set(loop, i, loop->heap[i / 2]);
+        i /= 2;
+    }
+    heap_set(loop, i, t);
+}
+
+static void heap_sift_down(struct loop *loop, size_t i)
+{
+    struct loop_timer *t = loop->heap[i];
+    for (;;) {
+        size_t c = 2 * i;
+        if (c > loop->heap_len) {
+            break;
+        }
+        if (c + 1 <= loop->heap_len && loop->heap[c + 1]->when_ms < loop->heap[c]->when_ms) {
+            c++;
+        }
+        if (loop->heap[c]->when_ms >= t->when_ms) {
+            break;
+        }
+        heap_set(loop, i, loop->heap[c]);
+        i = c;
+    }
+    heap_set(loop, i, t);
+}
+
+void loop_timer_stop(struct loop *loop, struct loop_timer *t)
+{
+    size_t i = t->heap_index;
+    if (i == 0) {
+        return;
+    }
+    struct loop_timer *last = loop->heap[loop->heap_len--];
+    t->heap_index = 0;
+    if (last == t) {
+        return;
+    }
+    heap_set(loop, i, last);
+    heap_sift_up(loop, i);
+    heap_sift_down(loop, last->heap_index);
+}
+
+int loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms, loop_timer_fn *fn)
+{
+    loop_timer_stop(loop, t);
+    if (loop->heap_len + 1 >= loop->heap_cap) {
+        size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
+        struct loop_timer **h = realloc(loop->heap, cap * sizeof *h);
+        if (!h) {
+            return -1;
+        }
+        loop->heap = h;
+        loop->heap_cap = cap;
+    }
+    /* A timer re-armed from a timer callback with no delay must still wait
+     * for the next iteration, or it could fire again and again right here. */
+    if (delay_ms == 0 && loop->in_timers) {
+        delay_ms = 1;
+    }
+    t->when_ms = loop->now_ms + delay_ms;
+    t->fn = fn;
+    loop->heap_len++;
+    heap_set(loop, loop->heap_len, t);
+    heap_sift_up(loop, loop->heap_len);
+    return 0;
+}
+
+static void run_timers(struct loop *loop)
+{
+    /* Bounded: a callback that re-arms its timer puts it at least 1 ms after
+     * the cached now (see loop_timer_start), so it cannot fire again here. */
+    loop->in_timers = true;
+    while (loop->heap_len > 0 && loop->heap[1]->when_ms <= loop->now_ms) {
+        struct loop_timer *t = loop->heap[1];
+        loop_timer_stop(loop, t);
+        t->fn(loop, t);
+    }
+    loop->in_timers = false;
+}
+
+static int next_timeout(const struct loop *loop)
+{
+    if (loop->tasks_head) {
+        return 0;
+    }
+    if (loop->heap_len == 0) {
+        return -1;
+    }
+    uint64_t when = loop->heap[1]->when_ms;
+    if (when <= loop->now_ms) {
+        return 0;
+    }
+    uint64_t d = when - loop->now_ms;
+    return d > 60000 ? 60000 : (int)d;
+}
+
+/* ---- tasks ---- */
+
+void loop_task_queue(struct loop *loop, struct loop_task *task, loop_task_fn *fn)
+{
+    if (task->queued) {
+        return;
+    }
+    task->fn = fn;
+    task->queued = true;
+    task->next = NULL;
+    if (loop->tasks_tail) {
+        loop->tasks_tail->next = task;
+    } else {
+        loop->tasks_head = task;
+    }
+    loop->tasks_tail = task;
+}
+
+static void run_tasks(struct loop *loop)
+{
+    /* Only the tasks queued before this call run now; tasks they queue go to
+     * a fresh list and wait for the next iteration, so the loop always gets
+     * back to epoll. A task still waiting here is marked queued, so queuing
+     * it again cannot relink it. */
+    struct loop_task *task = loop->tasks_head;
+    loop->tasks_head = loop->tasks_tail = NULL;
+    while (task) {
+        struct loop_task *next = task->next;
+        task->queued = false;
+        task->next = NULL;
+        task->fn(loop, task);
+        task = next;
+    }
+}
+
+void loop_run_pending(struct loop *loop)
+{
+    while (loop->tasks_head) {
+        run_tasks(loop);
+    }
+}
+
+uint64_t loop_now_ms(const struct loop *loop)
+{
+    return loop->now_ms;
+}
+
+void loop_stop(struct loop *loop)
+{
+    loop->stopping = true;
+}
+
+int loop_run(struct loop *loop)
+{
+    struct epoll_event events[LOOP_MAX_EVENTS];
+
+    while (!loop->stopping) {
+        int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
+        loop->now_ms = monotonic_ms();
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct loop_watch *w = events[i].data.ptr;
+            /* A callback earlier in this batch may have unwatched this fd (its
+             * owner is still allocated: owners free themselves from a task). */
+            if (w->fd < 0) {
+                continue;
+            }
+            w->fn(loop, w, events[i].events);
+        }
+        run_timers(loop);
+        run_tasks(loop);
+    }
+    return 0;
+}

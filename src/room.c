@@ -1,0 +1,616 @@
+#include "room.h"
+
+#include "sse.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* One encoded message. Frames are owned by their room's ring and freed when
+ * evicted; subscribers refer to them by sequence number, never by pointer,
+ * so eviction cannot leave a dangling reference. */
+struct frame {
+    uint64_t id;
+    size_t len;         /* encoded bytes in data[0..len) */
+    uint8_t client_len; /* publisher's client id follows the frame bytes */
+    char data[];
+};
+
+struct room {
+    struct hub *hub;
+    struct room *hash_next;
+    struct list idle_node; /* in hub->idle_rooms while it has no subscribers */
+    struct room *dirty_next;
+    bool dirty;
+
+    struct list live;    /* caught-up subscribers */
+    struct list waiting; /* subscribers blocked on their socket */
+    size_t nsubs;
+
+    struct frame **slots; /* ring; capacity is a power of two */
+    size_t slots_cap;
+    uint64_t head;    /* sequence the next frame gets */
+    uint64_t tail;    /* sequence of the oldest retained frame */
+    size_t bytes;     /* sum of retained frames' len */
+    uint64_t lost_id; /* messages with ids <= this may be gone */
+
+    uint8_t name_len;
+    char name[ROOM_NAME_MAX + 1];
+};
+
+struct hub {
+    struct hub_limits limits;
+    hub_ready_fn *ready;
+    hub_schedule_fn *schedule;
+    void *arg;
+
+    uint64_t next_id;
+    uint64_t first_id;
+    /* Ids at or below this may belong to messages of a room that was evicted
+     * or existed before this process: a room created now cannot vouch for
+     * them. */
+    uint64_t lost_id;
+
+    struct room **buckets;
+    size_t nbuckets; /* power of two */
+    size_t nrooms;
+    uint64_t hash_seed;
+
+    struct list idle_rooms; /* least recently used first */
+    struct room *dirty_head;
+};
+
+static uint64_t name_hash(const struct hub *hub, const char *s, size_t len)
+{
+    uint64_t h = hub->hash_seed ^ 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)s[i];
+        h *= 0x100000001b3ULL;
+    }
+    /* Final mix so the low bits (the bucket index) depend on every byte. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_ready_fn *ready,
+                    hub_schedule_fn *schedule, void *arg)
+{
+    struct hub *hub = calloc(1, sizeof *hub);
+    if (!hub) {
+        return NULL;
+    }
+    hub->limits = *limits;
+    if (hub->limits.history == 0) {
+        hub->limits.history = 1;
+    }
+    hub->ready = ready;
+    hub->schedule = schedule;
+    hub->arg = arg;
+    hub->next_id = first_id ? first_id : 1;
+    hub->first_id = hub->next_id;
+    hub->lost_id = hub->next_id - 1;
+    hub->nbuckets = 64;
+    hub->buckets = calloc(hub->nbuckets, sizeof *hub->buckets);
+    if (!hub->buckets) {
+        free(hub);
+        return NULL;
+    }
+    hub->hash_seed = first_id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)hub;
+    list_init(&hub->idle_rooms);
+    return hub;
+}
+
+static void frame_free_range(struct room *room)
+{
+    for (uint64_t s = room->tail; s < room->head; s++) {
+        free(room->slots[s & (room->slots_cap - 1)]);
+    }
+}
+
+static void room_destroy(struct room *room)
+{
+    frame_free_range(room);
+    free(room->slots);
+    free(room);
+}
+
+void hub_free(struct hub *hub)
+{
+    if (!hub) {
+        return;
+    }
+    for (size_t i = 0; i < hub->nbuckets; i++) {
+        struct room *r = hub->buckets[i];
+        while (r) {
+            struct room *next = r->hash_next;
+            room_destroy(r);
+            r = next;
+        }
+    }
+    free(hub->buckets);
+    free(hub);
+}
+
+bool room_name_valid(const char *name, size_t len)
+{
+    if (len == 0 || len > ROOM_NAME_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void mark_dirty(struct hub *hub, struct room *room)
+{
+    if (room->dirty) {
+        return;
+    }
+    room->dirty = true;
+    room->dirty_next = hub->dirty_head;
+    hub->dirty_head = room;
+    if (hub->schedule) {
+        hub->schedule(hub->arg);
+    }
+}
+
+static struct room **room_slot(struct hub *hub, const char *name, size_t len)
+{
+    struct room **pp = &hub->buckets[name_hash(hub, name, len) & (hub->nbuckets - 1)];
+    while (*pp && !((*pp)->name_len == len && memcmp((*pp)->name, name, len) == 0)) {
+        pp = &(*pp)->hash_next;
+    }
+    return pp;
+}
+
+static void hub_unlink_room(struct hub *hub, struct room *room)
+{
+    struct room **pp = room_slot(hub, room->name, room->name_len);
+    if (*pp == room) {
+        *pp = room->hash_next;
+    }
+    if (list_linked(&room->idle_node)) {
+        list_remove(&room->idle_node);
+    }
+    hub->nrooms--;
+}
+
+static void hub_grow_buckets(struct hub *hub)
+{
+    size_t n = hub->nbuckets * 2;
+    struct room **b = calloc(n, sizeof *b);
+    if (!b) {
+        return; /* longer chains, still correct */
+    }
+    for (size_t i = 0; i < hub->nbuckets; i++) {
+        struct room *r = hub->buckets[i];
+        while (r) {
+            struct room *next = r->hash_next;
+            size_t k = name_hash(hub, r->name, r->name_len) & (n - 1);
+            r->hash_next = b[k];
+            b[k] = r;
+            r = next;
+        }
+    }
+    free(hub->buckets);
+    hub->buckets = b;
+    hub->nbuckets = n;
+}
+
+/* Evicts the least recently used room without subscribers. A dirty room is
+ * still referenced by the dirty list, so it is skipped. */
+static bool hub_evict_idle_room(struct hub *hub)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &hub->idle_rooms)
+    {
+        struct room *r = container_of(pos, struct room, idle_node);
+        if (r->dirty) {
+            continue;
+        }
+        if (r->head > 0) {
+            struct frame *newest = r->slots[(r->head - 1) & (r->slots_cap - 1)];
+            if (r->head > r->tail && newest->id > hub->lost_id) {
+                hub->lost_id = newest->id;
+            }
+        }
+        if (r->lost_id > hub->lost_id) {
+            hub->lost_id = r->lost_id;
+        }
+        hub_unlink_room(hub, r);
+        room_destroy(r);
+        return true;
+    }
+    return false;
+}
+
+struct room *hub_room_find(struct hub *hub, const char *name, size_t len)
+{
+    return *room_slot(hub, name, len);
+}
+
+struct room *hub_room(struct hub *hub, const char *name, size_t len)
+{
+    struct room **pp = room_slot(hub, name, len);
+    struct room *room = *pp;
+    if (room) {
+        return room;
+    }
+    if (hub->nrooms >= hub->limits.max_rooms) {
+        if (!hub_evict_idle_room(hub)) {
+            return NULL;
+        }
+        pp = room_slot(hub, name, len);
+    }
+    room = calloc(1, sizeof *room);
+    if (!room) {
+        return NULL;
+    }
+    room->hub = hub;
+    memcpy(room->name, name, len);
+    room->name_len = (uint8_t)len;
+    list_init(&room->live);
+    list_init(&room->waiting);
+    list_init(&room->idle_node);
+    list_push_back(&hub->idle_rooms, &room->idle_node);
+    room->lost_id = hub->lost_id;
+    room->hash_next = NULL;
+    *pp = room;
+    hub->nrooms++;
+    if (hub->nrooms > hub->nbuckets) {
+        hub_grow_buckets(hub);
+    }
+    /* A room nobody ends up using must still be freed: the flush checks it. */
+    mark_dirty(hub, room);
+    return room;
+}
+
+size_t hub_room_count(const struct hub *hub)
+{
+    return hub->nrooms;
+}
+
+void hub_foreach_room(const struct hub *hub, void (*fn)(const struct room *room, void *arg),
+                      void *arg)
+{
+    for (size_t i = 0; i < hub->nbuckets; i++) {
+        for (const struct room *r = hub->buckets[i]; r; r = r->hash_next) {
+            fn(r, arg);
+        }
+    }
+}
+
+uint64_t hub_last_id(const struct hub *hub)
+{
+    return hub->next_id - 1;
+}
+
+size_t room_frames(const struct room *room)
+{
+    return (size_t)(room->head - room->tail);
+}
+
+size_t room_bytes(const struct room *room)
+{
+    return room->bytes;
+}
+
+size_t room_subscribers(const struct room *room)
+{
+    return room->nsubs;
+}
+
+const char *room_name(const struct room *room)
+{
+    return room->name;
+}
+
+static struct frame *room_frame(const struct room *room, uint64_t seq)
+{
+    return room->slots[seq & (room->slots_cap - 1)];
+}
+
+static void room_evict_oldest(struct room *room)
+{
+    struct frame *f = room_frame(room, room->tail);
+    room->bytes -= f->len;
+    room->lost_id = f->id;
+    free(f);
+    room->tail++;
+}
+
+/* Makes room for one more frame in the slot array. */
+static int room_reserve_slot(struct room *room)
+{
+    size_t count = (size_t)(room->head - room->tail);
+    if (count < room->slots_cap) {
+        return 0;
+    }
+    size_t cap = room->slots_cap ? room->slots_cap * 2 : 8;
+    struct frame **s = malloc(cap * sizeof *s);
+    if (!s) {
+        return -1;
+    }
+    for (uint64_t q = room->tail; q < room->head; q++) {
+        s[q & (cap - 1)] = room_frame(room, q);
+    }
+    free(room->slots);
+    room->slots = s;
+    room->slots_cap = cap;
+    return 0;
+}
+
+static bool frame_excludes(const struct frame *f, const struct subscriber *sub)
+{
+    return f->client_len && f->client_len == sub->client_len &&
+           memcmp(f->data + f->len, sub->client, f->client_len) == 0;
+}
+
+static size_t count_recipients(const struct room *room, const struct frame *f)
+{
+    if (!f->client_len) {
+        return room->nsubs;
+    }
+    size_t n = 0;
+    const struct list *lists[2] = {&room->live, &room->waiting};
+    for (int i = 0; i < 2; i++) {
+        for (const struct list *p = lists[i]->next; p != lists[i]; p = p->next) {
+            const struct subscriber *s = container_of(p, const struct subscriber, node);
+            n += !frame_excludes(f, s);
+        }
+    }
+    return n;
+}
+
+int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
+                 size_t data_len, const char *client, size_t client_len, struct publish_result *res)
+{
+    struct hub *hub = room->hub;
+    uint64_t id = hub->next_id;
+    if (client_len > ROOM_CLIENT_MAX) {
+        client_len = ROOM_CLIENT_MAX;
+    }
+    size_t flen = sse_frame_size(id, event, event_len, data, data_len);
+    struct frame *f = malloc(sizeof *f + flen + client_len);
+    if (!f) {
+        return -1;
+    }
+    if (room_reserve_slot(room) < 0) {
+        free(f);
+        return -1;
+    }
+    f->id = id;
+    f->len = sse_frame_encode(f->data, id, event, event_len, data, data_len);
+    f->client_len = (uint8_t)client_len;
+    if (client_len) {
+        memcpy(f->data + f->len, client, client_len);
+    }
+    while (room->head > room->tail && (room->head - room->tail >= hub->limits.history ||
+                                       room->bytes + f->len > hub->limits.history_bytes)) {
+        room_evict_oldest(room);
+    }
+    room->slots[room->head & (room->slots_cap - 1)] = f;
+    room->head++;
+    room->bytes += f->len;
+    hub->next_id++;
+
+    if (room->nsubs == 0 && list_linked(&room->idle_node)) {
+        /* Recently used: move to the back of the eviction order. */
+        list_remove(&room->idle_node);
+        list_push_back(&hub->idle_rooms, &room->idle_node);
+    }
+    mark_dirty(hub, room);
+    res->id = id;
+    res->recipients = count_recipients(room, f);
+    return 0;
+}
+
+struct room_start room_start_live(const struct room *room)
+{
+    struct room_start st = {.cursor = room->head};
+    return st;
+}
+
+struct room_start room_start_history(const struct room *room, uint64_t n)
+{
+    struct room_start st = {.cursor = room->head};
+    uint64_t retained = room->head - room->tail;
+    st.cursor = room->head - (n < retained ? n : retained);
+    return st;
+}
+
+/* Oldest retained id, or the next id when nothing is retained. */
+static uint64_t room_oldest_id(const struct room *room)
+{
+    if (room->head == room->tail) {
+        return room->hub->next_id;
+    }
+    return room_frame(room, room->tail)->id;
+}
+
+struct room_start room_start_after(const struct room *room, uint64_t last_id)
+{
+    struct room_start st = {.cursor = room->tail};
+    if (last_id < room->lost_id || last_id >= room->hub->next_id) {
+        /* Older than what the ring can vouch for, or never issued here. */
+        st.reset = true;
+        st.oldest_id = room_oldest_id(room);
+        return st;
+    }
+    /* Ids increase along the ring: binary search for the first id > last_id. */
+    uint64_t lo = room->tail, hi = room->head;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (room_frame(room, mid)->id <= last_id) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    st.cursor = lo;
+    return st;
+}
+
+void room_subscribe(struct room *room, struct subscriber *sub, const struct room_start *start,
+                    const char *client, size_t client_len)
+{
+    struct hub *hub = room->hub;
+    sub->room = room;
+    sub->cursor = start->cursor < room->tail ? room->tail : start->cursor;
+    sub->offset = 0;
+    if (client_len > ROOM_CLIENT_MAX) {
+        client_len = ROOM_CLIENT_MAX;
+    }
+    sub->client_len = (uint8_t)client_len;
+    if (client_len) {
+        memcpy(sub->client, client, client_len);
+    }
+    sub->waiting = false;
+    list_push_back(&room->live, &sub->node);
+    if (room->nsubs++ == 0 && list_linked(&room->idle_node)) {
+        list_remove(&room->idle_node);
+    }
+    if (sub->cursor < room->head) {
+        /* Owed a replay: let the flush hand it to its connection. */
+        mark_dirty(hub, room);
+    }
+}
+
+void room_unsubscribe(struct subscriber *sub)
+{
+    struct room *room = sub->room;
+    if (!room) {
+        return;
+    }
+    list_remove(&sub->node);
+    sub->room = NULL;
+    if (--room->nsubs == 0) {
+        list_push_back(&room->hub->idle_rooms, &room->idle_node);
+        if (room->head == room->tail) {
+            mark_dirty(room->hub, room); /* so the flush frees it */
+        }
+    }
+}
+
+/* Moves the cursor past frames this subscriber must not receive. */
+static void skip_excluded(struct subscriber *sub)
+{
+    const struct room *room = sub->room;
+    if (!sub->client_len) {
+        return;
+    }
+    while (sub->offset == 0 && sub->cursor >= room->tail && sub->cursor < room->head &&
+           frame_excludes(room_frame(room, sub->cursor), sub)) {
+        sub->cursor++;
+    }
+}
+
+size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, size_t max_bytes)
+{
+    const struct room *room = sub->room;
+    if (!room || sub->cursor < room->tail) {
+        return 0;
+    }
+    size_t n = 0, bytes = 0;
+    size_t offset = sub->offset;
+    for (uint64_t seq = sub->cursor; seq < room->head && n < max_iov && bytes < max_bytes; seq++) {
+        const struct frame *f = room_frame(room, seq);
+        if (offset == 0 && frame_excludes(f, sub)) {
+            continue;
+        }
+        iov[n].iov_base = (void *)(f->data + offset);
+        iov[n].iov_len = f->len - offset;
+        bytes += iov[n].iov_len;
+        n++;
+        offset = 0;
+    }
+    return n;
+}
+
+void room_sub_advance(struct subscriber *sub, size_t n)
+{
+    const struct room *room = sub->room;
+    skip_excluded(sub);
+    while (n > 0 && sub->cursor < room->head) {
+        const struct frame *f = room_frame(room, sub->cursor);
+        size_t left = f->len - sub->offset;
+        if (n < left) {
+            sub->offset += n;
+            return;
+        }
+        n -= left;
+        sub->cursor++;
+        sub->offset = 0;
+        skip_excluded(sub);
+    }
+}
+
+bool room_sub_lagged(const struct subscriber *sub)
+{
+    return sub->room && sub->cursor < sub->room->tail;
+}
+
+void room_sub_set_waiting(struct subscriber *sub, bool waiting)
+{
+    struct room *room = sub->room;
+    if (!room || sub->waiting == waiting) {
+        return;
+    }
+    sub->waiting = waiting;
+    list_remove(&sub->node);
+    list_push_back(waiting ? &room->waiting : &room->live, &sub->node);
+}
+
+static size_t room_flush(struct hub *hub, struct room *room)
+{
+    size_t calls = 0;
+    struct list *pos, *tmp;
+    /* The callback may close the subscriber (unlinking it) but no other one,
+     * so iterating with a saved next pointer is safe. */
+    list_for_each_safe(pos, tmp, &room->waiting)
+    {
+        struct subscriber *sub = container_of(pos, struct subscriber, node);
+        if (room_sub_lagged(sub)) {
+            hub->ready(sub, hub->arg);
+            calls++;
+        }
+    }
+    list_for_each_safe(pos, tmp, &room->live)
+    {
+        struct subscriber *sub = container_of(pos, struct subscriber, node);
+        skip_excluded(sub);
+        if (sub->cursor < room->head) {
+            hub->ready(sub, hub->arg);
+            calls++;
+        }
+    }
+    return calls;
+}
+
+size_t hub_flush(struct hub *hub)
+{
+    size_t calls = 0;
+    /* Detach the list first: callbacks may publish or subscribe, which marks
+     * rooms dirty again for the next flush. */
+    struct room *room = hub->dirty_head;
+    hub->dirty_head = NULL;
+    while (room) {
+        struct room *next = room->dirty_next;
+        room->dirty = false;
+        room->dirty_next = NULL;
+        calls += room_flush(hub, room);
+        if (room->nsubs == 0 && room->head == room->tail && !room->dirty) {
+            hub_unlink_room(hub, room);
+            room_destroy(room);
+        }
+        room = next;
+    }
+    return calls;
+}

@@ -1,0 +1,292 @@
+#include "server.h"
+
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "room.h"
+#include "static_files.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Accepts per listener wakeup: new connections cannot starve the
+ * established ones. */
+#define ACCEPT_BATCH 64
+/* Descriptors kept free for files and the spare fd when deriving the client
+ * limit from RLIMIT_NOFILE. */
+#define RESERVED_FDS 32
+/* After EMFILE with nothing to shed, retry accepting after this long. */
+#define ACCEPT_RETRY_MS 100
+
+static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                    "Content-Type: application/json\r\n"
+                                    "Content-Length: 30\r\n"
+                                    "Retry-After: 1\r\n"
+                                    "Access-Control-Allow-Origin: *\r\n"
+                                    "Connection: close\r\n\r\n"
+                                    "{\"error\":\"too many clients\"}\n";
+
+uint32_t server_random(struct server *srv)
+{
+    /* xorshift64*: plenty for jitter, and no syscall per connection. */
+    uint64_t x = srv->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    srv->rng = x;
+    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+const char *server_date(struct server *srv)
+{
+    time_t now = time(NULL);
+    if (now != srv->date_sec) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        srv->date_sec = now;
+    }
+    return srv->date;
+}
+
+static void server_pause_accept(struct server *srv);
+
+static void on_accept_timer(struct loop *loop, struct loop_timer *t)
+{
+    struct server *srv = container_of(t, struct server, accept_timer);
+    (void)loop;
+    if (srv->accept_paused) {
+        srv->accept_paused = false;
+        if (loop_watch_mod(srv->loop, &srv->listen_watch, EPOLLIN) < 0) {
+            log_error("cannot resume accepting: %s", strerror(errno));
+        }
+    }
+}
+
+/* Out of descriptors and nothing could be shed: stop watching the listener
+ * for a moment rather than spin on a readable socket we cannot accept from. */
+static void server_pause_accept(struct server *srv)
+{
+    if (srv->accept_paused) {
+        return;
+    }
+    srv->accept_paused = true;
+    loop_watch_mod(srv->loop, &srv->listen_watch, 0);
+    loop_timer_start(srv->loop, &srv->accept_timer, ACCEPT_RETRY_MS, on_accept_timer);
+}
+
+static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+    struct server *srv = container_of(w, struct server, listen_watch);
+    (void)loop;
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        int fd = net_accept(srv->listen_fd);
+        if (fd == NET_AGAIN) {
+            return;
+        }
+        if (fd == NET_NO_FDS) {
+            srv->stats.shed_no_fds++;
+            if (srv->stats.shed_no_fds % 1000 == 1) {
+                log_warn("out of file descriptors with %zu connections: shedding new ones",
+                         srv->nconns);
+            }
+            if (!net_shed_one(srv->listen_fd, &srv->spare_fd)) {
+                server_pause_accept(srv);
+            }
+            return;
+        }
+        if (fd < 0) {
+            log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        if (srv->nconns >= srv->max_clients) {
+            /* Admission control before any allocation: a polite, best-effort
+             * answer on a fresh socket whose buffer is empty. */
+            srv->stats.rejected_busy++;
+            ssize_t n = send(fd, busy_response, sizeof busy_response - 1, MSG_NOSIGNAL);
+            (void)n;
+            close(fd);
+            continue;
+        }
+        if (conn_accept(srv, fd) < 0) {
+            log_warn("cannot set up a connection: out of memory");
+        }
+    }
+}
+
+/* Loading reads files with blocking I/O: acceptable on an operator's SIGHUP,
+ * bounded by the static directory's limits. */
+static void server_reload_static(struct server *srv)
+{
+    char err[256];
+    struct static_files *files = static_files_load(srv->cfg.static_dir, err, sizeof err);
+    if (!files) {
+        log_error("reloading static files: %s; keeping the old ones", err);
+        return;
+    }
+    static_files_unref(srv->files);
+    srv->files = files;
+    log_info("reloaded %zu static files from %s", static_files_count(files), srv->cfg.static_dir);
+}
+
+static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+    struct server *srv = container_of(w, struct server, signal_watch);
+    struct signalfd_siginfo si;
+    (void)events;
+    while (read(srv->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
+            log_info("signal %u: shutting down", si.ssi_signo);
+            loop_stop(loop);
+        } else if (si.ssi_signo == SIGHUP) {
+            server_reload_static(srv);
+        }
+    }
+}
+
+static void on_hub_task(struct loop *loop, struct loop_task *task)
+{
+    struct server *srv = container_of(task, struct server, hub_task);
+    (void)loop;
+    hub_flush(srv->hub);
+}
+
+static void schedule_hub_flush(void *arg)
+{
+    struct server *srv = arg;
+    loop_task_queue(srv->loop, &srv->hub_task, on_hub_task);
+}
+
+/* Message ids start from the wall clock in microseconds, so ids from an
+ * earlier run of the server are always older than this run's: a client that
+ * resumes with an old id is told what it missed instead of being confused
+ * with a new message. (2^53, the largest integer JavaScript holds exactly, is
+ * reached in the year 2255.) */
+static uint64_t first_message_id(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int server_init(struct server *srv, const struct config *cfg)
+{
+    char err[256];
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = *cfg;
+    srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
+    srv->listen_watch.fd = srv->signal_watch.fd = -1;
+    list_init(&srv->conns);
+    log_set_level((enum log_level)cfg->log_level);
+    log_set_format((enum log_format)cfg->log_format);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    srv->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^ 1;
+
+    /* A write to a client that just went away must fail with EPIPE, not
+     * kill the server. */
+    signal(SIGPIPE, SIG_IGN);
+
+    size_t fd_limit = net_raise_fd_limit();
+    srv->max_clients = cfg->max_clients
+                           ? cfg->max_clients
+                           : (fd_limit > 2 * RESERVED_FDS ? fd_limit - RESERVED_FDS : fd_limit / 2);
+
+    srv->files = static_files_load(cfg->static_dir, err, sizeof err);
+    if (!srv->files) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (static_files_count(srv->files) == 0) {
+        log_warn("no static files found in %s", cfg->static_dir);
+    }
+
+    srv->loop = loop_new();
+    if (!srv->loop) {
+        log_error("epoll: %s", strerror(errno));
+        return -1;
+    }
+    srv->started_ms = loop_now_ms(srv->loop);
+    struct hub_limits limits = {cfg->history, cfg->history_bytes, cfg->max_rooms};
+    srv->hub = hub_new(&limits, first_message_id(), conn_hub_ready, schedule_hub_flush, srv);
+    if (!srv->hub) {
+        log_error("out of memory");
+        return -1;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (srv->signal_fd < 0 ||
+        loop_watch_add(srv->loop, &srv->signal_watch, srv->signal_fd, EPOLLIN, on_signal) < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return -1;
+    }
+
+    srv->listen_fd = net_listen(cfg->bind, cfg->port, &srv->port, err, sizeof err);
+    if (srv->listen_fd < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    srv->spare_fd = net_spare_open();
+    if (loop_watch_add(srv->loop, &srv->listen_watch, srv->listen_fd, EPOLLIN, on_listen) < 0) {
+        log_error("epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+
+    const char *host = cfg->bind;
+    bool v6 = strchr(host, ':') != NULL;
+    printf("sse-server listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           srv->port);
+    fflush(stdout);
+    log_info("serving %zu static files from %s; at most %zu clients",
+             static_files_count(srv->files), cfg->static_dir, srv->max_clients);
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    int rc = loop_run(srv->loop);
+    if (rc < 0) {
+        log_error("epoll_wait: %s", strerror(errno));
+    }
+    return rc;
+}
+
+void server_release(struct server *srv)
+{
+    if (srv->loop) {
+        conn_close_all(srv);
+        /* Frees the connections just closed (their free tasks are queued). */
+        loop_stop(srv->loop);
+        loop_watch_del(srv->loop, &srv->listen_watch);
+        loop_watch_del(srv->loop, &srv->signal_watch);
+        loop_run_pending(srv->loop);
+    }
+    if (srv->listen_fd >= 0) {
+        close(srv->listen_fd);
+    }
+    if (srv->spare_fd >= 0) {
+        close(srv->spare_fd);
+    }
+    if (srv->signal_fd >= 0) {
+        close(srv->signal_fd);
+    }
+    hub_free(srv->hub);
+    static_files_unref(srv->files);
+    loop_free(srv->loop);
+    memset(srv, 0, sizeof *srv);
+}

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs what the test suite needs when it is missing (Debian 12 and
+# derivatives). Does nothing when everything is already there.
+set -e
+
+need=""
+pkg-config --exists cmocka 2>/dev/null || need="$need libcmocka-dev pkg-config"
+command -v cc >/dev/null 2>&1 || need="$need build-essential"
+command -v make >/dev/null 2>&1 || need="$need make"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v clang-14 >/dev/null 2>&1 || need="$need clang-14"
+[ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] ||
+    dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need="$need libclang-rt-14-dev"
+command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
+
+[ -z "$need" ] && exit 0
+
+echo "installing test dependencies:$need"
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "please install as root: apt-get install -y$need" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq $need

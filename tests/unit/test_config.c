@@ -1,0 +1,698 @@
+/*
+ * Unit tests for option parsing (src/config.c): defaults, flags in both
+ * spellings, size suffixes, ranges, SSE_* environment variables and their
+ * precedence, and --help / --version.
+ *
+ * config_parse prints to stdout and stderr; each call runs with both
+ * redirected into a temporary file, so the output can be checked and the
+ * test log stays clean.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+
+extern char **environ;
+
+/* ---------------------------------------------------------------- helpers */
+
+static char output[16384]; /* what the last parse printed, stdout then stderr */
+
+/* Removes every SSE_* variable, so the environment of the test run cannot
+ * leak into the results. */
+static void clear_sse_env(void)
+{
+    for (;;) {
+        char name[256] = "";
+        for (char **e = environ; *e; e++) {
+            if (strncmp(*e, "SSE_", 4) == 0) {
+                size_t n = strcspn(*e, "=");
+                if (n < sizeof name) {
+                    memcpy(name, *e, n);
+                    name[n] = '\0';
+                }
+                break;
+            }
+        }
+        if (!name[0]) {
+            return;
+        }
+        unsetenv(name);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    clear_sse_env();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clear_sse_env();
+    return 0;
+}
+
+static size_t read_all(FILE *f, char *out, size_t cap)
+{
+    rewind(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = '\0';
+    return n;
+}
+
+/* Runs config_parse on a NULL-terminated argument list (argv[0] is added)
+ * with stdout and stderr captured into `output`. */
+static enum config_result parse_argv(struct config *cfg, const char *const *args)
+{
+    char *argv[64];
+    int argc = 0;
+    argv[argc++] = (char *)"sse-server";
+    for (; args && *args; args++) {
+        assert_true(argc < 63);
+        argv[argc++] = (char *)*args;
+    }
+    argv[argc] = NULL;
+
+    FILE *out = tmpfile(), *err = tmpfile();
+    assert_non_null(out);
+    assert_non_null(err);
+    fflush(stdout);
+    fflush(stderr);
+    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
+    assert_true(saved_out >= 0 && saved_err >= 0);
+    dup2(fileno(out), STDOUT_FILENO);
+    dup2(fileno(err), STDERR_FILENO);
+
+    enum config_result r = config_parse(cfg, argc, argv);
+
+    fflush(stdout);
+    fflush(stderr);
+    dup2(saved_out, STDOUT_FILENO);
+    dup2(saved_err, STDERR_FILENO);
+    close(saved_out);
+    close(saved_err);
+    size_t n = read_all(out, output, sizeof output);
+    read_all(err, output + n, sizeof output - n);
+    fclose(out);
+    fclose(err);
+    return r;
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* A parse that must succeed. */
+static void parse_ok(struct config *cfg, const char *const *args)
+{
+    enum config_result r = parse_argv(cfg, args);
+    if (r != CONFIG_RUN) {
+        fail_msg("config_parse(%s ...) = %d, output: %s", args && args[0] ? args[0] : "", (int)r,
+                 output);
+    }
+}
+
+/* A parse that must fail, with a message on stderr. */
+static void parse_err(const char *const *args)
+{
+    struct config cfg;
+    enum config_result r = parse_argv(&cfg, args);
+    if (r != CONFIG_EXIT_ERROR) {
+        fail_msg("config_parse(%s %s) = %d, want an error", args[0] ? args[0] : "",
+                 args[0] && args[1] ? args[1] : "", (int)r);
+    }
+    assert_non_null(strstr(output, "sse-server:"));
+}
+
+/* ---------------------------------------------------------------- defaults */
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct config cfg;
+    memset(&cfg, 0xA5, sizeof cfg); /* everything is set, nothing left over */
+    parse_ok(&cfg, NULL);
+    assert_string_equal(output, ""); /* silent */
+    assert_string_equal(cfg.bind, "0.0.0.0");
+    assert_int_equal(cfg.port, 8080);
+    assert_int_equal(cfg.max_body, 1u << 20);
+    assert_int_equal(cfg.history, 1000);
+    assert_int_equal(cfg.history_bytes, 16u << 20);
+    assert_int_equal(cfg.max_rooms, 10000);
+    assert_int_equal(cfg.retry_ms, 3000);
+    assert_int_equal(cfg.heartbeat_s, 15);
+    assert_int_equal(cfg.ping_ms, 2000);
+    assert_int_equal(cfg.header_timeout_s, 10);
+    assert_int_equal(cfg.keepalive_timeout_s, 30);
+    assert_int_equal(cfg.max_clients, 0);
+    assert_int_equal(cfg.log_level, LOG_INFO);
+    /* static/ beside the binary, else ./static */
+    size_t n = strlen(cfg.static_dir);
+    assert_true(n >= 6 && n < sizeof cfg.static_dir);
+    assert_string_equal(cfg.static_dir + n - 6, "static");
+}
+
+/* ---------------------------------------------------------------- flags */
+
+static void test_flags(void **state)
+{
+    (void)state;
+    struct config cfg;
+
+    parse_ok(&cfg, ARGS("--port", "0"));
+    assert_int_equal(cfg.port, 0);
+    parse_ok(&cfg, ARGS("--port=9000"));
+    assert_int_equal(cfg.port, 9000);
+    parse_ok(&cfg, ARGS("--port", "080"));
+    assert_int_equal(cfg.port, 80);
+
+    parse_ok(&cfg, ARGS("--bind", "127.0.0.1"));
+    assert_string_equal(cfg.bind, "127.0.0.1");
+    parse_ok(&cfg, ARGS("--bind=::1"));
+    assert_string_equal(cfg.bind, "::1");
+
+    parse_ok(&cfg, ARGS("--static", "/srv/www"));
+    assert_string_equal(cfg.static_dir, "/srv/www");
+    parse_ok(&cfg, ARGS("--static=rel/dir"));
+    assert_string_equal(cfg.static_dir, "rel/dir");
+
+    parse_ok(&cfg, ARGS("--history", "5", "--max-rooms", "7", "--retry-ms", "150", "--heartbeat",
+                        "2", "--ping-ms=25", "--header-timeout", "3", "--keepalive-timeout=4",
+                        "--max-clients", "100"));
+    assert_int_equal(cfg.history, 5);
+    assert_int_equal(cfg.max_rooms, 7);
+    assert_int_equal(cfg.retry_ms, 150);
+    assert_int_equal(cfg.heartbeat_s, 2);
+    assert_int_equal(cfg.ping_ms, 25);
+    assert_int_equal(cfg.header_timeout_s, 3);
+    assert_int_equal(cfg.keepalive_timeout_s, 4);
+    assert_int_equal(cfg.max_clients, 100);
+    /* Options not given keep their defaults. */
+    assert_int_equal(cfg.port, 8080);
+    assert_int_equal(cfg.max_body, 1u << 20);
+
+    /* A repeated option: the last one wins. */
+    parse_ok(&cfg, ARGS("--port", "1", "--port=2", "--port", "3"));
+    assert_int_equal(cfg.port, 3);
+
+    /* A value that looks like an option is still a value. */
+    parse_ok(&cfg, ARGS("--static", "--port"));
+    assert_string_equal(cfg.static_dir, "--port");
+    assert_int_equal(cfg.port, 8080);
+    /* '=' splits at the first one only. */
+    parse_ok(&cfg, ARGS("--static=a=b"));
+    assert_string_equal(cfg.static_dir, "a=b");
+
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {
+        {"error", LOG_ERROR}, {"warn", LOG_WARN}, {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        parse_ok(&cfg, ARGS("--log-level", levels[i].name));
+        assert_int_equal(cfg.log_level, levels[i].level);
+    }
+}
+
+static void test_size_suffixes(void **state)
+{
+    (void)state;
+    struct config cfg;
+    static const struct {
+        const char *arg;
+        size_t value;
+    } v[] = {
+        {"--max-body=2k", 2048},
+        {"--max-body=2K", 2048},
+        {"--max-body=1m", 1u << 20},
+        {"--max-body=3M", 3u << 20},
+        {"--max-body=64m", 64u << 20},
+        {"--max-body=65536k", 64u << 20},
+        {"--max-body=1", 1},
+        {"--max-body=12345", 12345},
+        {"--history-bytes=1k", 1024},
+        {"--history-bytes=1g", (size_t)1 << 30},
+        {"--history-bytes=1024g", (size_t)1 << 40},
+        {"--history-bytes=4096", 4096},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        parse_ok(&cfg, ARGS(v[i].arg));
+        size_t got = strncmp(v[i].arg, "--max-body", 10) == 0 ? cfg.max_body : cfg.history_bytes;
+        if (got != v[i].value) {
+            fail_msg("%s gave %zu, want %zu", v[i].arg, got, v[i].value);
+        }
+    }
+    parse_ok(&cfg, ARGS("--max-body", "2k"));
+    assert_int_equal(cfg.max_body, 2048);
+    parse_ok(&cfg, ARGS("--max-body", "1m"));
+    assert_int_equal(cfg.max_body, 1u << 20);
+
+    /* Suffixes are for sizes only. */
+    parse_err(ARGS("--port", "1k"));
+    parse_err(ARGS("--history", "1k"));
+    /* Unknown, doubled or misplaced suffixes. */
+    parse_err(ARGS("--max-body", "1kb"));
+    parse_err(ARGS("--max-body", "1t"));
+    parse_err(ARGS("--max-body", "1kk"));
+    parse_err(ARGS("--max-body", "k"));
+    parse_err(ARGS("--max-body", "1 k"));
+    parse_err(ARGS("--max-body", "1.5k"));
+    /* Past the range after scaling, and overflowing the scaling. */
+    parse_err(ARGS("--max-body", "65m"));
+    parse_err(ARGS("--max-body", "1g"));
+    parse_err(ARGS("--max-body", "65537k"));
+    parse_err(ARGS("--history-bytes", "1025g"));
+    parse_err(ARGS("--history-bytes", "18446744073709551615k"));
+    parse_err(ARGS("--history-bytes", "17179869184g"));       /* 2^34 GiB wraps to 0 */
+    parse_err(ARGS("--history-bytes", "17179869185g"));       /* ...and this to 1 GiB */
+    parse_err(ARGS("--history-bytes", "18014398509481985k")); /* 2^54 + 1 KiB: to 1 KiB */
+    parse_err(ARGS("--retain-records", "17179869184g"));      /* to 0, which is allowed */
+}
+
+/* ---------------------------------------------------------------- ranges */
+
+struct range {
+    const char *flag;
+    const char *min, *max;     /* accepted */
+    const char *below, *above; /* rejected (below NULL when min is 0) */
+    unsigned long long min_v, max_v;
+};
+
+static unsigned long long field_value(const struct config *cfg, const char *flag)
+{
+    if (!strcmp(flag, "--port")) {
+        return (unsigned long long)cfg->port;
+    }
+    if (!strcmp(flag, "--max-body")) {
+        return cfg->max_body;
+    }
+    if (!strcmp(flag, "--history")) {
+        return cfg->history;
+    }
+    if (!strcmp(flag, "--history-bytes")) {
+        return cfg->history_bytes;
+    }
+    if (!strcmp(flag, "--max-rooms")) {
+        return cfg->max_rooms;
+    }
+    if (!strcmp(flag, "--retry-ms")) {
+        return cfg->retry_ms;
+    }
+    if (!strcmp(flag, "--heartbeat")) {
+        return cfg->heartbeat_s;
+    }
+    if (!strcmp(flag, "--ping-ms")) {
+        return cfg->ping_ms;
+    }
+    if (!strcmp(flag, "--header-timeout")) {
+        return cfg->header_timeout_s;
+    }
+    if (!strcmp(flag, "--keepalive-timeout")) {
+        return cfg->keepalive_timeout_s;
+    }
+    if (!strcmp(flag, "--max-clients")) {
+        return cfg->max_clients;
+    }
+    fail_msg("no field for %s", flag);
+    return 0;
+}
+
+static void test_ranges(void **state)
+{
+    (void)state;
+    static const struct range ranges[] = {
+        {"--port", "0", "65535", NULL, "65536", 0, 65535},
+        {"--max-body", "1", "67108864", "0", "67108865", 1, 64u << 20},
+        {"--history", "1", "16777216", "0", "16777217", 1, 1u << 24},
+        {"--history-bytes", "1024", "1099511627776", "1023", "1099511627777", 1024,
+         (unsigned long long)1 << 40},
+        {"--max-rooms", "1", "16777216", "0", "16777217", 1, 1u << 24},
+        {"--retry-ms", "100", "3600000", "99", "3600001", 100, 3600000},
+        {"--heartbeat", "1", "3600", "0", "3601", 1, 3600},
+        {"--ping-ms", "10", "3600000", "9", "3600001", 10, 3600000},
+        {"--header-timeout", "1", "3600", "0", "3601", 1, 3600},
+        {"--keepalive-timeout", "1", "3600", "0", "3601", 1, 3600},
+        {"--max-clients", "0", "16777216", NULL, "16777217", 0, 1u << 24},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        const struct range *r = &ranges[i];
+        struct config cfg;
+        parse_ok(&cfg, ARGS(r->flag, r->min));
+        assert_int_equal(field_value(&cfg, r->flag), r->min_v);
+        parse_ok(&cfg, ARGS(r->flag, r->max));
+        assert_int_equal(field_value(&cfg, r->flag), r->max_v);
+        if (r->below) {
+            parse_err(ARGS(r->flag, r->below));
+        }
+        parse_err(ARGS(r->flag, r->above));
+        /* Non-numeric values, for every numeric option. */
+        static const char *const junk[] = {"",
+                                           "abc",
+                                           "-1",
+                                           "+1",
+                                           " 1",
+                                           "1 ",
+                                           "1.0",
+                                           "0x10",
+                                           "1e3",
+                                           "12abc",
+                                           "1,5",
+                                           "\xd9\xa1",
+                                           "99999999999999999999999",
+                                           "18446744073709551616",
+                                           "NaN"};
+        for (size_t k = 0; k < sizeof junk / sizeof junk[0]; k++) {
+            parse_err(ARGS(r->flag, junk[k]));
+        }
+        /* The message names the option and the range. */
+        parse_err(ARGS(r->flag, "abc"));
+        assert_non_null(strstr(output, r->flag));
+        assert_non_null(strstr(output, r->max));
+    }
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    /* Unknown options, in every spelling. */
+    parse_err(ARGS("--nope"));
+    parse_err(ARGS("--nope=1"));
+    parse_err(ARGS("--PORT", "1"));
+    parse_err(ARGS("--por", "1"));
+    parse_err(ARGS("--portx", "1"));
+    parse_err(ARGS("---port", "1"));
+    parse_err(ARGS("--"));
+    parse_err(ARGS("--="));
+    parse_err(ARGS("--help=1"));
+    parse_err(ARGS("--version=1"));
+    /* Not options at all. */
+    parse_err(ARGS("-p", "1"));
+    parse_err(ARGS("-x"));
+    parse_err(ARGS("port"));
+    parse_err(ARGS("8080"));
+    parse_err(ARGS("-"));
+    parse_err(ARGS(""));
+    /* A good option followed by a bad one still fails. */
+    parse_err(ARGS("--port", "1", "--nope"));
+    parse_err(ARGS("--port", "1", "extra"));
+
+    /* A missing value. */
+    parse_err(ARGS("--port"));
+    parse_err(ARGS("--bind"));
+    parse_err(ARGS("--history", "5", "--max-body"));
+    parse_err(ARGS("--port="));
+    parse_err(ARGS("--max-body="));
+    assert_non_null(strstr(output, "--max-body"));
+
+    /* String and path limits. */
+    char bind[80];
+    memset(bind, 'a', sizeof bind);
+    bind[63] = '\0';
+    struct config cfg;
+    parse_ok(&cfg, ARGS("--bind", bind));
+    assert_int_equal(strlen(cfg.bind), 63);
+    bind[63] = 'a';
+    bind[64] = '\0';
+    parse_err(ARGS("--bind", bind));
+    parse_err(ARGS("--static", ""));
+    parse_err(ARGS("--static="));
+    char *longpath = malloc(PATH_MAX + 10);
+    assert_non_null(longpath);
+    memset(longpath, 'p', PATH_MAX + 9);
+    longpath[PATH_MAX] = '\0';
+    parse_err(ARGS("--static", longpath));
+    longpath[PATH_MAX - 1] = '\0';
+    parse_ok(&cfg, ARGS("--static", longpath));
+    assert_int_equal(strlen(cfg.static_dir), PATH_MAX - 1);
+    free(longpath);
+
+    parse_err(ARGS("--log-level", "loud"));
+    parse_err(ARGS("--log-level", "INFO"));
+    parse_err(ARGS("--log-level", ""));
+}
+
+/* ---------------------------------------------------------------- environment */
+
+static void test_env(void **state)
+{
+    (void)state;
+    struct config cfg;
+    setenv("SSE_PORT", "1234", 1);
+    setenv("SSE_BIND", "127.0.0.2", 1);
+    setenv("SSE_MAX_BODY", "4k", 1);
+    setenv("SSE_HISTORY", "7", 1);
+    setenv("SSE_HISTORY_BYTES", "2m", 1);
+    setenv("SSE_MAX_ROOMS", "9", 1);
+    setenv("SSE_RETRY_MS", "500", 1);
+    setenv("SSE_HEARTBEAT", "20", 1);
+    setenv("SSE_PING_MS", "300", 1);
+    setenv("SSE_HEADER_TIMEOUT", "5", 1);
+    setenv("SSE_KEEPALIVE_TIMEOUT", "6", 1);
+    setenv("SSE_MAX_CLIENTS", "42", 1);
+    setenv("SSE_LOG_LEVEL", "warn", 1);
+    setenv("SSE_STATIC", "/env/static", 1);
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.port, 1234);
+    assert_string_equal(cfg.bind, "127.0.0.2");
+    assert_int_equal(cfg.max_body, 4096);
+    assert_int_equal(cfg.history, 7);
+    assert_int_equal(cfg.history_bytes, 2u << 20);
+    assert_int_equal(cfg.max_rooms, 9);
+    assert_int_equal(cfg.retry_ms, 500);
+    assert_int_equal(cfg.heartbeat_s, 20);
+    assert_int_equal(cfg.ping_ms, 300);
+    assert_int_equal(cfg.header_timeout_s, 5);
+    assert_int_equal(cfg.keepalive_timeout_s, 6);
+    assert_int_equal(cfg.max_clients, 42);
+    assert_int_equal(cfg.log_level, LOG_WARN);
+    assert_string_equal(cfg.static_dir, "/env/static");
+
+    /* Flags win over the environment; the rest of it still applies. */
+    parse_ok(&cfg, ARGS("--port", "4321", "--max-body=8k", "--log-level", "debug"));
+    assert_int_equal(cfg.port, 4321);
+    assert_int_equal(cfg.max_body, 8192);
+    assert_int_equal(cfg.log_level, LOG_DEBUG);
+    assert_int_equal(cfg.history, 7);
+    assert_string_equal(cfg.bind, "127.0.0.2");
+
+    /* An invalid variable is an error that names it. */
+    clear_sse_env();
+    setenv("SSE_PORT", "http", 1);
+    parse_err(ARGS("--history", "3"));
+    assert_non_null(strstr(output, "SSE_PORT"));
+    setenv("SSE_PORT", "70000", 1);
+    parse_err(ARGS("--history", "3"));
+    setenv("SSE_PORT", "", 1);
+    parse_err(ARGS("--history", "3"));
+    clear_sse_env();
+    setenv("SSE_MAX_BODY", "1t", 1);
+    parse_err(ARGS("--history", "3"));
+    clear_sse_env();
+
+    /* Unset again: the defaults are back. */
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.port, 8080);
+    assert_int_equal(cfg.max_body, 1u << 20);
+
+    /* Variables that are not options are ignored. */
+    setenv("SSE_NOT_AN_OPTION", "x", 1);
+    setenv("SSE_port", "1", 1);
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.port, 8080);
+}
+
+/* ---------------------------------------------------------------- help, version */
+
+static void test_help_version(void **state)
+{
+    (void)state;
+    struct config cfg;
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    assert_non_null(strstr(output, "Usage"));
+    static const char *const mention[] = {"--port",
+                                          "SSE_PORT",
+                                          "--bind",
+                                          "--static",
+                                          "--max-body",
+                                          "--history-bytes",
+                                          "--max-rooms",
+                                          "--retry-ms",
+                                          "--heartbeat",
+                                          "--header-timeout",
+                                          "--keepalive-timeout",
+                                          "--log-level",
+                                          "--help",
+                                          "--version",
+                                          "SSE_MAX_BODY"};
+    for (size_t i = 0; i < sizeof mention / sizeof mention[0]; i++) {
+        if (!strstr(output, mention[i])) {
+            fail_msg("--help does not mention %s", mention[i]);
+        }
+    }
+    assert_null(strstr(output, "sse-server: ")); /* no error message */
+
+    assert_int_equal(parse_argv(&cfg, ARGS("-h")), CONFIG_EXIT_OK);
+    assert_non_null(strstr(output, "Usage"));
+
+    assert_int_equal(parse_argv(&cfg, ARGS("--version")), CONFIG_EXIT_OK);
+    assert_true(strncmp(output, "sse-server ", 11) == 0);
+    size_t n = strlen(output);
+    assert_true(n > 12 && output[n - 1] == '\n');
+#ifdef SSE_VERSION
+    assert_non_null(strstr(output, SSE_VERSION));
+#endif
+
+    /* Valid options before it are fine; it wins over what follows. */
+    assert_int_equal(parse_argv(&cfg, ARGS("--port", "1", "--help")), CONFIG_EXIT_OK);
+    assert_int_equal(parse_argv(&cfg, ARGS("--version", "--nope")), CONFIG_EXIT_OK);
+    assert_int_equal(parse_argv(&cfg, ARGS("--help", "--port", "bad")), CONFIG_EXIT_OK);
+    /* --help and --version win wherever they are, whatever else is wrong,
+     * so a user can always ask for help. */
+    assert_int_equal(parse_argv(&cfg, ARGS("--nope", "--help")), CONFIG_EXIT_OK);
+    assert_int_equal(parse_argv(&cfg, ARGS("--port", "bad", "--version")), CONFIG_EXIT_OK);
+    setenv("SSE_PORT", "bad", 1);
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    assert_non_null(strstr(output, "Usage"));
+    parse_err(ARGS("--port", "1", "--bind", "127.0.0.1", "--nope"));
+    unsetenv("SSE_PORT");
+}
+
+/* The first --cors-origin flag replaces the list from SSE_CORS_ORIGIN, as
+ * every flag wins over its variable; further flags add to it. */
+static void test_cors_flags_replace_env(void **state)
+{
+    (void)state;
+    struct config cfg;
+    setenv("SSE_CORS_ORIGIN", "https://env.example, https://env2.example", 1);
+    parse_ok(&cfg, NULL);
+    assert_true(config_origin_allowed(&cfg, "https://env.example", 19));
+    assert_true(config_origin_allowed(&cfg, "https://env2.example", 20));
+
+    parse_ok(&cfg, ARGS("--cors-origin", "https://a.example", "--cors-origin=https://b.example"));
+    assert_false(config_origin_allowed(&cfg, "https://env.example", 19));
+    assert_true(config_origin_allowed(&cfg, "https://a.example", 17));
+    assert_true(config_origin_allowed(&cfg, "https://b.example", 17));
+    assert_false(config_origin_allowed(&cfg, "https://a.exampl", 16));
+    unsetenv("SSE_CORS_ORIGIN");
+}
+
+/* ---------------------------------------------------------------- other options */
+
+static void test_other_options(void **state)
+{
+    (void)state;
+    struct config cfg;
+
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.log_format, LOG_TEXT);
+    assert_string_equal(cfg.publish_token, "");
+    assert_int_equal(cfg.cors_origins_len, 0);
+    assert_int_equal(cfg.admin_local, 0);
+    assert_string_equal(cfg.data_dir, "");
+    assert_int_equal(cfg.fsync_mode, FSYNC_BATCH);
+    assert_int_equal(cfg.segment_bytes, 64u << 20);
+    assert_int_equal(cfg.retain_bytes, (size_t)1 << 30);
+    assert_int_equal(cfg.retain_records, 0);
+
+    parse_ok(&cfg, ARGS("--log-format", "json"));
+    assert_int_equal(cfg.log_format, LOG_JSON);
+    parse_ok(&cfg, ARGS("--log-format=text"));
+    assert_int_equal(cfg.log_format, LOG_TEXT);
+    parse_err(ARGS("--log-format", "xml"));
+
+    parse_ok(&cfg, ARGS("--fsync", "always"));
+    assert_int_equal(cfg.fsync_mode, FSYNC_ALWAYS);
+    parse_ok(&cfg, ARGS("--fsync=never"));
+    assert_int_equal(cfg.fsync_mode, FSYNC_NEVER);
+    parse_ok(&cfg, ARGS("--fsync", "batch"));
+    assert_int_equal(cfg.fsync_mode, FSYNC_BATCH);
+    parse_err(ARGS("--fsync", "sometimes"));
+
+    /* A flag takes no value, or an explicit boolean after '='. */
+    parse_ok(&cfg, ARGS("--admin-local"));
+    assert_int_equal(cfg.admin_local, 1);
+    parse_ok(&cfg, ARGS("--admin-local=0"));
+    assert_int_equal(cfg.admin_local, 0);
+    parse_ok(&cfg, ARGS("--admin-local=true", "--port", "5"));
+    assert_int_equal(cfg.admin_local, 1);
+    assert_int_equal(cfg.port, 5);
+    parse_err(ARGS("--admin-local=yes"));
+    setenv("SSE_ADMIN_LOCAL", "1", 1);
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.admin_local, 1);
+    parse_ok(&cfg, ARGS("--admin-local=false"));
+    assert_int_equal(cfg.admin_local, 0);
+    unsetenv("SSE_ADMIN_LOCAL");
+
+    parse_ok(&cfg, ARGS("--data-dir", "/var/lib/sse", "--segment-bytes", "1m", "--retain-bytes=2g",
+                        "--retain-records", "0"));
+    assert_string_equal(cfg.data_dir, "/var/lib/sse");
+    assert_int_equal(cfg.segment_bytes, 1u << 20);
+    assert_int_equal(cfg.retain_bytes, (size_t)2 << 30);
+    parse_err(ARGS("--segment-bytes", "4095"));
+    parse_err(ARGS("--data-dir", ""));
+
+    /* Publish token, inline or from the first line of a file. */
+    parse_ok(&cfg, ARGS("--publish-token", "s3cret"));
+    assert_string_equal(cfg.publish_token, "s3cret");
+    parse_err(ARGS("--publish-token", "a\nb"));
+    char tokfile[] = "/tmp/sse-config-test-XXXXXX";
+    int fd = mkstemp(tokfile);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "from-file\r\nsecond line\n", 23), 23);
+    close(fd);
+    parse_ok(&cfg, ARGS("--publish-token-file", tokfile));
+    assert_string_equal(cfg.publish_token, "from-file");
+    fd = open(tokfile, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    close(fd);
+    parse_err(ARGS("--publish-token-file", tokfile)); /* empty */
+    unlink(tokfile);
+    parse_err(ARGS("--publish-token-file", tokfile)); /* missing */
+
+    /* CORS origins: repeatable flags, or a comma list in the variable. */
+    parse_ok(&cfg,
+             ARGS("--cors-origin", "https://a.example", "--cors-origin", "http://localhost:3000"));
+    assert_true(config_origin_allowed(&cfg, "https://a.example", 17));
+    assert_true(config_origin_allowed(&cfg, "http://localhost:3000", 21));
+    assert_false(config_origin_allowed(&cfg, "https://a.example.evil", 22));
+    assert_false(config_origin_allowed(&cfg, "https://a.exampl", 16));
+    assert_false(config_origin_allowed(&cfg, "", 0));
+    setenv("SSE_CORS_ORIGIN", " https://x.example , https://y.example,,", 1);
+    parse_ok(&cfg, NULL);
+    assert_true(config_origin_allowed(&cfg, "https://x.example", 17));
+    assert_true(config_origin_allowed(&cfg, "https://y.example", 17));
+    assert_false(config_origin_allowed(&cfg, " https://x.example", 18));
+    unsetenv("SSE_CORS_ORIGIN");
+    char many[2048];
+    memset(many, 'o', sizeof many);
+    many[sizeof many - 1] = '\0';
+    parse_err(ARGS("--cors-origin", many));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_size_suffixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ranges, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cors_flags_replace_env, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_other_options, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
