@@ -116,14 +116,19 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) tests/unit/sse_parse.c
 
 fuzz-build: $(FUZZ_BINS)
 
+# Each target runs for FUZZ_SECONDS on its seed corpus (plus what earlier
+# runs found, kept in build/fuzz); any crash, leak or failed check fails.
 fuzz: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	    mkdir -p build/fuzz/corpus-$$t; \
 	    dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
 	    echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
-	    build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$dict \
-	        build/fuzz/corpus-$$t tests/fuzz/corpus/$$t 2>&1 | tail -n 12; \
-	    test $${PIPESTATUS:-0} -eq 0; \
+	    if ! build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	            -artifact_prefix=build/fuzz/ $$dict build/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
+	            > build/fuzz/$$t.log 2>&1; then \
+	        tail -n 60 build/fuzz/$$t.log; echo "fuzz $$t: FAILED"; exit 1; \
+	    fi; \
+	    grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units" build/fuzz/$$t.log | tail -n 2; \
 	done
 
 # ---------------------------------------------------------------- misc
