@@ -42,8 +42,9 @@ CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 all: sse-server
 
+# Copy, then rename: replacing a binary that is running must not fail.
 sse-server: $(BUILD)/sse-server
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/sse-server: $(OBJS)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS)

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct server;
 struct conn;
@@ -57,6 +58,17 @@ void conn_reply_error(struct conn *c, int status, const char *msg);
 
 /* True when the client connects from a loopback address. */
 bool conn_peer_is_local(const struct conn *c);
+
+/* Answers a publish: 202 {"id":id,"clients":clients}. */
+void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
+
+/* Answers a publish (202 {"id","clients"}) once the journal has synced
+ * what this iteration appended (--fsync batch): the connection reads no
+ * further request until then, so answers stay in order. */
+void conn_reply_after_sync(struct conn *c, uint64_t id, size_t clients);
+
+/* The journal sync ran for every waiting connection: ok, or it failed (503). */
+void conn_sync_done(struct server *srv, bool ok);
 
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);

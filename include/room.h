@@ -100,6 +100,23 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
                  size_t data_len, const char *client, size_t client_len, struct publish_result *res)
     __attribute__((warn_unused_result));
 
+/*
+ * For journal replay at start-up: appends a message with the id it had
+ * (ids must increase within the room; the hub's next id moves past it).
+ * 0, or -1 on ENOMEM or an id out of order.
+ */
+int room_restore(struct room *room, uint64_t id, const char *event, size_t event_len,
+                 const char *data, size_t data_len) __attribute__((warn_unused_result));
+
+/* Before replaying a journal whose first record is first_id: resume requests
+ * for older ids get a reset (those messages are gone), newer ones resume. */
+void hub_restore_from(struct hub *hub, uint64_t first_id);
+
+/* The id the next published message will get; and raising it (never
+ * lowering), e.g. past a time-based base after a replay. */
+uint64_t hub_next_id(const struct hub *hub);
+void hub_set_next_id(struct hub *hub, uint64_t id);
+
 /* Number of retained frames, and their bytes. */
 size_t room_frames(const struct room *room);
 size_t room_bytes(const struct room *room);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 struct hub;
+struct journal;
 struct static_files;
 
 struct server_stats {
@@ -27,6 +28,8 @@ struct server_stats {
     uint64_t deliveries; /* frames written in full to a subscriber */
     uint64_t bytes_sent;
     uint64_t lagged_dropped;
+    uint64_t journal_errors;
+    uint64_t journal_syncs;
 };
 
 struct server {
@@ -46,6 +49,9 @@ struct server {
     struct loop_watch signal_watch;
 
     struct loop_task hub_task;
+
+    struct journal *journal; /* NULL without --data-dir */
+    struct list sync_waiters; /* connections whose answer waits for the fsync */
 
     struct list conns;
     size_t nconns;

@@ -2,6 +2,7 @@
 
 #include "conn.h"
 #include "http.h"
+#include "journal.h"
 #include "json.h"
 #include "log.h"
 #include "room.h"
@@ -11,6 +12,7 @@
 #include "stats.h"
 #include "buf.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <strings.h>
 #include <string.h>
@@ -73,41 +75,38 @@ static bool parse_u64(const char *s, size_t len, uint64_t *out)
 }
 
 /* ?room= from the query, else (for a body) a top-level "room" member. */
+/* The room a request names: ?room=, else (for a body) a top-level "room"
+ * string member, else the default room. A room that is named must be valid:
+ * an empty or malformed name is refused, never taken for the default. */
 static int resolve_room_name(struct conn *c, const struct http_request *req, const char *body,
                              size_t body_len, char *name, size_t *len)
 {
+    bool named = true;
     switch (query_param(req, "room", name, ROOM_NAME_MAX + 1, len)) {
     case PARAM_BAD:
-        conn_reply_error(c, 400, "invalid room name");
-        return -1;
+        named = false;
+        *len = 0;
+        break;
     case PARAM_OK:
         break;
-    case PARAM_ABSENT:
-        *len = 0;
-        if (body) {
-            long n = json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1);
-            if (n == -2) {
-                conn_reply_error(c, 400, "invalid room name");
-                return -1;
-            }
-            if (n >= 0) {
-                *len = (size_t)n;
-                if (n == 0) {
-                    conn_reply_error(c, 400, "invalid room name");
-                    return -1;
-                }
-            }
+    case PARAM_ABSENT: {
+        long n = body ? json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1)
+                      : -1;
+        if (n == -1) {
+            /* The default room is an ordinary room called "default", so it
+             * shows in /stats and /metrics under that name. */
+            memcpy(name, "default", sizeof "default");
+            n = sizeof "default" - 1;
+        } else if (n < 0) {
+            named = false;
+            n = 0;
         }
+        *len = (size_t)n;
         break;
     }
-    if (*len == 0) {
-        /* No room named: the default room, which is an ordinary room called
-         * "default" (so it shows in /stats and /metrics under that name). */
-        memcpy(name, "default", sizeof "default");
-        *len = sizeof "default" - 1;
     }
-    if (!room_name_valid(name, *len)) {
-        conn_reply_error(c, 400, "invalid room name");
+    if (!named || !room_name_valid(name, *len)) {
+        conn_reply_error(c, 400, "invalid room name: 1-64 characters of A-Z a-z 0-9 . _ -");
         return -1;
     }
     return 0;
@@ -212,6 +211,32 @@ static bool publish_authorized(struct server *srv, const struct http_request *re
     return equal_constant_time(p, n, token, strlen(token));
 }
 
+/* Appends the message the hub is about to publish to the journal (and, with
+ * --fsync always, waits for the disk). On failure answers 503 and returns -1:
+ * a message that is not on disk is not published. */
+static int journal_record_message(struct server *srv, struct conn *c, const char *room,
+                                  size_t room_len, const char *event, size_t event_len,
+                                  const char *body, size_t body_len)
+{
+    struct journal_record rec = {hub_next_id(srv->hub), room, room_len, event, event_len, body,
+                                 body_len};
+    int rc = journal_append(srv->journal, &rec);
+    if (rc == 0 && srv->cfg.fsync_mode == FSYNC_ALWAYS) {
+        rc = journal_sync(srv->journal);
+        srv->stats.journal_syncs++;
+    }
+    if (rc < 0) {
+        static struct log_limit limit;
+        srv->stats.journal_errors++;
+        if (log_limit_allow(&limit, loop_now_ms(srv->loop), 5)) {
+            log_error("journal: %s; answering 503", strerror(errno));
+        }
+        conn_reply_error(c, 503, "cannot store the message");
+        return -1;
+    }
+    return 0;
+}
+
 static void handle_publish(struct server *srv, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
@@ -255,6 +280,10 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         conn_reply_error(c, 503, "too many rooms");
         return;
     }
+    if (srv->journal && journal_record_message(srv, c, name, name_len, event, event_len, body,
+                                               body_len) < 0) {
+        return;
+    }
     struct publish_result res;
     if (room_publish(room, event_len ? event : NULL, event_len, body, body_len, client, client_len,
                      &res) < 0) {
@@ -262,10 +291,13 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         return;
     }
     srv->stats.published++;
-    char answer[96];
-    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
-                     (unsigned long long)res.id, res.recipients);
-    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+    if (srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH) {
+        /* Group commit: one fdatasync after this loop iteration covers every
+         * message appended in it; the answer waits for it. */
+        conn_reply_after_sync(c, res.id, res.recipients);
+    } else {
+        conn_reply_publish(c, res.id, res.recipients);
+    }
 }
 
 static void handle_static(struct server *srv, struct conn *c, const struct api_req *r)

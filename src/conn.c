@@ -88,6 +88,11 @@ struct conn {
 
     struct subscriber sub;
     uint64_t last_write_ms;
+
+    /* A publish answer waiting for the journal's fsync (--fsync batch). */
+    struct list sync_node; /* in srv->sync_waiters */
+    uint64_t pending_id;
+    size_t pending_clients;
 };
 
 static void conn_flush(struct conn *c);
@@ -123,6 +128,9 @@ void conn_close(struct conn *c)
     }
     c->state = CONN_CLOSED;
     room_unsubscribe(&c->sub);
+    if (list_linked(&c->sync_node)) {
+        list_remove(&c->sync_node);
+    }
     loop_timer_stop(srv->loop, &c->timer);
     int fd = c->watch.fd;
     loop_watch_del(srv->loop, &c->watch);
@@ -266,6 +274,7 @@ int conn_accept(struct server *srv, int fd)
     c->peer_local = peer_is_loopback(fd);
     c->cors_origin = srv->cfg.cors_origins_len ? NULL : "*";
     list_init(&c->sub.node);
+    list_init(&c->sync_node);
     list_push_back(&srv->conns, &c->node);
     srv->nconns++;
     srv->stats.accepted++;
@@ -396,6 +405,39 @@ static void conn_fail(struct conn *c, int status, const char *msg)
     if (c->state != CONN_CLOSED) {
         c->state = CONN_DRAIN;
         conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+    }
+}
+
+void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
+{
+    char answer[96];
+    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
+                     (unsigned long long)id, clients);
+    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+}
+
+void conn_reply_after_sync(struct conn *c, uint64_t id, size_t clients)
+{
+    c->pending_id = id;
+    c->pending_clients = clients;
+    list_push_back(&c->srv->sync_waiters, &c->sync_node);
+}
+
+void conn_sync_done(struct server *srv, bool ok)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &srv->sync_waiters)
+    {
+        struct conn *c = container_of(pos, struct conn, sync_node);
+        list_remove(&c->sync_node);
+        if (ok) {
+            conn_reply_publish(c, c->pending_id, c->pending_clients);
+        } else {
+            conn_reply_error(c, 503, "journal sync failed");
+        }
+        if (c->state != CONN_CLOSED) {
+            conn_flush(c); /* also resumes reading pipelined requests */
+        }
     }
 }
 
@@ -559,8 +601,11 @@ static void conn_flush(struct conn *c)
     bool drained = rc == 1;
     if (drained) {
         c->borrowed = NULL;
-        if (c->out.cap > 4096) {
-            buf_free(&c->out); /* idle connections keep no large output buffer */
+        if (c->out.cap > 4096 || c->state == CONN_STREAM) {
+            /* An idle stream keeps no output buffer at all (memory per idle
+             * subscriber is what a big room costs), and no connection keeps
+             * a large one. */
+            buf_free(&c->out);
         }
     }
     switch (c->state) {
@@ -748,7 +793,8 @@ static void conn_parse_requests(struct conn *c)
 {
     struct server *srv = c->srv;
     while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
-        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0) {
+        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0 ||
+            list_linked(&c->sync_node)) {
             break; /* answers first; the rest waits in `in` */
         }
         if (c->state == CONN_READ_HEAD) {

@@ -369,22 +369,17 @@ static size_t count_recipients(const struct room *room, const struct frame *f)
     return n;
 }
 
-int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
-                 size_t data_len, const char *client, size_t client_len, struct publish_result *res)
+/* Encodes a frame with the given id and appends it to the ring, evicting
+ * the oldest frames beyond the limits (the new frame itself is always kept). */
+static struct frame *room_append(struct room *room, uint64_t id, const char *event,
+                                 size_t event_len, const char *data, size_t data_len,
+                                 const char *client, size_t client_len)
 {
     struct hub *hub = room->hub;
-    uint64_t id = hub->next_id;
-    if (client_len > ROOM_CLIENT_MAX) {
-        client_len = ROOM_CLIENT_MAX;
-    }
     size_t flen = sse_frame_size(id, event, event_len, data, data_len);
     struct frame *f = malloc(sizeof *f + flen + client_len);
     if (!f) {
-        return -1;
-    }
-    if (room_reserve_slot(room) < 0) {
-        free(f);
-        return -1;
+        return NULL;
     }
     f->id = id;
     f->len = sse_frame_encode(f->data, id, event, event_len, data, data_len);
@@ -392,24 +387,73 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
     if (client_len) {
         memcpy(f->data + f->len, client, client_len);
     }
+    /* Evict before growing the slot array, so it never grows past the
+     * history it has to hold. */
     while (room->head > room->tail && (room->head - room->tail >= hub->limits.history ||
                                        room->bytes + f->len > hub->limits.history_bytes)) {
         room_evict_oldest(room);
     }
+    if (room_reserve_slot(room) < 0) {
+        free(f);
+        return NULL;
+    }
     room->slots[room->head & (room->slots_cap - 1)] = f;
     room->head++;
     room->bytes += f->len;
-    hub->next_id++;
-
+    if (id >= hub->next_id) {
+        hub->next_id = id + 1;
+    }
     if (room->nsubs == 0 && list_linked(&room->idle_node)) {
         /* Recently used: move to the back of the eviction order. */
         list_remove(&room->idle_node);
         list_push_back(&hub->idle_rooms, &room->idle_node);
     }
+    return f;
+}
+
+int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
+                 size_t data_len, const char *client, size_t client_len, struct publish_result *res)
+{
+    struct hub *hub = room->hub;
+    if (client_len > ROOM_CLIENT_MAX) {
+        client_len = ROOM_CLIENT_MAX;
+    }
+    struct frame *f = room_append(room, hub->next_id, event, event_len, data, data_len, client,
+                                  client_len);
+    if (!f) {
+        return -1;
+    }
     mark_dirty(hub, room);
-    res->id = id;
+    res->id = f->id;
     res->recipients = count_recipients(room, f);
     return 0;
+}
+
+int room_restore(struct room *room, uint64_t id, const char *event, size_t event_len,
+                 const char *data, size_t data_len)
+{
+    if (room->head > room->tail && room_frame(room, room->head - 1)->id >= id) {
+        return -1; /* ids must increase along the ring */
+    }
+    return room_append(room, id, event, event_len, data, data_len, NULL, 0) ? 0 : -1;
+}
+
+void hub_restore_from(struct hub *hub, uint64_t first_id)
+{
+    /* Messages before the journal's first record are gone for good. */
+    hub->lost_id = first_id ? first_id - 1 : 0;
+}
+
+uint64_t hub_next_id(const struct hub *hub)
+{
+    return hub->next_id;
+}
+
+void hub_set_next_id(struct hub *hub, uint64_t id)
+{
+    if (id > hub->next_id) {
+        hub->next_id = id;
+    }
 }
 
 struct room_start room_start_live(const struct room *room)

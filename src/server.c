@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "conn.h"
+#include "journal.h"
 #include "log.h"
 #include "net.h"
 #include "room.h"
@@ -25,13 +26,26 @@
 /* After EMFILE with nothing to shed, retry accepting after this long. */
 #define ACCEPT_RETRY_MS 100
 
-static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                    "Content-Type: application/json\r\n"
-                                    "Content-Length: 30\r\n"
-                                    "Retry-After: 1\r\n"
-                                    "Access-Control-Allow-Origin: *\r\n"
-                                    "Connection: close\r\n\r\n"
-                                    "{\"error\":\"too many clients\"}\n";
+#define BUSY_BODY "{\"error\":\"too many clients\"}\n"
+
+/* The canned answer at --max-clients, made once with its length computed. */
+static const char *busy_response(size_t *len)
+{
+    static char response[256];
+    static size_t n;
+    if (!n) {
+        n = (size_t)snprintf(response, sizeof response,
+                             "HTTP/1.1 503 Service Unavailable\r\n"
+                             "Content-Type: application/json\r\n"
+                             "Content-Length: %zu\r\n"
+                             "Retry-After: 1\r\n"
+                             "Access-Control-Allow-Origin: *\r\n"
+                             "Connection: close\r\n\r\n%s",
+                             sizeof BUSY_BODY - 1, BUSY_BODY);
+    }
+    *len = n;
+    return response;
+}
 
 uint32_t server_random(struct server *srv)
 {
@@ -111,7 +125,9 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
             /* Admission control before any allocation: a polite, best-effort
              * answer on a fresh socket whose buffer is empty. */
             srv->stats.rejected_busy++;
-            ssize_t n = send(fd, busy_response, sizeof busy_response - 1, MSG_NOSIGNAL);
+            size_t len;
+            const char *answer = busy_response(&len);
+            ssize_t n = send(fd, answer, len, MSG_NOSIGNAL);
             (void)n;
             close(fd);
             continue;
@@ -152,11 +168,69 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
     }
 }
 
+/* Runs once after each loop iteration that published something: first the
+ * journal's group commit and the answers waiting for it, then the fan-out. */
 static void on_hub_task(struct loop *loop, struct loop_task *task)
 {
     struct server *srv = container_of(task, struct server, hub_task);
     (void)loop;
+    if (srv->journal && journal_dirty(srv->journal) && srv->cfg.fsync_mode == FSYNC_BATCH) {
+        int rc = journal_sync(srv->journal);
+        srv->stats.journal_syncs++;
+        if (rc < 0) {
+            srv->stats.journal_errors++;
+            log_error("journal: fdatasync: %s", strerror(errno));
+        }
+        conn_sync_done(srv, rc == 0);
+    }
     hub_flush(srv->hub);
+}
+
+struct replay_state {
+    struct server *srv;
+    bool first;
+};
+
+static int replay_record(void *arg, const struct journal_record *rec)
+{
+    struct replay_state *rs = arg;
+    struct hub *hub = rs->srv->hub;
+    if (rs->first) {
+        hub_restore_from(hub, rec->id);
+        rs->first = false;
+    }
+    const char *name = rec->room_len ? rec->room : "default";
+    size_t len = rec->room_len ? rec->room_len : strlen("default");
+    struct room *room = hub_room(hub, name, len);
+    if (!room || room_restore(room, rec->id, rec->event, rec->event_len, rec->data,
+                              rec->data_len) < 0) {
+        log_warn("journal: cannot restore message %llu", (unsigned long long)rec->id);
+    }
+    return 0;
+}
+
+static int server_open_journal(struct server *srv)
+{
+    const struct config *cfg = &srv->cfg;
+    char err[256];
+    struct journal_options opts = {
+        .dir = cfg->data_dir,
+        .segment_bytes = cfg->segment_bytes,
+        .retain_records = cfg->retain_records ? cfg->retain_records : (uint64_t)cfg->history * 10,
+        .retain_bytes = cfg->retain_bytes,
+    };
+    struct replay_state rs = {srv, true};
+    struct journal_stats st = {0};
+    srv->journal = journal_open(&opts, replay_record, &rs, &st, err, sizeof err);
+    if (!srv->journal) {
+        log_error("journal: %s", err);
+        return -1;
+    }
+    /* Ids continue past the highest one on disk, and past the time-based
+     * base, so that none is ever issued twice. */
+    hub_set_next_id(srv->hub, st.last_id + 1);
+    hub_flush(srv->hub); /* frees nothing in use; settles the rooms just made */
+    return 0;
 }
 
 static void schedule_hub_flush(void *arg)
@@ -185,6 +259,7 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
     srv->listen_watch.fd = srv->signal_watch.fd = -1;
     list_init(&srv->conns);
+    list_init(&srv->sync_waiters);
     log_set_level((enum log_level)cfg->log_level);
     log_set_format((enum log_format)cfg->log_format);
 
@@ -195,6 +270,9 @@ int server_init(struct server *srv, const struct config *cfg)
     /* A write to a client that just went away must fail with EPIPE, not
      * kill the server. */
     signal(SIGPIPE, SIG_IGN);
+    /* Likewise a journal append past a file-size limit must fail with EFBIG
+     * (and be answered 503), not kill the server. */
+    signal(SIGXFSZ, SIG_IGN);
 
     size_t fd_limit = net_raise_fd_limit();
     srv->max_clients = cfg->max_clients
@@ -220,6 +298,10 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->hub = hub_new(&limits, first_message_id(), conn_hub_ready, schedule_hub_flush, srv);
     if (!srv->hub) {
         log_error("out of memory");
+        return -1;
+    }
+
+    if (*cfg->data_dir && server_open_journal(srv) < 0) {
         return -1;
     }
 
@@ -285,6 +367,7 @@ void server_release(struct server *srv)
     if (srv->signal_fd >= 0) {
         close(srv->signal_fd);
     }
+    journal_close(srv->journal);
     hub_free(srv->hub);
     static_files_unref(srv->files);
     loop_free(srv->loop);
