@@ -2,8 +2,10 @@
 #
 #   make            build ./sse-server
 #   make run        build and run it on port 8080
-#   make test       install missing test dependencies, then run every test
-#                   (unit + integration, plain and under ASan+UBSan)
+#   make test       install missing test dependencies, then run every test:
+#                   unit + integration (plain, then under ASan+UBSan), the
+#                   deployment tests (nginx, systemd unit, man page, install)
+#                   and the chat page in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make bench      run the benchmarks
 
@@ -38,7 +40,7 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
-        bench format format-check lint clean
+        bench format format-check lint clean install uninstall test-deploy test-e2e
 
 all: sse-server
 
@@ -101,6 +103,8 @@ test-asan:
 test: test-deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-deploy
+	$(MAKE) test-e2e
 	@echo "all test suites passed"
 
 # ---------------------------------------------------------------- fuzzing
@@ -131,6 +135,44 @@ fuzz: fuzz-build
 	    fi; \
 	    grep -E "^#[0-9]+.*DONE|stat::number_of_executed_units" build/fuzz/$$t.log | tail -n 2; \
 	done
+
+# ---------------------------------------------------------------- install
+#   make install   [PREFIX=/usr/local] [DESTDIR=]   binary, static files,
+#                  man page, systemd unit (its paths rewritten for PREFIX)
+#   make uninstall [PREFIX=/usr/local] [DESTDIR=]
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/sse-server
+MANDIR  ?= $(PREFIX)/share/man/man1
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+
+install: sse-server
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/static $(DESTDIR)$(MANDIR) \
+	    $(DESTDIR)$(UNITDIR)
+	$(INSTALL) -m 755 sse-server $(DESTDIR)$(BINDIR)/sse-server
+	cd static && find . -type f -exec $(INSTALL) -D -m 644 {} $(DESTDIR)$(DATADIR)/static/{} \;
+	$(INSTALL) -m 644 contrib/nginx.conf $(DESTDIR)$(DATADIR)/nginx.conf
+	$(INSTALL) -m 644 docs/sse-server.1 $(DESTDIR)$(MANDIR)/sse-server.1
+	sed 's|/usr/local/|$(PREFIX)/|g' contrib/sse-server.service > $(DESTDIR)$(UNITDIR)/sse-server.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/sse-server.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/sse-server.service.tmp $(DESTDIR)$(UNITDIR)/sse-server.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/sse-server $(DESTDIR)$(MANDIR)/sse-server.1 \
+	    $(DESTDIR)$(UNITDIR)/sse-server.service
+	rm -rf $(DESTDIR)$(DATADIR)
+
+# Deployment tests: nginx in front (contrib/nginx.conf), the systemd unit, the
+# man page, make install. Installs nginx, man-db and strace when missing (root).
+test-deploy: sse-server
+	bash tests/deploy/run.sh
+
+# The chat page in headless Chromium, driven by playwright-core (installs
+# chromium, nodejs and the pinned npm package when missing and root).
+test-e2e: sse-server
+	SSE_SERVER=$(CURDIR)/sse-server tests/e2e/run.sh
 
 # ---------------------------------------------------------------- misc
 format:

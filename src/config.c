@@ -89,16 +89,18 @@ static const struct option_def options[] = {
 
 #define NOPTIONS (sizeof options / sizeof options[0])
 
+/* static/ beside the binary (a build tree), else ../share/sse-server/static
+ * relative to it (an installed binary, whatever the prefix), else ./static. */
 static void default_static_dir(char *out, size_t cap)
 {
+    static const char *const beside[] = {"static", "../share/sse-server/static"};
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = '\0';
-            if ((size_t)snprintf(out, cap, "%s/static", exe) < cap &&
+    char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+    if (slash) {
+        *slash = '\0';
+        for (size_t i = 0; i < sizeof beside / sizeof beside[0]; i++) {
+            if ((size_t)snprintf(out, cap, "%s/%s", exe, beside[i]) < cap &&
                 access(out, R_OK | X_OK) == 0) {
                 return;
             }

@@ -5,7 +5,8 @@
     notifyEl = $('notify'), statusEl = $('status'), errorEl = $('error'), statsEl = $('stats'),
     jumpEl = $('jump'), dialog = $('token-dialog'), tokenEl = $('token');
   const MAX_ROWS = 500;
-  let es = null, lastId = 0, retryMs = 1000, retryTimer = 0, errorTimer = 0, statsOk = false;
+  let es = null, lastId = 0, retryMs = 1000, retryTimer = 0, errorTimer = 0,
+    statsOff = false;
 
   // localStorage throws in some privacy modes; the chat must still work.
   const store = {
@@ -119,7 +120,8 @@
   function connect() {
     clearTimeout(retryTimer);
     es = new EventSource('messages' + query({ history: 50 }));
-    es.onopen = () => { retryMs = 1000; setStatus('connected'); };
+    // Counted once our own stream is open, so the footer includes this tab.
+    es.onopen = () => { retryMs = 1000; setStatus('connected'); refreshStats(); };
     es.onerror = () => {
       setStatus('reconnecting');
       // CONNECTING: the browser retries by itself. CLOSED (e.g. a non-200 answer): it gave up.
@@ -201,7 +203,7 @@
     showError('');
     try {
       const j = await res.json();
-      if (!statsOk && typeof j.clients === 'number') showCount(j.clients);
+      if (typeof j.clients === 'number') showCount(j.clients);
     } catch { /* body is informational only */ }
     return true;
   }
@@ -226,18 +228,23 @@
 
   // ---- optional /stats
   function showCount(n) { statsEl.textContent = n + ' connected'; }
-  async function stats() {
+  // One refresh; false once the server says it has no /stats.
+  async function refreshStats() {
+    if (statsOff) return false;
     try {
       const res = await fetch('stats' + query({}), { cache: 'no-store' });
-      if (res.status === 404) return; // not implemented: stop asking
+      if (res.status === 404) { statsOff = true; return false; }
       if (res.ok) {
         const s = await res.json();
         const n = [s.clients, s.connected, s.subscribers, s.connections]
           .find((v) => typeof v === 'number');
-        if (n !== undefined) { statsOk = true; showCount(n); }
+        if (n !== undefined) showCount(n);
       }
     } catch { /* optional */ }
-    setTimeout(stats, 20000);
+    return true;
+  }
+  async function stats() {
+    if (await refreshStats()) setTimeout(stats, 20000);
   }
 
   connect();
