@@ -3,7 +3,8 @@
 #   make            build ./sse-server
 #   make run        build and run it on port 8080
 #   make test       install missing test dependencies, then run every test:
-#                   unit + integration (plain, then under ASan+UBSan), the
+#                   unit + integration (plain, then under ASan+UBSan, then
+#                   the integration tests with the server under valgrind), the
 #                   deployment tests (nginx, systemd unit, man page, install)
 #                   and the chat page in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
@@ -40,7 +41,7 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
-        bench format format-check lint clean install uninstall test-deploy test-e2e
+        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind
 
 all: sse-server
 
@@ -103,9 +104,27 @@ test-asan:
 test: test-deps
 	$(MAKE) test-plain
 	$(MAKE) test-asan
+	$(MAKE) test-valgrind
 	$(MAKE) test-deploy
 	$(MAKE) test-e2e
 	@echo "all test suites passed"
+
+# The integration tests with the server run under valgrind memcheck (a plain
+# -O1 -g build in its own directory). Any invalid access, uninitialised value
+# or definite leak makes valgrind exit with status 99 when the server stops,
+# which fails the test binary (see SSE_SERVER_WRAPPER in itest.h).
+VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
+                  --errors-for-leak-kinds=definite --show-leak-kinds=definite
+VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery
+VG_BUILD       := build/valgrind
+
+test-valgrind:
+	$(MAKE) BUILD=$(VG_BUILD) OPT="-O1 -g" $(VG_BUILD)/sse-server \
+	    $(VALGRIND_TESTS:%=$(VG_BUILD)/tests/integration/%)
+	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
+	    SSE_SERVER=$(VG_BUILD)/sse-server SSE_STATIC=$(CURDIR)/static \
+	    SSE_SERVER_WRAPPER="$(VALGRIND)" ITEST_TIMEOUT_SCALE=20 \
+	    $(VG_BUILD)/tests/integration/$$t || fail=1; done; exit $$fail
 
 # ---------------------------------------------------------------- fuzzing
 FUZZ_CC      ?= clang-14
@@ -175,15 +194,19 @@ test-e2e: sse-server
 	SSE_SERVER=$(CURDIR)/sse-server tests/e2e/run.sh
 
 # ---------------------------------------------------------------- misc
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c)
+
 format:
-	clang-format -i src/*.c include/*.h tests/*/*.c tests/*/*.h
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run --Werror src/*.c include/*.h
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
-lint:
+# cppcheck, clang-tidy (checks in .clang-tidy) and clang-format, all clean.
+lint: format-check
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
 	    --inline-suppr -Iinclude -D_GNU_SOURCE src/
+	clang-tidy --quiet src/*.c -- $(CSTD) -Iinclude -DSSE_VERSION='"$(VERSION)"'
 
 clean:
 	rm -rf build sse-server

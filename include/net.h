@@ -27,12 +27,12 @@ int net_accept(int listen_fd);
 
 /*
  * Sheds one pending connection when out of descriptors: the spare fd kept in
- * *spare (from net_spare_open) is closed, one connection is accepted and
- * closed at once, and the spare is reopened. Without this a level-triggered
- * listener at EMFILE would wake the loop forever. Returns 1 if a connection
- * was shed, 0 otherwise.
+ * *spare (from net_spare_open) is closed, one connection is accepted, sent
+ * `answer` (best effort, never blocking) and closed at once, and the spare is
+ * reopened. Without this a level-triggered listener at EMFILE would wake the
+ * loop forever. Returns 1 if a connection was shed, 0 otherwise.
  */
-int net_shed_one(int listen_fd, int *spare);
+int net_shed_one(int listen_fd, int *spare, const char *answer, size_t answer_len);
 
 /* Opens the spare fd (on /dev/null). -1 on failure. */
 int net_spare_open(void);

@@ -50,7 +50,7 @@ struct server {
 
     struct loop_task hub_task;
 
-    struct journal *journal; /* NULL without --data-dir */
+    struct journal *journal;  /* NULL without --data-dir */
     struct list sync_waiters; /* connections whose answer waits for the fsync */
 
     struct list conns;

@@ -90,8 +90,8 @@ static int resolve_room_name(struct conn *c, const struct http_request *req, con
     case PARAM_OK:
         break;
     case PARAM_ABSENT: {
-        long n = body ? json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1)
-                      : -1;
+        long n =
+            body ? json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1) : -1;
         if (n == -1) {
             /* The default room is an ordinary room called "default", so it
              * shows in /stats and /metrics under that name. */
@@ -218,8 +218,8 @@ static int journal_record_message(struct server *srv, struct conn *c, const char
                                   size_t room_len, const char *event, size_t event_len,
                                   const char *body, size_t body_len)
 {
-    struct journal_record rec = {hub_next_id(srv->hub), room, room_len, event, event_len, body,
-                                 body_len};
+    struct journal_record rec = {
+        hub_next_id(srv->hub), room, room_len, event, event_len, body, body_len};
     int rc = journal_append(srv->journal, &rec);
     if (rc == 0 && srv->cfg.fsync_mode == FSYNC_ALWAYS) {
         rc = journal_sync(srv->journal);
@@ -280,8 +280,8 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         conn_reply_error(c, 503, "too many rooms");
         return;
     }
-    if (srv->journal && journal_record_message(srv, c, name, name_len, event, event_len, body,
-                                               body_len) < 0) {
+    if (srv->journal &&
+        journal_record_message(srv, c, name, name_len, event, event_len, body, body_len) < 0) {
         return;
     }
     struct publish_result res;

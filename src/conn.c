@@ -22,17 +22,17 @@
 
 /* Stop reading requests while this much output is pending: a client that
  * pipelines without reading answers cannot make us buffer without bound. */
-#define OUT_HIGH_WATER (64u * 1024)
+#define OUT_HIGH_WATER ((size_t)64 * 1024)
 /* Bytes written to one connection per wakeup, so one fast reader cannot
  * starve the others. */
-#define WRITE_BUDGET (256u * 1024)
-#define READ_CHUNK   (16u * 1024)
+#define WRITE_BUDGET ((size_t)256 * 1024)
+#define READ_CHUNK   ((size_t)16 * 1024)
 #define MAX_IOV      64
 /* After the last response of a closing connection: how long, and how many
  * bytes, we keep reading (and discarding) so the kernel does not answer the
  * client's unread request bytes with a RST that destroys our response. */
 #define LINGER_MS    2000
-#define LINGER_BYTES (1u << 20)
+#define LINGER_BYTES ((size_t)1 << 20)
 /* A /ping client that does not read is closed once this much is pending. */
 #define PING_MAX_PENDING 4096
 
@@ -241,7 +241,7 @@ static void conn_request_started(struct conn *c)
 
 static bool peer_is_loopback(int fd)
 {
-    struct sockaddr_storage ss;
+    struct sockaddr_storage ss = {0};
     socklen_t len = sizeof ss;
     if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) {
         return false;
@@ -289,6 +289,7 @@ int conn_accept(struct server *srv, int fd)
      * timeout: that is what cuts off clients that connect and say nothing. */
     c->state = CONN_READ_HEAD;
     c->request_started = true;
+    c->request_start_ms = loop_now_ms(srv->loop);
     conn_arm_timer(c, (uint64_t)srv->cfg.header_timeout_s * 1000);
     return 0;
 }

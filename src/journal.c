@@ -745,7 +745,6 @@ static int replay_segment(struct open_ctx *c, struct segment *seg, bool newest, 
                 } else {
                     log_skip(c, name, pos, r.size, "corrupt end of an older segment");
                     c->st.corrupt++;
-                    pos = r.size;
                 }
                 break;
             }
@@ -1013,7 +1012,9 @@ static int rotate(struct journal *j, uint64_t id)
     }
     j->fd = fd;
     j->ragged = false;
-    j->segs[j->nseg++] = (struct segment){.first_id = id};
+    /* seg_reserve above guaranteed room in j->segs. */
+    j->segs[j->nseg++] =
+        (struct segment){.first_id = id}; // NOLINT(clang-analyzer-core.NullDereference)
     return 0;
 }
 

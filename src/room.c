@@ -418,8 +418,8 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
     if (client_len > ROOM_CLIENT_MAX) {
         client_len = ROOM_CLIENT_MAX;
     }
-    struct frame *f = room_append(room, hub->next_id, event, event_len, data, data_len, client,
-                                  client_len);
+    struct frame *f =
+        room_append(room, hub->next_id, event, event_len, data, data_len, client, client_len);
     if (!f) {
         return -1;
     }

@@ -22,7 +22,7 @@
 #define ACCEPT_BATCH 64
 /* Descriptors kept free for files and the spare fd when deriving the client
  * limit from RLIMIT_NOFILE. */
-#define RESERVED_FDS 32
+#define RESERVED_FDS ((size_t)32)
 /* After EMFILE with nothing to shed, retry accepting after this long. */
 #define ACCEPT_RETRY_MS 100
 
@@ -112,7 +112,9 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
                 log_warn("out of file descriptors with %zu connections: shedding new ones",
                          srv->nconns);
             }
-            if (!net_shed_one(srv->listen_fd, &srv->spare_fd)) {
+            size_t len;
+            const char *answer = busy_response(&len);
+            if (!net_shed_one(srv->listen_fd, &srv->spare_fd, answer, len)) {
                 server_pause_accept(srv);
             }
             return;
@@ -202,8 +204,8 @@ static int replay_record(void *arg, const struct journal_record *rec)
     const char *name = rec->room_len ? rec->room : "default";
     size_t len = rec->room_len ? rec->room_len : strlen("default");
     struct room *room = hub_room(hub, name, len);
-    if (!room || room_restore(room, rec->id, rec->event, rec->event_len, rec->data,
-                              rec->data_len) < 0) {
+    if (!room ||
+        room_restore(room, rec->id, rec->event, rec->event_len, rec->data, rec->data_len) < 0) {
         log_warn("journal: cannot restore message %llu", (unsigned long long)rec->id);
     }
     return 0;

@@ -80,19 +80,20 @@ int stats_render_json(struct server *srv, const char *room, size_t room_len, str
         r = hub_room_find(srv->hub, room, room_len);
         clients = r ? room_subscribers(r) : 0;
     }
-    int rc = buf_printf(
-        out,
-        "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
-        "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
-        "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
-        "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
-        "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
-        "\"ring_frames\":%zu,\"ring_bytes\":%zu",
-        SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->streams, clients, s.subscribers,
-        s.rooms, (unsigned long long)hub_last_id(srv->hub), (unsigned long long)st->published,
-        (unsigned long long)st->deliveries, (unsigned long long)st->bytes_sent,
-        (unsigned long long)st->lagged_dropped, (unsigned long long)st->accepted,
-        (unsigned long long)(st->rejected_busy + st->shed_no_fds), s.frames, s.ring_bytes);
+    int rc = buf_printf(out,
+                        "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
+                        "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
+                        "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
+                        "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
+                        "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
+                        "\"ring_frames\":%zu,\"ring_bytes\":%zu",
+                        SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->streams, clients,
+                        s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
+                        (unsigned long long)st->published, (unsigned long long)st->deliveries,
+                        (unsigned long long)st->bytes_sent, (unsigned long long)st->lagged_dropped,
+                        (unsigned long long)st->accepted,
+                        (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
+                        s.frames, s.ring_bytes);
     if (rc == 0 && room_len) {
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
@@ -157,7 +158,7 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
         {{"sse_connections_closed_total", "counter", "Connections closed."}, st->closed},
         {{"sse_connections_rejected_total", "counter",
           "Connections refused at --max-clients or shed when out of file descriptors."},
-         st->rejected_busy + st->shed_no_fds},
+         (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds},
         {{"sse_messages_published_total", "counter", "Messages accepted by POST /message."},
          st->published},
         {{"sse_deliveries_total", "counter", "Messages written in full to a subscriber."},

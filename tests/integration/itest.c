@@ -183,8 +183,8 @@ static void wrapper_check_status(pid_t pid, int status)
     if (wrapper_argc == 0 || wrapper_error_status < 0 || status != wrapper_error_status)
         return;
     wrapper_failed++;
-    say("server %d: the wrapper (%s) reported errors: exit status %d (see the server stderr "
-        "above)",
+    say("server %d: the wrapper (%s) reported errors: exit status %d (its report is in the "
+        "server stderr)",
         (int)pid, wrapper_argv[0], status);
 }
 
