@@ -115,7 +115,8 @@ test: test-deps
 # which fails the test binary (see SSE_SERVER_WRAPPER in itest.h).
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
-VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery
+VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
+                  test_ops
 VG_BUILD       := build/valgrind
 
 test-valgrind:

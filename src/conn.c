@@ -59,6 +59,7 @@ struct conn {
     bool request_started; /* bytes of the current request have arrived */
     bool head_request;    /* the request being answered is HEAD */
     bool keep_alive;      /* of the request being answered */
+    bool http10;          /* the request being answered is HTTP/1.0 */
     bool peer_closed;     /* read returned 0 */
     bool peer_local;      /* connected from a loopback address */
     /* Access-Control-Allow-Origin for the answer being written: "*", one of
@@ -122,7 +123,7 @@ void conn_close(struct conn *c)
         srv->streams--;
         log_info("stream closed: %s%s, %.3f s, %llu bytes, %llu events",
                  c->stream == STREAM_PING ? "/ping" : "/messages room=",
-                 c->stream == STREAM_PING ? "" : room_name(c->sub.room),
+                 c->sub.room ? room_name(c->sub.room) : "",
                  (double)(loop_now_ms(srv->loop) - c->stream_start_ms) / 1000.0,
                  (unsigned long long)c->stream_bytes, (unsigned long long)c->stream_events);
     }
@@ -198,11 +199,12 @@ static void conn_update_events(struct conn *c)
     }
     if (output_pending(c) || (c->stream == STREAM_ROOM && c->sub.waiting)) {
         ev |= EPOLLOUT;
-    } else if ((c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) &&
-               buf_pending(&c->in) > c->last_len && c->state == CONN_READ_HEAD) {
+    } else if (c->state == CONN_READ_HEAD && buf_pending(&c->in) > c->last_len &&
+               !list_linked(&c->sync_node)) {
         /* Pipelined requests are still buffered after a full round of
          * answers: come back on the next iteration (the socket is writable,
-         * so level-triggered EPOLLOUT fires at once) instead of looping. */
+         * so level-triggered EPOLLOUT fires at once) instead of looping. A
+         * connection waiting for the journal is resumed by conn_sync_done. */
         ev |= EPOLLOUT;
     }
     if (loop_watch_mod(c->srv->loop, &c->watch, ev) < 0) {
@@ -334,7 +336,7 @@ static int append_head(struct conn *c, int status, const char *content_type, boo
         /* An event stream is close-delimited: no Connection header. */
     } else if (rc == 0 && !c->keep_alive) {
         rc = buf_append_str(o, "Connection: close\r\n");
-    } else if (rc == 0 && c->srv->req.minor_version == 0) {
+    } else if (rc == 0 && c->http10) {
         rc = buf_append_str(o, "Connection: keep-alive\r\n");
     }
     if (rc == 0) {
@@ -616,7 +618,7 @@ static void conn_flush(struct conn *c)
         }
         break;
     case CONN_DRAIN:
-        if (drained) {
+        if (drained && !list_linked(&c->sync_node)) {
             /* Last response sent: half-close, then discard what the client
              * still sends until it closes too (or the linger ends). */
             shutdown(c->watch.fd, SHUT_WR);
@@ -688,6 +690,7 @@ static void conn_dispatch(struct conn *c)
     srv->stats.requests++;
     c->head_request = req->method == HTTP_HEAD;
     c->keep_alive = req->keep_alive;
+    c->http10 = req->minor_version == 0;
     c->cors_origin = cors_origin_for(srv, req);
     const char *body = buf_head(&c->in) + c->head_len;
     size_t consumed = c->head_len + c->body_len;

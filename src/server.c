@@ -145,6 +145,13 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
 static void server_reload_static(struct server *srv)
 {
     char err[256];
+    /* At start a missing directory means "no static files"; on a reload it
+     * more likely means a deploy is swapping it: keep serving the old ones. */
+    if (access(srv->cfg.static_dir, R_OK | X_OK) < 0) {
+        log_error("reloading static files: %s: %s; keeping the old ones", srv->cfg.static_dir,
+                  strerror(errno));
+        return;
+    }
     struct static_files *files = static_files_load(srv->cfg.static_dir, err, sizeof err);
     if (!files) {
         log_error("reloading static files: %s; keeping the old ones", err);
