@@ -113,9 +113,17 @@ int room_restore(struct room *room, uint64_t id, const char *event, size_t event
 void hub_restore_from(struct hub *hub, uint64_t first_id);
 
 /* The id the next published message will get; and raising it (never
- * lowering), e.g. past a time-based base after a replay. */
+ * lowering) before serving, e.g. past a time-based base after a replay. */
 uint64_t hub_next_id(const struct hub *hub);
 void hub_set_next_id(struct hub *hub, uint64_t id);
+
+/*
+ * With deferred commit (a journal synced once per loop iteration), published
+ * frames are kept back from every subscriber until hub_commit says the
+ * journal has them on disk; without it they are visible at once.
+ */
+void hub_set_deferred_commit(struct hub *hub, bool deferred);
+void hub_commit(struct hub *hub);
 
 /* Number of retained frames, and their bytes. */
 size_t room_frames(const struct room *room);

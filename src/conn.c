@@ -97,6 +97,7 @@ struct conn {
 };
 
 static void conn_flush(struct conn *c);
+static void conn_flush_output(struct conn *c, bool parse);
 static void conn_parse_requests(struct conn *c);
 static void conn_on_timer(struct loop *loop, struct loop_timer *t);
 static void conn_on_io(struct loop *loop, struct loop_watch *w, uint32_t events);
@@ -411,6 +412,17 @@ static void conn_fail(struct conn *c, int status, const char *msg)
     }
 }
 
+/* The access log line of an answered request: what was queued for it since
+ * `out_before` bytes were pending. */
+static void log_access(struct conn *c, const char *method, const char *target, size_t out_before)
+{
+    if (log_get_level() >= LOG_INFO) {
+        log_info("%s %s %d %zu bytes %llu ms", method, target, c->status,
+                 buf_pending(&c->out) - out_before + c->borrowed_len,
+                 (unsigned long long)(loop_now_ms(c->srv->loop) - c->request_start_ms));
+    }
+}
+
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
 {
     char answer[96];
@@ -438,9 +450,15 @@ void conn_sync_done(struct server *srv, bool ok)
         } else {
             conn_reply_error(c, 503, "journal sync failed");
         }
-        if (c->state != CONN_CLOSED) {
-            conn_flush(c); /* also resumes reading pipelined requests */
+        if (c->state == CONN_CLOSED) {
+            continue;
         }
+        log_access(c, "POST", "/message", 0);
+        /* Pipelined requests behind this one are read on the next iteration,
+         * not here: a publish among them must get the next group commit
+         * (this one is done), and every message is on disk before any
+         * subscriber sees it. */
+        conn_flush_output(c, false);
     }
 }
 
@@ -587,13 +605,21 @@ static int conn_write(struct conn *c)
  * are answered here in bounded rounds: parse a batch, write it, repeat. */
 static void conn_flush(struct conn *c)
 {
+    conn_flush_output(c, true);
+}
+
+/* conn_flush, optionally without parsing buffered requests: those then wait
+ * for the next loop iteration (conn_update_events arms EPOLLOUT for them). */
+static void conn_flush_output(struct conn *c, bool parse)
+{
     int rc;
     for (int round = 0;; round++) {
         rc = conn_write(c);
         if (rc < 0) {
             return;
         }
-        if (rc == 0 || round == 8 || c->state != CONN_READ_HEAD || buf_pending(&c->in) == 0) {
+        if (rc == 0 || !parse || round == 8 || c->state != CONN_READ_HEAD ||
+            buf_pending(&c->in) == 0) {
             break;
         }
         conn_parse_requests(c);
@@ -701,11 +727,12 @@ static void conn_dispatch(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_STREAM && log_get_level() >= LOG_INFO) {
-        log_info("%.*s %.*s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
-                 (int)(req->target.len > 200 ? 200 : req->target.len), req->target.ptr, c->status,
-                 buf_pending(&c->out) - out_before + c->borrowed_len,
-                 (unsigned long long)(loop_now_ms(srv->loop) - c->request_start_ms));
+    if (c->state != CONN_STREAM && !list_linked(&c->sync_node)) {
+        /* (A publish waiting for the journal is logged once answered.) */
+        char method[16], target[201];
+        snprintf(method, sizeof method, "%.*s", (int)req->method_str.len, req->method_str.ptr);
+        snprintf(target, sizeof target, "%.*s", (int)req->target.len, req->target.ptr);
+        log_access(c, method, target, out_before);
     }
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
         buf_consume(&c->in, consumed);

@@ -45,6 +45,10 @@ struct hub {
 
     uint64_t next_id;
     uint64_t first_id;
+    /* Frames with ids from here on are not written to anyone yet: with a
+     * group-committed journal they wait for their fsync (hub_commit). */
+    uint64_t visible_id;
+    bool deferred_commit;
     /* Ids at or below this may belong to messages of a room that was evicted
      * or existed before this process: a room created now cannot vouch for
      * them. */
@@ -89,6 +93,7 @@ struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_read
     hub->arg = arg;
     hub->next_id = first_id ? first_id : 1;
     hub->first_id = hub->next_id;
+    hub->visible_id = hub->next_id;
     hub->lost_id = hub->next_id - 1;
     hub->nbuckets = 64;
     hub->buckets = calloc(hub->nbuckets, sizeof *hub->buckets);
@@ -403,6 +408,9 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
     if (id >= hub->next_id) {
         hub->next_id = id + 1;
     }
+    if (!hub->deferred_commit) {
+        hub->visible_id = hub->next_id;
+    }
     if (room->nsubs == 0 && list_linked(&room->idle_node)) {
         /* Recently used: move to the back of the eviction order. */
         list_remove(&room->idle_node);
@@ -454,6 +462,21 @@ void hub_set_next_id(struct hub *hub, uint64_t id)
     if (id > hub->next_id) {
         hub->next_id = id;
     }
+    /* Used before serving (after a journal replay): all there is is on disk. */
+    hub->visible_id = hub->next_id;
+}
+
+void hub_set_deferred_commit(struct hub *hub, bool deferred)
+{
+    hub->deferred_commit = deferred;
+    if (!deferred) {
+        hub->visible_id = hub->next_id;
+    }
+}
+
+void hub_commit(struct hub *hub)
+{
+    hub->visible_id = hub->next_id;
 }
 
 struct room_start room_start_live(const struct room *room)
@@ -564,8 +587,12 @@ size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, s
     }
     size_t n = 0, bytes = 0;
     size_t offset = sub->offset;
+    uint64_t visible = room->hub->visible_id;
     for (uint64_t seq = sub->cursor; seq < room->head && n < max_iov && bytes < max_bytes; seq++) {
         const struct frame *f = room_frame(room, seq);
+        if (f->id >= visible) {
+            break; /* ids increase along the ring: the rest waits too */
+        }
         if (offset == 0 && frame_excludes(f, sub)) {
             continue;
         }

@@ -190,6 +190,9 @@ static void on_hub_task(struct loop *loop, struct loop_task *task)
             srv->stats.journal_errors++;
             log_error("journal: fdatasync: %s", strerror(errno));
         }
+        if (rc == 0) {
+            hub_commit(srv->hub);
+        }
         conn_sync_done(srv, rc == 0);
     }
     hub_flush(srv->hub);
@@ -238,6 +241,7 @@ static int server_open_journal(struct server *srv)
     /* Ids continue past the highest one on disk, and past the time-based
      * base, so that none is ever issued twice. */
     hub_set_next_id(srv->hub, st.last_id + 1);
+    hub_set_deferred_commit(srv->hub, cfg->fsync_mode == FSYNC_BATCH);
     hub_flush(srv->hub); /* frees nothing in use; settles the rooms just made */
     return 0;
 }

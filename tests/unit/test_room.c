@@ -230,6 +230,60 @@ static uint64_t first_owed_id(struct subscriber *sub)
 
 /* ---------------------------------------------------------------- hub */
 
+/* With deferred commit (--fsync batch), nothing published is handed to any
+ * subscriber, live or replaying, before hub_commit; then all of it is. */
+static void test_deferred_commit(void **state)
+{
+    (void)state;
+    struct hub *hub = default_hub(100);
+    struct room *r = room_of(hub, "a");
+    uint64_t before = pub(r, "{\"n\":0}");
+
+    hub_set_deferred_commit(hub, true);
+    struct subscriber live, replay;
+    memset(&live, 0, sizeof live);
+    memset(&replay, 0, sizeof replay);
+    struct room_start st = room_start_live(r);
+    room_subscribe(r, &live, &st, NULL, 0);
+    st = room_start_after(r, before - 1);
+    room_subscribe(r, &replay, &st, NULL, 0);
+    assert_int_equal(first_owed_id(&replay), before); /* committed: visible */
+    struct bytes b = {0};
+    drain_all(&replay, &b);
+    bytes_free(&b);
+
+    uint64_t a1 = pub(r, "{\"n\":1}");
+    uint64_t a2 = pub(r, "{\"n\":2}");
+    assert_int_equal(a2, a1 + 1);
+    assert_int_equal(first_owed_id(&live), 0);
+    assert_int_equal(first_owed_id(&replay), 0);
+    struct room_start late = room_start_history(r, 10);
+    struct subscriber newcomer;
+    memset(&newcomer, 0, sizeof newcomer);
+    room_subscribe(r, &newcomer, &late, NULL, 0);
+    assert_int_equal(first_owed_id(&newcomer), before); /* stops before a1 */
+    drain_all(&newcomer, &b);
+    bytes_free(&b);
+    assert_int_equal(first_owed_id(&newcomer), 0);
+
+    hub_commit(hub);
+    assert_int_equal(first_owed_id(&live), a1);
+    assert_int_equal(first_owed_id(&replay), a1);
+    assert_int_equal(first_owed_id(&newcomer), a1);
+
+    /* Back to immediate visibility. */
+    hub_set_deferred_commit(hub, false);
+    drain_all(&live, &b);
+    bytes_free(&b);
+    uint64_t a3 = pub(r, "{\"n\":3}");
+    assert_int_equal(first_owed_id(&live), a3);
+
+    room_unsubscribe(&live);
+    room_unsubscribe(&replay);
+    room_unsubscribe(&newcomer);
+    hub_free(hub);
+}
+
 static void test_hub_new_free(void **state)
 {
     (void)state;
@@ -1464,6 +1518,7 @@ int main(void)
         cmocka_unit_test(test_max_rooms_lru),
         cmocka_unit_test(test_max_rooms_subscribed_not_evicted),
         cmocka_unit_test(test_max_rooms_current_iteration),
+        cmocka_unit_test(test_deferred_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
