@@ -112,22 +112,37 @@ static int resolve_room_name(struct conn *c, const struct http_request *req, con
     return 0;
 }
 
-static int resolve_client(struct conn *c, const struct http_request *req, char *client, size_t *len)
+/* An optional query parameter that must pass `valid` when present. Returns
+ * 0 (absent, with *len 0, or valid), or -1 after answering 400 with `msg`. */
+static int optional_param(struct conn *c, const struct http_request *req, const char *name,
+                          char *out, size_t cap, size_t *len, bool (*valid)(const char *, size_t),
+                          const char *msg)
 {
-    switch (query_param(req, "client", client, ROOM_CLIENT_MAX + 1, len)) {
+    switch (query_param(req, name, out, cap, len)) {
     case PARAM_ABSENT:
         *len = 0;
         return 0;
     case PARAM_OK:
-        if (room_name_valid(client, *len)) {
+        if (valid(out, *len)) {
             return 0;
         }
         break;
     case PARAM_BAD:
         break;
     }
-    conn_reply_error(c, 400, "invalid client id: 1-64 characters of A-Z a-z 0-9 . _ -");
+    conn_reply_error(c, 400, msg);
     return -1;
+}
+
+static int resolve_client(struct conn *c, const struct http_request *req, char *client, size_t *len)
+{
+    return optional_param(c, req, "client", client, ROOM_CLIENT_MAX + 1, len, room_name_valid,
+                          "invalid client id: 1-64 characters of A-Z a-z 0-9 . _ -");
+}
+
+static bool event_type_valid(const char *s, size_t len)
+{
+    return sse_event_type_valid(s, len) != 0;
 }
 
 static void handle_messages(struct server *srv, struct conn *c, const struct api_req *r)
@@ -258,17 +273,8 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         conn_reply_error(c, 400, msg);
         return;
     }
-    switch (query_param(req, "event", event, sizeof event, &event_len)) {
-    case PARAM_ABSENT:
-        event_len = 0;
-        break;
-    case PARAM_OK:
-        if (sse_event_type_valid(event, event_len)) {
-            break;
-        }
-        /* fall through */
-    case PARAM_BAD:
-        conn_reply_error(c, 400, "invalid event type: 1-64 characters, no control characters");
+    if (optional_param(c, req, "event", event, sizeof event, &event_len, event_type_valid,
+                       "invalid event type: 1-64 characters, no control characters") < 0) {
         return;
     }
     if (resolve_room_name(c, req, body, body_len, name, &name_len) < 0 ||
@@ -378,20 +384,8 @@ static void handle_stats(struct server *srv, struct conn *c, const struct api_re
 {
     char name[ROOM_NAME_MAX + 1];
     size_t len = 0;
-    if (admin_refused(srv, c)) {
-        return;
-    }
-    switch (query_param(r->http, "room", name, sizeof name, &len)) {
-    case PARAM_ABSENT:
-        len = 0;
-        break;
-    case PARAM_OK:
-        if (room_name_valid(name, len)) {
-            break;
-        }
-        /* fall through */
-    case PARAM_BAD:
-        conn_reply_error(c, 400, "invalid room name");
+    if (admin_refused(srv, c) || optional_param(c, r->http, "room", name, sizeof name, &len,
+                                                room_name_valid, "invalid room name") < 0) {
         return;
     }
     struct buf b = {0};
