@@ -1820,7 +1820,7 @@ static void test_batch_pipelined_posts(void **state)
     itest_conn_close(&c);
     assert_true(itest_sub_wait(&sub, N, itest_ms(3000)));
     for (int i = 0; i < N; i++) {
-        char want[16];
+        char want[32];
         snprintf(want, sizeof want, "{\"n\":%d}", i);
         assert_string_equal(sub.events.ev[i].data, want);
     }
