@@ -3,17 +3,23 @@
  */
 #include "itest.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,12 +268,11 @@ static void scrub_server_env(void)
     }
 }
 
-struct itest_server itest_server_start(const char *const *extra_args)
-{
-    return itest_server_start_nofile(extra_args, 0);
-}
-
-struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile)
+/* Starts the server (see itest_server_start) with RLIMIT_NOFILE soft = hard =
+ * nofile and a soft RLIMIT_FSIZE of fsize bytes, each unless 0, set in the
+ * child before exec. */
+static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
+                                        unsigned long fsize)
 {
     struct itest_server s;
     memset(&s, 0, sizeof s);
@@ -367,6 +372,16 @@ struct itest_server itest_server_start_nofile(const char *const *extra_args, uns
                 _exit(127);
             }
         }
+        if (fsize > 0) {
+            struct rlimit rl;
+            getrlimit(RLIMIT_FSIZE, &rl);
+            rl.rlim_cur = fsize;
+            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+                dprintf(STDERR_FILENO, "itest: setrlimit(RLIMIT_FSIZE, %lu): %s\n", fsize,
+                        strerror(errno));
+                _exit(127);
+            }
+        }
         if (wrapper_argc > 0)
             execvp(argv[0], (char *const *)argv);
         else
@@ -443,6 +458,21 @@ struct itest_server itest_server_start_nofile(const char *const *extra_args, uns
         s.exit_status = ITEST_EXIT_ERROR;
     }
     return s;
+}
+
+struct itest_server itest_server_start(const char *const *extra_args)
+{
+    return server_start(extra_args, 0, 0);
+}
+
+struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile)
+{
+    return server_start(extra_args, nofile, 0);
+}
+
+struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize)
+{
+    return server_start(extra_args, 0, fsize);
 }
 
 static void server_release(struct itest_server *s, bool show_log)
@@ -683,6 +713,12 @@ int itest_connect(int port)
     return make_socket(port, false, NULL);
 }
 
+int itest_connect_nb(int port)
+{
+    bool in_progress;
+    return make_socket(port, true, &in_progress);
+}
+
 void itest_close_rst(int fd)
 {
     if (fd < 0)
@@ -739,9 +775,11 @@ bool itest_send_slowly(int fd, const void *buf, size_t len, size_t chunk, int pa
     return true;
 }
 
-ssize_t itest_recv_deadline(int fd, void *buf, size_t cap, int timeout_ms)
+/* Reads up to cap bytes, waiting until the deadline. Returns the count, 0 at
+ * end of stream or on a reset (then *reset is set, when reset is not NULL),
+ * -1 on timeout (errno ETIMEDOUT) or error. */
+static ssize_t recv_until(int fd, void *buf, size_t cap, int64_t deadline, bool *reset)
 {
-    int64_t deadline = itest_now_ms() + timeout_ms;
     for (;;) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int rc = poll(&p, 1, remaining_ms(deadline));
@@ -756,8 +794,11 @@ ssize_t itest_recv_deadline(int fd, void *buf, size_t cap, int timeout_ms)
         ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
         if (n >= 0)
             return n;
-        if (errno == ECONNRESET)
+        if (errno == ECONNRESET) {
+            if (reset)
+                *reset = true;
             return 0;
+        }
         if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
             return -1;
         if (itest_now_ms() >= deadline) {
@@ -765,6 +806,11 @@ ssize_t itest_recv_deadline(int fd, void *buf, size_t cap, int timeout_ms)
             return -1;
         }
     }
+}
+
+ssize_t itest_recv_deadline(int fd, void *buf, size_t cap, int timeout_ms)
+{
+    return recv_until(fd, buf, cap, itest_now_ms() + timeout_ms, NULL);
 }
 
 int itest_conn_open(struct itest_conn *c, int port)
@@ -818,38 +864,17 @@ static ssize_t conn_fill_deadline(struct itest_conn *c, int64_t deadline)
         return 0;
     if (!conn_reserve(c, 16384))
         return -1;
-    for (;;) {
-        struct pollfd p = {.fd = c->fd, .events = POLLIN};
-        int rc = poll(&p, 1, remaining_ms(deadline));
-        if (rc < 0 && errno == EINTR)
-            continue;
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, MSG_DONTWAIT);
-        if (n > 0) {
-            c->len += (size_t)n;
-            c->buf[c->len] = 0;
-            return n;
-        }
-        if (n == 0) {
-            c->eof = true;
-            return 0;
-        }
-        if (errno == ECONNRESET) {
-            c->eof = c->reset = true;
-            return 0;
-        }
-        if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
-            return -1;
-        if (itest_now_ms() >= deadline) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
+    bool reset = false;
+    ssize_t n = recv_until(c->fd, c->buf + c->len, c->cap - c->len - 1, deadline, &reset);
+    if (n > 0) {
+        c->len += (size_t)n;
+        c->buf[c->len] = 0;
+    } else if (n == 0) {
+        c->eof = true;
+        if (reset)
+            c->reset = true;
     }
+    return n;
 }
 
 ssize_t itest_conn_fill(struct itest_conn *c, int timeout_ms)
@@ -1004,6 +1029,20 @@ const char *itest_header(const struct itest_response *r, const char *name)
         if (strcasecmp(r->headers[i].name, name) == 0)
             return r->headers[i].value;
     return NULL;
+}
+
+const char *itest_header_or_absent(const struct itest_response *r, const char *name)
+{
+    const char *v = itest_header(r, name);
+    return v ? v : "(absent)";
+}
+
+void itest_show_response(const char *what, const struct itest_response *r, int max_body)
+{
+    fprintf(stderr, "---- %s: status %d\n", what, r->status);
+    for (size_t i = 0; i < r->num_headers; i++)
+        fprintf(stderr, "  %s: %s\n", r->headers[i].name, r->headers[i].value);
+    fprintf(stderr, "  body (%zu bytes): %.*s\n", r->body_len, max_body, r->body ? r->body : "");
 }
 
 size_t itest_header_count(const struct itest_response *r, const char *name)
@@ -1294,10 +1333,25 @@ int itest_request_n(int port, const void *raw, size_t len, unsigned flags, struc
     return rc;
 }
 
+/* The flags itest_request adds for raw: no body in the answer to a HEAD. */
+static unsigned request_flags(const char *raw)
+{
+    return strncmp(raw, "HEAD ", 5) == 0 ? ITEST_RESP_NO_BODY : 0;
+}
+
 int itest_request(int port, const char *raw, struct itest_response *r)
 {
-    unsigned flags = strncmp(raw, "HEAD ", 5) == 0 ? ITEST_RESP_NO_BODY : 0;
-    return itest_request_n(port, raw, strlen(raw), flags, r);
+    return itest_request_n(port, raw, strlen(raw), request_flags(raw), r);
+}
+
+int itest_request_status(int port, const char *raw, unsigned flags)
+{
+    struct itest_response r;
+    if (itest_request_n(port, raw, strlen(raw), flags | request_flags(raw), &r) != 0)
+        return -1;
+    int status = r.status;
+    itest_response_free(&r);
+    return status;
 }
 
 bool itest_json_u64(const char *json, const char *key, uint64_t *out)
@@ -1798,4 +1852,137 @@ void itest_sub_abort(struct itest_sub *s)
     itest_close_rst(s->conn.fd);
     s->conn.fd = -1;
     sub_free(s);
+}
+
+bool itest_sub_has_preamble(const struct itest_sub *s, void *arg)
+{
+    (void)arg;
+    return s->parser.has_retry && s->parser.comments >= 1;
+}
+
+/* ------------------------------------------------------- test utilities */
+
+bool itest_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || *s < '0' || *s > '9')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+uint64_t itest_event_id(const struct ssep_event *ev)
+{
+    uint64_t id = 0;
+    if (!itest_parse_u64(ev->id, &id))
+        fail_msg("event id \"%s\" is not a decimal number (type %s, data \"%.80s\")", ev->id,
+                 ev->type, ev->data);
+    return id;
+}
+
+void itest_print_events(const char *label, const struct ssep_list *evs, size_t from, size_t max)
+{
+    fprintf(stderr, "%s: %zu events\n", label, evs->count);
+    for (size_t i = from; i < evs->count && i - from < max; i++)
+        fprintf(stderr, "  [%zu] type=%s id=%s data=\"%.60s\"%s\n", i, evs->ev[i].type,
+                evs->ev[i].id, evs->ev[i].data, evs->ev[i].data_len > 60 ? "..." : "");
+}
+
+void itest_print_escaped(const char *label, const void *bytes, size_t len, size_t max)
+{
+    const unsigned char *p = bytes;
+    fprintf(stderr, "%s (%zu bytes): \"", label, len);
+    for (size_t i = 0; i < len && i < max; i++) {
+        unsigned char ch = p[i];
+        if (ch == '\n')
+            fputs("\\n", stderr);
+        else if (ch == '\r')
+            fputs("\\r", stderr);
+        else if (ch < 0x20 || ch >= 0x7f)
+            fprintf(stderr, "\\x%02x", ch);
+        else
+            fputc(ch, stderr);
+    }
+    fprintf(stderr, "%s\"\n", len > max ? "..." : "");
+}
+
+uint64_t itest_rng_next(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+int itest_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "we");
+    if (!f) {
+        say("fopen %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t w = fwrite(data, 1, len, f);
+    if (fclose(f) != 0 || w != len) {
+        say("write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void itest_rm_rf(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --------------------------------------------------------- cmocka fixture */
+
+int itest_setup_server(void **state)
+{
+    const char *const *args = *state;
+    struct itest_server *s = malloc(sizeof *s);
+    if (!s)
+        return -1;
+    *s = itest_server_start(args);
+    if (s->pid <= 0) {
+        free(s);
+        return -1;
+    }
+    *state = s;
+    return 0;
+}
+
+int itest_teardown_server(void **state)
+{
+    struct itest_server *s = *state;
+    int status = s->pid > 0 ? itest_server_stop(s) : s->exit_status;
+    if (status != 0)
+        say("teardown: server exit status %d", status);
+    free(s);
+    *state = NULL;
+    return status == 0 ? 0 : -1;
+}
+
+struct itest_server *itest_state_server(void **state)
+{
+    return *state;
+}
+
+int itest_state_port(void **state)
+{
+    return itest_state_server(state)->port;
 }

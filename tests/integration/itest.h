@@ -12,10 +12,14 @@
  *     is bounded), a strict HTTP/1.1 response reader and one-shot requests;
  *   - SSE subscribers: GET a stream, check its head, parse its body with the
  *     reference WHATWG parser (tests/unit/sse_parse.h) and collect the
- *     events; all I/O is non-blocking so one poll loop can drive thousands.
+ *     events; all I/O is non-blocking so one poll loop can drive thousands;
+ *   - what the tests share besides: diagnostics (a response, escaped bytes,
+ *     a list of events), parsing ids, a seeded generator, scratch files, and
+ *     a cmocka fixture that gives each test a server of its own.
  *
  * Failures never abort: functions return an error value and print why to
  * stderr (prefixed "itest: "), so the test's assertion shows the context.
+ * (itest_event_id alone fails the running cmocka test, as it says.)
  *
  * Typical use (cmocka):
  *
@@ -122,6 +126,12 @@ struct itest_server itest_server_start(const char *const *extra_args);
  * descriptor limit with a few hundred connections.
  */
 struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile);
+/*
+ * itest_server_start, but the server runs with a soft RLIMIT_FSIZE of `fsize`
+ * bytes (hard limit unchanged; set in the child before exec), so that its
+ * writes past that file size fail (EFBIG), e.g. to fill a "disk".
+ */
+struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize);
 /* Number of servers that ended with the wrapper's error exit code so far
  * (always 0 without $SSE_SERVER_WRAPPER). */
 int itest_wrapper_failures(void);
@@ -165,6 +175,9 @@ long itest_server_rss_kb(const struct itest_server *s);
  * SO_RCVTIMEO/SO_SNDTIMEO of itest_timeout(); returns the fd or -1.
  */
 int itest_connect(int port);
+/* A non-blocking TCP connection to 127.0.0.1:port with TCP_NODELAY, the
+ * connect done or still in progress; returns the fd or -1 (reason printed). */
+int itest_connect_nb(int port);
 /* Closes fd with SO_LINGER {1, 0}: the peer gets a RST, not a FIN. */
 void itest_close_rst(int fd);
 /* Writes all of buf (MSG_NOSIGNAL); false on error or timeout. */
@@ -243,6 +256,12 @@ int itest_read_response(struct itest_conn *c, struct itest_response *r, unsigned
 void itest_response_free(struct itest_response *r);
 /* First field with that name (case-insensitive), or NULL. */
 const char *itest_header(const struct itest_response *r, const char *name);
+/* itest_header, but "(absent)" instead of NULL, so that string assertions and
+ * messages never see a NULL. */
+const char *itest_header_or_absent(const struct itest_response *r, const char *name);
+/* Prints r to stderr under the title `what`: status, every field, and the
+ * first max_body bytes of the body (for the context of a failed assertion). */
+void itest_show_response(const char *what, const struct itest_response *r, int max_body);
 /* Number of fields with that name. */
 size_t itest_header_count(const struct itest_response *r, const char *name);
 /* True when a comma-separated list field (all fields of that name together)
@@ -263,6 +282,9 @@ bool itest_is_json_error(const struct itest_response *r);
 int itest_request(int port, const char *raw, struct itest_response *r);
 int itest_request_n(int port, const void *raw, size_t len, unsigned flags,
                     struct itest_response *r);
+/* itest_request with `flags` (ITEST_RESP_*) added to its own, e.g.
+ * ITEST_RESP_HEAD_ONLY for a stream: returns the response status, or -1. */
+int itest_request_status(int port, const char *raw, unsigned flags);
 
 /*
  * POST `target` (NULL: "/message") with body[0..len) on an open keep-alive
@@ -349,5 +371,56 @@ size_t itest_subs_drive(struct itest_sub *subs, size_t n, size_t want, int timeo
  * many are streaming (n on success). */
 size_t itest_subs_open(struct itest_sub *subs, size_t n, int port, const char *target,
                        int timeout_ms);
+/* A predicate for itest_sub_wait_until (arg unused): the stream has sent its
+ * preamble, a retry field and at least one comment. */
+bool itest_sub_has_preamble(const struct itest_sub *s, void *arg);
+
+/* --------------------------------------------------------- test utilities */
+
+/* Parses a whole string as a decimal uint64 (digits only, no sign or blank,
+ * no overflow); false when it is not one (or s is NULL). */
+bool itest_parse_u64(const char *s, uint64_t *out);
+/* The id of an event, which must be a decimal number: otherwise fails the
+ * running cmocka test (fail_msg). */
+uint64_t itest_event_id(const struct ssep_event *ev);
+/* Prints "label: N events" then events [from, from + max) of evs (type, id,
+ * start of the data) to stderr. */
+void itest_print_events(const char *label, const struct ssep_list *evs, size_t from, size_t max);
+/* Prints `label (len bytes): "..."` to stderr with at most max of the bytes,
+ * \n, \r and other bytes outside printable ASCII escaped (\xNN); "..."
+ * follows when some were left out (max = SIZE_MAX: all of them). */
+void itest_print_escaped(const char *label, const void *bytes, size_t len, size_t max);
+/* One step of a xorshift64* generator: advances *state (which must not be
+ * 0) and returns the next pseudo-random number. */
+uint64_t itest_rng_next(uint64_t *state);
+/* Writes data[0..len) to path (created or truncated); 0, or -1 (reason
+ * printed). */
+int itest_write_file(const char *path, const void *data, size_t len);
+/* Removes path and, for a directory, everything below it (links are not
+ * followed); best effort, errors are ignored. */
+void itest_rm_rf(const char *path);
+
+/* ---------------------------------------------------------- cmocka fixture */
+
+/*
+ * A setup / teardown pair giving each test a fresh server:
+ *
+ *     cmocka_unit_test_setup_teardown(test_x, itest_setup_server, itest_teardown_server)
+ *     cmocka_unit_test_prestate_setup_teardown(test_y, itest_setup_server,
+ *                                              itest_teardown_server, (void *)args)
+ *
+ * itest_setup_server starts a server with the extra arguments in *state (a
+ * NULL-terminated `const char *const *`, e.g. given as the cmocka prestate,
+ * or NULL) and replaces *state with the started `struct itest_server *`
+ * (malloc'd); it fails when the server does not start. itest_teardown_server
+ * stops the server with SIGTERM if it still runs and fails unless its exit
+ * status is 0 (also when the test ended it itself, e.g. with
+ * itest_server_signal), then frees it.
+ */
+int itest_setup_server(void **state);
+int itest_teardown_server(void **state);
+/* The server and its port, in a test run with the fixture above. */
+struct itest_server *itest_state_server(void **state);
+int itest_state_port(void **state);
 
 #endif

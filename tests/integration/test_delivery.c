@@ -35,52 +35,14 @@
 
 /* ================================================================ fixtures */
 
-/* A test's server: started by setup() with `args`, stopped by teardown(). */
-struct fixture {
-    const char *const *args; /* extra server arguments, NULL-terminated (or NULL) */
-    struct itest_server srv;
-};
-
+/* Extra arguments of a test's server, started by itest_setup_server and
+ * stopped by itest_teardown_server (see T() in main()). */
 static const char *const ARGS_HISTORY5[] = {"--history", "5", NULL};
 static const char *const ARGS_HISTORY_BYTES[] = {"--history-bytes", "1024", NULL};
 static const char *const ARGS_HISTORY50[] = {"--history", "50", NULL};
 static const char *const ARGS_RETRY10S[] = {"--retry-ms", "10000", NULL};
 static const char *const ARGS_HEARTBEAT1[] = {"--heartbeat", "1", NULL};
 static const char *const ARGS_MAX_BODY[] = {"--max-body", "1024", NULL};
-
-static struct fixture fx_default = {NULL, {0}};
-static struct fixture fx_history5 = {ARGS_HISTORY5, {0}};
-static struct fixture fx_history_bytes = {ARGS_HISTORY_BYTES, {0}};
-static struct fixture fx_history50 = {ARGS_HISTORY50, {0}};
-static struct fixture fx_retry10s = {ARGS_RETRY10S, {0}};
-static struct fixture fx_heartbeat1 = {ARGS_HEARTBEAT1, {0}};
-static struct fixture fx_max_body = {ARGS_MAX_BODY, {0}};
-
-static int setup(void **state)
-{
-    struct fixture *f = *state;
-    f->srv = itest_server_start(f->args);
-    return f->srv.pid > 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    int st = itest_server_stop(&f->srv);
-    if (st != 0)
-        fprintf(stderr, "server exit status %d\n", st);
-    return st == 0 ? 0 : -1;
-}
-
-static struct itest_server *server_of(void **state)
-{
-    return &((struct fixture *)*state)->srv;
-}
-
-static int port_of(void **state)
-{
-    return server_of(state)->port;
-}
 
 /* ============================================================ file limits */
 
@@ -125,29 +87,6 @@ static uint64_t realtime_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Parses a whole string as a decimal uint64; false when it is not one. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* The id of an event, which must be a decimal number. */
-static uint64_t ev_id(const struct ssep_event *ev)
-{
-    uint64_t id = 0;
-    if (!parse_u64(ev->id, &id))
-        fail_msg("event id \"%s\" is not a decimal number (data \"%.80s\")", ev->id, ev->data);
-    return id;
-}
-
 /* The n of a body made by make_body ({"n":<n>...}), or -1. */
 static long body_n(const char *data, size_t len)
 {
@@ -179,14 +118,6 @@ static size_t make_body(char *out, size_t cap, size_t n, size_t pad)
     return len + 2;
 }
 
-static void print_events(const char *label, const struct ssep_list *evs, size_t max)
-{
-    fprintf(stderr, "%s: %zu events\n", label, evs->count);
-    for (size_t i = 0; i < evs->count && i < max; i++)
-        fprintf(stderr, "  [%zu] type=%s id=%s data=\"%.60s\"%s\n", i, evs->ev[i].type,
-                evs->ev[i].id, evs->ev[i].data, evs->ev[i].data_len > 60 ? "..." : "");
-}
-
 /* Asserts that evs->ev[from..from+n) carry exactly ids[0..n) (type
  * "message"), and that their data are bodies with n = ns[i] when ns is set. */
 static void expect_ids(const struct ssep_list *evs, size_t from, const uint64_t *ids,
@@ -196,7 +127,7 @@ static void expect_ids(const struct ssep_list *evs, size_t from, const uint64_t 
     for (size_t i = 0; ok && i < n; i++) {
         const struct ssep_event *ev = &evs->ev[from + i];
         uint64_t id = 0;
-        ok = parse_u64(ev->id, &id) && id == ids[i] && strcmp(ev->type, "message") == 0 &&
+        ok = itest_parse_u64(ev->id, &id) && id == ids[i] && strcmp(ev->type, "message") == 0 &&
              (!ns || body_n(ev->data, ev->data_len) == ns[i]);
         if (!ok)
             fprintf(stderr,
@@ -204,7 +135,7 @@ static void expect_ids(const struct ssep_list *evs, size_t from, const uint64_t 
                     what, from + i, ids[i], ns ? ns[i] : -1L, ev->type, ev->id, ev->data);
     }
     if (!ok)
-        print_events(what, evs, 40);
+        itest_print_events(what, evs, 0, 40);
     assert_true(ok);
 }
 
@@ -396,7 +327,7 @@ static void expect_counts(struct itest_sub *subs, size_t n, const size_t *want, 
         ok = false;
         fprintf(stderr, "%s: subscriber %zu: want %zu events (state %d %s)\n", what, i, want[i],
                 (int)subs[i].state, subs[i].error);
-        print_events(what, &subs[i].events, 40);
+        itest_print_events(what, &subs[i].events, 0, 40);
     }
     assert_true(ok);
 }
@@ -424,7 +355,7 @@ static void tally_on_event(void *ctx, const struct ssep_event *ev)
 {
     struct tally *t = ctx;
     uint64_t id = 0;
-    bool id_ok = parse_u64(ev->id, &id);
+    bool id_ok = itest_parse_u64(ev->id, &id);
     if (id_ok && t->count == 0 && t->first_id == 0)
         t->first_id = id;
     long n = body_n(ev->data, ev->data_len);
@@ -515,7 +446,7 @@ static size_t report_tallies(const struct itest_sub *subs, const struct tally *t
 
 static void test_ids_consecutive_across_rooms(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     static const char *const targets[] = {"/message", "/message?room=alpha", "/message?room=beta"};
     static const char *const streams[] = {"/messages", "/messages?room=alpha",
                                           "/messages?room=beta"};
@@ -604,7 +535,7 @@ static void expect_retained(int port, const char *target, const uint64_t *ids, c
 
 static void test_ring_history_frames_per_room(void **state)
 {
-    int port = port_of(state); /* --history 5 */
+    int port = itest_state_port(state); /* --history 5 */
     struct itest_conn c;
     assert_int_equal(itest_conn_open(&c, port), 0);
     uint64_t a[10], b[3], d[7];
@@ -622,7 +553,7 @@ static void test_ring_history_frames_per_room(void **state)
 
 static void test_ring_history_bytes(void **state)
 {
-    int port = port_of(state); /* --history-bytes 1024 */
+    int port = itest_state_port(state); /* --history-bytes 1024 */
     struct itest_conn c;
     assert_int_equal(itest_conn_open(&c, port), 0);
     uint64_t first = post_ok(&c, NULL, "{}", NULL);
@@ -653,7 +584,7 @@ static void test_ring_history_bytes(void **state)
 
 static void test_resume_header_and_query(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_conn c;
     assert_int_equal(itest_conn_open(&c, port), 0);
     uint64_t ids[7];
@@ -702,7 +633,7 @@ static void test_resume_header_and_query(void **state)
 
 static void test_resume_while_publishing(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     enum { PRE = 100, ROUNDS = 10, PER_ROUND = 10, TOTAL = PRE + ROUNDS * PER_ROUND };
     enum { PAD = 2000 }; /* replays of ~200 KB: several writes each */
     uint64_t ids[TOTAL];
@@ -754,7 +685,7 @@ static void test_resume_while_publishing(void **state)
 
 static void test_resume_reset(void **state)
 {
-    int port = port_of(state); /* --history 5 */
+    int port = itest_state_port(state); /* --history 5 */
     struct itest_conn c;
     assert_int_equal(itest_conn_open(&c, port), 0);
     uint64_t ids[11];
@@ -853,7 +784,7 @@ static void collect(struct seen *sn, const struct itest_sub *s)
 {
     for (size_t k = 0; k < s->events.count && sn->n < 1024; k++) {
         const struct ssep_event *ev = &s->events.ev[k];
-        if (!parse_u64(ev->id, &sn->id[sn->n]))
+        if (!itest_parse_u64(ev->id, &sn->id[sn->n]))
             sn->id[sn->n] = 0;
         sn->num[sn->n] = body_n(ev->data, ev->data_len);
         sn->message[sn->n] = strcmp(ev->type, "message") == 0;
@@ -863,7 +794,7 @@ static void collect(struct seen *sn, const struct itest_sub *s)
 
 static void test_resume_under_load(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     enum { N = 500 };
     static const int cut_at[] = {60, 140, 215, 290, 370, 440};
     enum { NCUT = sizeof cut_at / sizeof cut_at[0] };
@@ -960,7 +891,7 @@ static void test_resume_under_load(void **state)
 
 static void test_history_on_connect(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_conn c;
     assert_int_equal(itest_conn_open(&c, port), 0);
     uint64_t ids[12];
@@ -1018,7 +949,7 @@ static void test_history_on_connect(void **state)
 
 static void test_rooms(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     char long_room[65], target[160];
     memset(long_room, 'R', 64);
     long_room[64] = 0;
@@ -1105,27 +1036,20 @@ static void test_rooms(void **state)
         itest_sub_close(&sub[k]);
 }
 
-/* Status of a one-shot request (head only), or -1. */
-static int status_of(int port, const char *raw)
-{
-    struct itest_response r;
-    if (itest_request_n(port, raw, strlen(raw), ITEST_RESP_HEAD_ONLY, &r) != 0)
-        return -1;
-    int st = r.status;
-    itest_response_free(&r);
-    return st;
-}
-
 /* A room name is 1-64 characters: an empty ?room= is not the default room. */
 static void test_rooms_empty_name_rejected(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub def;
     open_sub(&def, port, "/messages", NULL);
-    int get = status_of(port, "GET /messages?room= HTTP/1.1\r\nHost: x\r\n"
-                              "Connection: close\r\n\r\n");
-    int post = status_of(port, "POST /message?room= HTTP/1.1\r\nHost: x\r\n"
-                               "Content-Length: 7\r\nConnection: close\r\n\r\n{\"n\":0}");
+    int get = itest_request_status(port,
+                                   "GET /messages?room= HTTP/1.1\r\nHost: x\r\n"
+                                   "Connection: close\r\n\r\n",
+                                   ITEST_RESP_HEAD_ONLY);
+    int post = itest_request_status(port,
+                                    "POST /message?room= HTTP/1.1\r\nHost: x\r\n"
+                                    "Content-Length: 7\r\nConnection: close\r\n\r\n{\"n\":0}",
+                                    ITEST_RESP_HEAD_ONLY);
     bool delivered = itest_sub_wait(&def, 1, 250);
     itest_sub_close(&def);
     fprintf(stderr, "?room= (empty): GET -> %d, POST -> %d%s\n", get, post,
@@ -1139,7 +1063,7 @@ static void test_rooms_empty_name_rejected(void **state)
 
 static void test_event_types(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub s;
     open_sub(&s, port, "/messages", NULL);
     struct itest_conn c;
@@ -1184,7 +1108,7 @@ static void test_event_types(void **state)
         if (strcmp(ev->type, ok[i].type) != 0)
             fprintf(stderr, "event %zu: want type \"%s\", got \"%s\"\n", i, ok[i].type, ev->type);
         assert_string_equal(ev->type, ok[i].type);
-        assert_true(ev_id(ev) == ids[i]);
+        assert_true(itest_event_id(ev) == ids[i]);
         assert_int_equal(body_n(ev->data, ev->data_len), (long)i);
     }
     /* The wire form: an "event: chat" line in the first frame. */
@@ -1196,7 +1120,7 @@ static void test_event_types(void **state)
 
 static void test_sender_exclusion(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     enum { ALICE, BOB, ANON, ALICE_SIDE, NS };
     struct itest_sub sub[NS];
     open_sub(&sub[ALICE], port, "/messages?client=alice", NULL);
@@ -1261,12 +1185,6 @@ static void test_sender_exclusion(void **state)
 
 /* ---------------------------------------------------------- stream start */
 
-static bool pred_preamble(const struct itest_sub *s, void *arg)
-{
-    (void)arg;
-    return s->parser.has_retry && s->parser.comments >= 1;
-}
-
 /* Opens n streams and checks each starts with "retry: <ms>\n" then a comment
  * line, the value within base +- 20%, and not all values equal. */
 static void check_retry_jitter(int port, unsigned base)
@@ -1278,7 +1196,7 @@ static void check_retry_jitter(int port, unsigned base)
     unsigned lo = base - base / 5, hi = base + base / 5;
     bool all_equal = true;
     for (size_t i = 0; i < N; i++) {
-        bool ok = itest_sub_wait_until(&s[i], pred_preamble, NULL, itest_timeout());
+        bool ok = itest_sub_wait_until(&s[i], itest_sub_has_preamble, NULL, itest_timeout());
         const char *raw = s[i].raw;
         if (!ok || strncmp(raw, "retry: ", 7) != 0)
             fprintf(stderr, "stream %zu starts \"%.40s\"\n", i, raw);
@@ -1311,12 +1229,12 @@ static void check_retry_jitter(int port, unsigned base)
 
 static void test_stream_start_retry_default(void **state)
 {
-    check_retry_jitter(port_of(state), 3000);
+    check_retry_jitter(itest_state_port(state), 3000);
 }
 
 static void test_stream_start_retry_option(void **state)
 {
-    check_retry_jitter(port_of(state), 10000); /* --retry-ms 10000 */
+    check_retry_jitter(itest_state_port(state), 10000); /* --retry-ms 10000 */
 }
 
 /* ------------------------------------------------------------ heartbeat */
@@ -1337,14 +1255,14 @@ static void on_comment(void *ctx, const char *text, size_t len)
 
 static void test_heartbeat(void **state)
 {
-    int port = port_of(state); /* --heartbeat 1 */
+    int port = itest_state_port(state); /* --heartbeat 1 */
     struct itest_sub s;
     struct comment_log log = {{0}, 0};
     assert_int_equal(itest_sub_start(&s, port, "/messages", NULL), 0);
     s.parser.on_comment = on_comment;
     s.parser.comment_ctx = &log;
     assert_int_equal(itest_subs_drive(&s, 1, 0, itest_timeout()), 1);
-    assert_true(itest_sub_wait_until(&s, pred_preamble, NULL, itest_timeout()));
+    assert_true(itest_sub_wait_until(&s, itest_sub_has_preamble, NULL, itest_timeout()));
     int64_t start = itest_now_ms();
     /* Idle for ~3.3 s (a specified cadence: not scaled). */
     assert_false(itest_sub_wait(&s, 1, 3300));
@@ -1422,7 +1340,7 @@ static size_t tcp_wmem_max(void)
 
 static void test_slow_subscriber_closed(void **state)
 {
-    struct itest_server *srv = server_of(state); /* --history 50 */
+    struct itest_server *srv = itest_state_server(state); /* --history 50 */
     int port = srv->port;
     enum { NSUB = 100, BATCH = 10 };
     require_fds(NSUB + 64);
@@ -1539,7 +1457,7 @@ static void test_slow_subscriber_closed(void **state)
 
 static void test_fanout_1000x1000(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     enum { NSUB = 1000, NMSG = 1000, BATCH = 25 };
     require_fds(NSUB + 64);
 
@@ -1589,7 +1507,7 @@ static void test_fanout_1000x1000(void **state)
 
 static void test_max_body(void **state)
 {
-    int port = port_of(state); /* --max-body 1024 */
+    int port = itest_state_port(state); /* --max-body 1024 */
     struct itest_sub s;
     open_sub(&s, port, "/messages", NULL);
     char body[1100];
@@ -1629,40 +1547,42 @@ static void test_max_body(void **state)
     itest_conn_close(&c);
     assert_true(id1 == id0 + 1); /* nothing else was published */
     expect_count(&s, 2, "after oversized bodies");
-    assert_true(ev_id(&s.events.ev[0]) == id0);
+    assert_true(itest_event_id(&s.events.ev[0]) == id0);
     assert_int_equal(s.events.ev[0].data_len, 1024);
-    assert_true(ev_id(&s.events.ev[1]) == id1);
+    assert_true(itest_event_id(&s.events.ev[1]) == id1);
     itest_sub_close(&s);
 }
 
 /* ================================================================== main */
 
-#define T(fn, fx) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &(fx))
+#define T(fn, args)                                                                                \
+    cmocka_unit_test_prestate_setup_teardown(fn, itest_setup_server, itest_teardown_server,        \
+                                             (void *)(args))
 
 int main(void)
 {
     itest_init(150);
     raise_nofile();
     const struct CMUnitTest tests[] = {
-        T(test_ids_consecutive_across_rooms, fx_default),
+        T(test_ids_consecutive_across_rooms, NULL),
         cmocka_unit_test(test_ids_grow_across_restarts),
-        T(test_ring_history_frames_per_room, fx_history5),
-        T(test_ring_history_bytes, fx_history_bytes),
-        T(test_resume_header_and_query, fx_default),
-        T(test_resume_while_publishing, fx_default),
-        T(test_resume_reset, fx_history5),
-        T(test_resume_under_load, fx_default),
-        T(test_history_on_connect, fx_default),
-        T(test_rooms, fx_default),
-        T(test_rooms_empty_name_rejected, fx_default),
-        T(test_event_types, fx_default),
-        T(test_sender_exclusion, fx_default),
-        T(test_stream_start_retry_default, fx_default),
-        T(test_stream_start_retry_option, fx_retry10s),
-        T(test_heartbeat, fx_heartbeat1),
-        T(test_slow_subscriber_closed, fx_history50),
-        T(test_fanout_1000x1000, fx_default),
-        T(test_max_body, fx_max_body),
+        T(test_ring_history_frames_per_room, ARGS_HISTORY5),
+        T(test_ring_history_bytes, ARGS_HISTORY_BYTES),
+        T(test_resume_header_and_query, NULL),
+        T(test_resume_while_publishing, NULL),
+        T(test_resume_reset, ARGS_HISTORY5),
+        T(test_resume_under_load, NULL),
+        T(test_history_on_connect, NULL),
+        T(test_rooms, NULL),
+        T(test_rooms_empty_name_rejected, NULL),
+        T(test_event_types, NULL),
+        T(test_sender_exclusion, NULL),
+        T(test_stream_start_retry_default, NULL),
+        T(test_stream_start_retry_option, ARGS_RETRY10S),
+        T(test_heartbeat, ARGS_HEARTBEAT1),
+        T(test_slow_subscriber_closed, ARGS_HISTORY50),
+        T(test_fanout_1000x1000, NULL),
+        T(test_max_body, ARGS_MAX_BODY),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

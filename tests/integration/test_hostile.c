@@ -20,20 +20,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "itest.h"
@@ -62,54 +57,6 @@ static int64_t upper_ms(int base_ms)
     return base_ms + itest_ms(1000) - 1000;
 }
 
-static void show(const char *what, const struct itest_response *r)
-{
-    fprintf(stderr, "---- %s: status %d\n", what, r->status);
-    for (size_t i = 0; i < r->num_headers; i++)
-        fprintf(stderr, "  %s: %s\n", r->headers[i].name, r->headers[i].value);
-    fprintf(stderr, "  body (%zu bytes): %.300s\n", r->body_len, r->body ? r->body : "");
-}
-
-/* Prints at most 120 bytes of p, escaped. */
-static void print_escaped(const char *label, const char *p, size_t len)
-{
-    fprintf(stderr, "%s (%zu bytes): \"", label, len);
-    for (size_t i = 0; i < len && i < 120; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '\n')
-            fputs("\\n", stderr);
-        else if (ch == '\r')
-            fputs("\\r", stderr);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(stderr, "\\x%02x", ch);
-        else
-            fputc(ch, stderr);
-    }
-    fprintf(stderr, "%s\"\n", len > 120 ? "..." : "");
-}
-
-/* A non-blocking connect to 127.0.0.1:port (in progress or done); -1 on
- * error. */
-static int nb_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
-        fprintf(stderr, "connect: %s\n", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Non-blocking send of what it can; false when the connection is broken. */
 static bool nb_send(int fd, const void *p, size_t len, size_t *sent)
 {
@@ -125,12 +72,7 @@ static bool nb_send(int fd, const void *p, size_t len, size_t *sent)
 /* GET /healthz on a fresh connection: its status, -1 on failure. */
 static int healthz(int port)
 {
-    struct itest_response r;
-    if (itest_request(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", &r) != 0)
-        return -1;
-    int st = r.status;
-    itest_response_free(&r);
-    return st;
+    return itest_request_status(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 0);
 }
 
 /* /ping answers with its head and first bytes ("retry:" and a comment). */
@@ -145,7 +87,7 @@ static void check_ping(int port)
         itest_sub_step(&s);
     }
     if (strncmp(s.raw, "retry:", 6) != 0 || !strstr(s.raw, "\n\n"))
-        print_escaped("/ping first bytes", s.raw, s.raw_len);
+        itest_print_escaped("/ping first bytes", s.raw, s.raw_len, 120);
     assert_memory_equal(s.raw, "retry:", 6);
     assert_non_null(strstr(s.raw, "\n\n"));
     itest_sub_close(&s);
@@ -226,7 +168,7 @@ static int expect_refused(int port, const char *label, const void *raw, size_t l
     (void)itest_conn_sendn(&c, raw, len);
     if (itest_read_response(&c, &r, 0, itest_timeout()) != 0) {
         fprintf(stderr, "case \"%s\": no answer\n", label);
-        print_escaped("request", raw, len);
+        itest_print_escaped("request", raw, len, 120);
         fail();
     }
     bool ok_status = false;
@@ -237,8 +179,8 @@ static int expect_refused(int port, const char *label, const void *raw, size_t l
               itest_is_json_error(&r) && itest_header(&r, "Access-Control-Allow-Origin");
     if (!ok) {
         fprintf(stderr, "case \"%s\": unexpected answer\n", label);
-        print_escaped("request", raw, len);
-        show("answer", &r);
+        itest_print_escaped("request", raw, len, 120);
+        itest_show_response("answer", &r, 300);
     }
     assert_true(ok);
     int status = r.status;
@@ -247,7 +189,7 @@ static int expect_refused(int port, const char *label, const void *raw, size_t l
     if (!closed || c.len) {
         fprintf(stderr, "case \"%s\": %s\n", label,
                 closed ? "bytes after the error answer" : "connection not closed");
-        print_escaped("after the answer", c.buf ? c.buf : "", c.len);
+        itest_print_escaped("after the answer", c.buf ? c.buf : "", c.len, 120);
     }
     assert_true(closed);
     assert_int_equal(c.len, 0);
@@ -265,7 +207,7 @@ static void expect_status(int port, const char *label, const char *raw, size_t l
     assert_int_equal(itest_request_n(port, raw, len, 0, &r), 0);
     if (r.status != status) {
         fprintf(stderr, "control \"%s\": expected %d\n", label, status);
-        show("answer", &r);
+        itest_show_response("answer", &r, 300);
     }
     assert_int_equal(r.status, status);
     itest_response_free(&r);
@@ -357,7 +299,7 @@ static void test_limits(void **state)
         itest_conn_send(&c, "POST /message HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n"));
     assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
     if (r.status != 413)
-        show("expected 413", &r);
+        itest_show_response("expected 413", &r, 300);
     assert_int_equal(r.status, 413);
     assert_true(itest_header_has_token(&r, "Connection", "close"));
     assert_true(itest_is_json_error(&r));
@@ -368,7 +310,7 @@ static void test_limits(void **state)
     (void)itest_conn_sendn(&c, raw, (size_t)(p - raw));
     assert_true(itest_conn_wait_close(&c, itest_timeout()));
     if (c.len)
-        print_escaped("after the 413", c.buf, c.len);
+        itest_print_escaped("after the 413", c.buf, c.len, 120);
     assert_int_equal(c.len, 0);
     itest_conn_close(&c);
 
@@ -483,7 +425,7 @@ static void check_408(struct wconn *w, const char *label)
     bool ok = r.status == 408 && itest_is_json_error(&r) &&
               itest_header_has_token(&r, "Connection", "close");
     if (!ok)
-        show(label, &r);
+        itest_show_response(label, &r, 300);
     assert_true(ok);
     itest_response_free(&r);
     printf("hostile: %s: 408 after %" PRId64 " ms, closed after %" PRId64 " ms\n", label, at,
@@ -604,7 +546,7 @@ static void expect_busy(int port, bool send_first)
         fail();
     }
     if (r.status != 503 || !itest_header(&r, "Retry-After"))
-        show("over --max-clients", &r);
+        itest_show_response("over --max-clients", &r, 300);
     assert_int_equal(r.status, 503);
     assert_non_null(itest_header(&r, "Retry-After"));
     assert_true(itest_header_has_token(&r, "Connection", "close"));
@@ -711,7 +653,7 @@ static void flood_low_fd_limit(const char *const *args, const char *label)
     int *fds = malloc(FLOOD * sizeof *fds);
     assert_non_null(fds);
     for (int i = 0; i < FLOOD; i++) {
-        fds[i] = nb_connect(s.port);
+        fds[i] = itest_connect_nb(s.port);
         assert_true(fds[i] >= 0);
     }
     /* Let it take what it can; the rest stay in the backlog or are shed. */
@@ -722,7 +664,7 @@ static void flood_low_fd_limit(const char *const *args, const char *label)
     int64_t t0 = itest_now_ms();
     int extra_fds[20];
     for (int i = 0; i < 20; i++) {
-        extra_fds[i] = nb_connect(s.port);
+        extra_fds[i] = itest_connect_nb(s.port);
         itest_sleep_ms(100);
     }
     long cpu1 = cpu_ms(s.pid);
@@ -740,7 +682,7 @@ static void flood_low_fd_limit(const char *const *args, const char *label)
             if (strncmp(buf, "HTTP/1.1 503 ", 13) == 0 && strstr(buf, "Retry-After:"))
                 busy++;
             else
-                print_escaped("unexpected answer to a flood connection", buf, (size_t)n);
+                itest_print_escaped("unexpected answer to a flood connection", buf, (size_t)n, 120);
         } else if (n == 0 || errno == ECONNRESET) {
             closed++;
         } else {
@@ -972,7 +914,7 @@ static void test_slowloris(void **state)
     int64_t t0 = itest_now_ms();
     for (int i = 0; i < N_LORIS; i++) {
         struct wconn *w = &ls[i].w;
-        w->c.fd = nb_connect(s.port);
+        w->c.fd = itest_connect_nb(s.port);
         assert_true(w->c.fd >= 0);
         w->t_start = itest_now_ms();
         w->drip = drip;
@@ -1087,7 +1029,7 @@ static void test_slowloris(void **state)
         struct itest_response r;
         if (itest_read_response(&w->c, &r, 0, 0) != 0 || r.status != 408) {
             if (not_408++ < 3)
-                print_escaped("slowloris got", w->c.buf ? w->c.buf : "", w->c.len);
+                itest_print_escaped("slowloris got", w->c.buf ? w->c.buf : "", w->c.len, 120);
             itest_response_free(&r);
             continue;
         }
@@ -1145,19 +1087,9 @@ static void test_slowloris(void **state)
 
 static uint64_t rng_state;
 
-static uint64_t rnd(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 static size_t rnd_below(size_t n)
 {
-    return n ? (size_t)(rnd() % n) : 0;
+    return n ? (size_t)(itest_rng_next(&rng_state) % n) : 0;
 }
 
 static const char *const valid_requests[] = {
@@ -1189,7 +1121,7 @@ static size_t make_garbage(char *buf, size_t cap, int *kind)
     case 0: /* random bytes */
         n = 1 + rnd_below(cap < 4096 ? cap : 4096);
         for (size_t i = 0; i < n; i++)
-            buf[i] = (char)rnd();
+            buf[i] = (char)itest_rng_next(&rng_state);
         break;
     case 1: /* printable noise with line breaks */
         n = 1 + rnd_below(2048);
@@ -1206,13 +1138,13 @@ static size_t make_garbage(char *buf, size_t cap, int *kind)
         memcpy(buf, v, vl);
         n = vl;
         for (int k = 1 + (int)rnd_below(3); k > 0; k--)
-            buf[rnd_below(vl)] = (char)rnd();
+            buf[rnd_below(vl)] = (char)itest_rng_next(&rng_state);
         break;
     case 4: /* a valid head, then random bytes */
         memcpy(buf, v, vl);
         n = vl;
         for (size_t m = rnd_below(512); m > 0; m--)
-            buf[n++] = (char)rnd();
+            buf[n++] = (char)itest_rng_next(&rng_state);
         break;
     default: /* a valid request, then a truncated one */
         memcpy(buf, v, vl);
@@ -1285,14 +1217,6 @@ static void test_garbage(void **state)
 
 static char static_base[64];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static void make_static_dir(unsigned char **big_out)
 {
     snprintf(static_base, sizeof static_base, "/tmp/hostile-static-XXXXXX");
@@ -1307,7 +1231,7 @@ static void make_static_dir(unsigned char **big_out)
     assert_non_null(big);
     rng_state = 42;
     for (size_t i = 0; i < BIG_SIZE; i += 8) {
-        uint64_t r = rnd();
+        uint64_t r = itest_rng_next(&rng_state);
         memcpy(big + i, &r, 8);
     }
     snprintf(path, sizeof path, "%s/big.bin", static_base);
@@ -1432,7 +1356,7 @@ static void test_abrupt(void **state)
     itest_sub_close(&sub);
     stop_server(&s);
     free(big);
-    nftw(static_base, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    itest_rm_rf(static_base);
 }
 
 /* ----------------------------------------------------------- 9. fairness */

@@ -33,31 +33,16 @@ static int group_teardown(void **state)
     return itest_server_stop(&srv) == 0 ? 0 : -1;
 }
 
-/* A header's value, or "(absent)", so string asserts never see NULL. */
-static const char *hdr(const struct itest_response *r, const char *name)
-{
-    const char *v = itest_header(r, name);
-    return v ? v : "(absent)";
-}
-
-static void show(const char *what, const struct itest_response *r)
-{
-    fprintf(stderr, "---- %s: status %d\n", what, r->status);
-    for (size_t i = 0; i < r->num_headers; i++)
-        fprintf(stderr, "  %s: %s\n", r->headers[i].name, r->headers[i].value);
-    fprintf(stderr, "  body (%zu bytes): %.300s\n", r->body_len, r->body ? r->body : "");
-}
-
 /* Sends raw on a fresh connection; asserts the answer has `status` and CORS. */
 static void request_expect(const char *raw, int status, struct itest_response *r)
 {
     assert_int_equal(itest_request(srv.port, raw, r), 0);
     if (r->status != status) {
         fprintf(stderr, "request: %.200s\n", raw);
-        show("unexpected status", r);
+        itest_show_response("unexpected status", r, 300);
     }
     assert_int_equal(r->status, status);
-    assert_string_equal(hdr(r, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(r, "Access-Control-Allow-Origin"), "*");
 }
 
 /* Asserts r is an error response: JSON {"error":...}; and, when must_close,
@@ -65,12 +50,12 @@ static void request_expect(const char *raw, int status, struct itest_response *r
 static void check_error(const struct itest_response *r, bool must_close)
 {
     if (!itest_header_starts(r, "Content-Type", "application/json") || !itest_is_json_error(r))
-        show("not a JSON error", r);
+        itest_show_response("not a JSON error", r, 300);
     assert_true(itest_header_starts(r, "Content-Type", "application/json"));
     assert_true(itest_is_json_error(r));
     if (must_close) {
         if (!itest_header_has_token(r, "Connection", "close"))
-            show("no Connection: close", r);
+            itest_show_response("no Connection: close", r, 300);
         assert_true(itest_header_has_token(r, "Connection", "close"));
         assert_true(r->closed);
     }
@@ -123,11 +108,11 @@ static void test_cors_everywhere(void **state)
     for (size_t i = 0; i < sizeof raws / sizeof raws[0]; i++) {
         struct itest_response r;
         assert_int_equal(itest_request(srv.port, raws[i], &r), 0);
-        if (strcmp(hdr(&r, "Access-Control-Allow-Origin"), "*") != 0) {
+        if (strcmp(itest_header_or_absent(&r, "Access-Control-Allow-Origin"), "*") != 0) {
             fprintf(stderr, "request: %s\n", raws[i]);
-            show("no CORS", &r);
+            itest_show_response("no CORS", &r, 300);
         }
-        assert_string_equal(hdr(&r, "Access-Control-Allow-Origin"), "*");
+        assert_string_equal(itest_header_or_absent(&r, "Access-Control-Allow-Origin"), "*");
         assert_int_equal(itest_header_count(&r, "Access-Control-Allow-Origin"), 1);
         itest_response_free(&r);
     }
@@ -136,7 +121,7 @@ static void test_cors_everywhere(void **state)
     for (size_t i = 0; i < 2; i++) {
         struct itest_sub s;
         assert_int_equal(itest_sub_open(&s, srv.port, streams[i], itest_timeout()), 0);
-        assert_string_equal(hdr(&s.head, "Access-Control-Allow-Origin"), "*");
+        assert_string_equal(itest_header_or_absent(&s.head, "Access-Control-Allow-Origin"), "*");
         itest_sub_close(&s);
     }
 }
@@ -163,7 +148,7 @@ static void test_options(void **state)
             !itest_header_has_token(&r, "Access-Control-Allow-Methods", "OPTIONS") ||
             !itest_header_has_token(&r, "Access-Control-Allow-Headers", "Content-Type") ||
             !itest_header_has_token(&r, "Access-Control-Allow-Headers", "Last-Event-ID"))
-            show("OPTIONS", &r);
+            itest_show_response("OPTIONS", &r, 300);
         assert_true(itest_header_has_token(&r, "Access-Control-Allow-Methods", "GET"));
         assert_true(itest_header_has_token(&r, "Access-Control-Allow-Methods", "POST"));
         assert_true(itest_header_has_token(&r, "Access-Control-Allow-Methods", "OPTIONS"));
@@ -200,7 +185,7 @@ static void test_405(void **state)
         request_expect(cases[i].raw, 405, &r);
         check_error(&r, false);
         if (!itest_header_has_token(&r, "Allow", cases[i].allowed))
-            show("Allow", &r);
+            itest_show_response("Allow", &r, 300);
         assert_true(itest_header_has_token(&r, "Allow", cases[i].allowed));
         itest_response_free(&r);
     }
@@ -248,10 +233,10 @@ static void test_400(void **state)
         assert_int_equal(itest_request(srv.port, raws[i], &r), 0);
         if (r.status != 400) {
             fprintf(stderr, "case %zu: %s\n", i, raws[i]);
-            show("expected 400", &r);
+            itest_show_response("expected 400", &r, 300);
         }
         assert_int_equal(r.status, 400);
-        assert_string_equal(hdr(&r, "Access-Control-Allow-Origin"), "*");
+        assert_string_equal(itest_header_or_absent(&r, "Access-Control-Allow-Origin"), "*");
         check_error(&r, true);
         itest_response_free(&r);
     }
@@ -354,7 +339,7 @@ static void test_pipelining(void **state)
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
         if (r.status != want[i])
-            show("pipelined response out of order", &r);
+            itest_show_response("pipelined response out of order", &r, 300);
         assert_int_equal(r.status, want[i]);
         if (r.status == 202)
             assert_true(itest_json_u64(r.body, "id", &ids[nid++]));
@@ -527,7 +512,7 @@ static void test_expect_continue(void **state)
     /* The interim answer comes before we send the body. */
     assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
     if (r.status != 100)
-        show("expected 100 Continue", &r);
+        itest_show_response("expected 100 Continue", &r, 300);
     assert_int_equal(r.status, 100);
     assert_int_equal(r.minor_version, 1);
     itest_response_free(&r);

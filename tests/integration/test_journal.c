@@ -35,19 +35,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,36 +69,8 @@ static size_t frame_size(size_t room_len, size_t event_len, size_t data_len)
 static char tmp_dirs[MAX_TMP][64];
 static char tmp_mounts[MAX_TMP][96];
 
-static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* The last server started by start_fsize (not in itest's registry): killed
- * at exit if a failed test left it running, and its log removed. */
-static pid_t fsize_pid;
-static char fsize_log[64];
-
 static void cleanup_at_exit(void)
 {
-    int wst;
-    if (fsize_pid > 0 && waitpid(fsize_pid, &wst, WNOHANG) == 0) { /* still our child */
-        kill(fsize_pid, SIGKILL);
-        waitpid(fsize_pid, &wst, 0);
-    }
-    if (fsize_log[0])
-        unlink(fsize_log);
     for (int i = 0; i < MAX_TMP; i++) {
         if (tmp_mounts[i][0]) {
             umount2(tmp_mounts[i], MNT_DETACH);
@@ -111,7 +79,7 @@ static void cleanup_at_exit(void)
     }
     for (int i = 0; i < MAX_TMP; i++) {
         if (tmp_dirs[i][0]) {
-            rm_rf(tmp_dirs[i]);
+            itest_rm_rf(tmp_dirs[i]);
             tmp_dirs[i][0] = 0;
         }
     }
@@ -141,7 +109,7 @@ static void tmp_make(struct tmp *t, const char *tag)
 
 static void tmp_remove(struct tmp *t)
 {
-    rm_rf(t->root);
+    itest_rm_rf(t->root);
     if (t->slot >= 0)
         tmp_dirs[t->slot][0] = 0;
 }
@@ -371,120 +339,13 @@ static void stop_ok(struct itest_server *s)
         fail_msg("server exit status %d after SIGTERM", st);
 }
 
-/* Like itest_server_start, but the server runs with a soft RLIMIT_FSIZE of
- * `fsize` bytes (set in the child before exec), so a journal write past it
- * fails with EFBIG. itest has no hook for this; the result is an ordinary
- * struct itest_server (our child), so itest_server_stop & co. work on it.
- * $SSE_SERVER_WRAPPER is not applied here. */
-static struct itest_server start_fsize(const char *const *extra, rlim_t fsize)
+/* start_ok, but the server runs with a soft RLIMIT_FSIZE of `fsize` bytes,
+ * so a journal write past it fails with EFBIG. */
+static struct itest_server start_fsize(const char *const *args, rlim_t fsize)
 {
-    struct itest_server s;
-    memset(&s, 0, sizeof s);
-    s.stdout_fd = -1;
-    s.exit_status = ITEST_EXIT_ERROR;
-    const char *bin = getenv("SSE_SERVER");
-    const char *stat_dir = getenv("SSE_STATIC");
-    if (!bin || !*bin)
-        fail_msg("SSE_SERVER is not set");
-    const char *argv[64];
-    size_t argc = 0;
-    argv[argc++] = bin;
-    argv[argc++] = "--port";
-    argv[argc++] = "0";
-    argv[argc++] = "--bind";
-    argv[argc++] = "127.0.0.1";
-    if (stat_dir && *stat_dir) {
-        argv[argc++] = "--static";
-        argv[argc++] = stat_dir;
-    }
-    for (size_t i = 0; extra[i] && argc < 62; i++)
-        argv[argc++] = extra[i];
-    argv[argc] = NULL;
-
-    snprintf(s.log_path, sizeof s.log_path, "/tmp/jtest-log-XXXXXX");
-    int log_fd = mkstemp(s.log_path);
-    if (log_fd < 0)
-        fail_msg("mkstemp: %s", strerror(errno));
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0)
-        fail_msg("pipe: %s", strerror(errno));
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        fail_msg("fork: %s", strerror(errno));
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            close(devnull);
-        }
-        dup2(pfd[1], STDOUT_FILENO);
-        dup2(log_fd, STDERR_FILENO);
-        signal(SIGPIPE, SIG_DFL);
-        alarm(0);
-        /* Only the arguments configure the server (it also reads SSE_*). */
-        for (bool again = true; again;) {
-            again = false;
-            for (char **e = environ; *e; e++) {
-                const char *eq = strchr(*e, '=');
-                char name[128];
-                if (strncmp(*e, "SSE_", 4) == 0 && eq && (size_t)(eq - *e) < sizeof name) {
-                    memcpy(name, *e, (size_t)(eq - *e));
-                    name[eq - *e] = 0;
-                    again = unsetenv(name) == 0;
-                    break;
-                }
-            }
-        }
-        struct rlimit rl;
-        getrlimit(RLIMIT_FSIZE, &rl);
-        rl.rlim_cur = fsize;
-        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) {
-            dprintf(STDERR_FILENO, "jtest: setrlimit(RLIMIT_FSIZE): %s\n", strerror(errno));
-            _exit(127);
-        }
-        execv(bin, (char *const *)argv);
-        dprintf(STDERR_FILENO, "jtest: exec %s: %s\n", bin, strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    close(log_fd);
-    s.pid = pid;
-    s.stdout_fd = pfd[0];
-    fsize_pid = pid;
-    snprintf(fsize_log, sizeof fsize_log, "%s", s.log_path);
-
-    static const char prefix[] = "sse-server listening on http://127.0.0.1:";
-    char line[256];
-    size_t len = 0;
-    int64_t deadline = itest_now_ms() + itest_ms(10000);
-    while (len < sizeof line - 1) {
-        int left = (int)(deadline - itest_now_ms());
-        struct pollfd p = {.fd = s.stdout_fd, .events = POLLIN};
-        if (left <= 0 || poll(&p, 1, left) <= 0)
-            break;
-        ssize_t n = read(s.stdout_fd, line + len, 1);
-        if (n <= 0)
-            break;
-        if (line[len] == '\n')
-            break;
-        len++;
-    }
-    line[len] = 0;
-    snprintf(s.first_line, sizeof s.first_line, "%s", line);
-    long port = 0;
-    if (strncmp(line, prefix, sizeof prefix - 1) == 0)
-        port = strtol(line + sizeof prefix - 1, NULL, 10);
-    if (port <= 0 || port > 65535) {
-        itest_server_dump_log(&s, 8192);
-        itest_server_signal(&s, SIGKILL, itest_ms(5000));
-        fail_msg("server (RLIMIT_FSIZE %llu) did not start: \"%s\"", (unsigned long long)fsize,
-                 line);
-    }
-    s.port = (int)port;
+    struct itest_server s = itest_server_start_fsize(args, (unsigned long)fsize);
+    if (s.pid <= 0)
+        fail_msg("server (RLIMIT_FSIZE %llu) did not start", (unsigned long long)fsize);
     return s;
 }
 
@@ -622,28 +483,6 @@ static void sub_start_ok(struct itest_sub *s, int port, const char *target, cons
                  s->state == ITEST_SUB_FAILED ? s->error : "no head in time");
 }
 
-static bool parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || *s < '0' || *s > '9')
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
-static uint64_t ev_id(const struct ssep_event *ev)
-{
-    uint64_t id = 0;
-    if (!parse_u64(ev->id, &id))
-        fail_msg("event id \"%s\" is not a number (type %s, data %.60s)", ev->id, ev->type,
-                 ev->data);
-    return id;
-}
-
 /* The n of {"n":<n>...}, or -1. */
 static long body_n(const char *data, size_t len)
 {
@@ -657,20 +496,12 @@ static long body_n(const char *data, size_t len)
     return v;
 }
 
-static void print_events(const char *what, const struct ssep_list *evs, size_t from, size_t max)
-{
-    fprintf(stderr, "%s: %zu events\n", what, evs->count);
-    for (size_t i = from; i < evs->count && i < from + max; i++)
-        fprintf(stderr, "  [%zu] type=%s id=%s data=\"%.60s\"\n", i, evs->ev[i].type, evs->ev[i].id,
-                evs->ev[i].data);
-}
-
 /* Waits for exactly n events (at least n in time, then none more within a
  * short settle time) and checks them against m[0..n): id, type, data. */
 static void expect_exactly(struct itest_sub *s, struct msg *const *m, size_t n, const char *what)
 {
     if (!itest_sub_wait(s, n, itest_ms(5000))) {
-        print_events(what, &s->events, 0, 40);
+        itest_print_events(what, &s->events, 0, 40);
         fail_msg("%s: want %zu events, got %zu (state %d %s)", what, n, s->events.count, s->state,
                  s->error);
     }
@@ -680,14 +511,14 @@ static void expect_exactly(struct itest_sub *s, struct msg *const *m, size_t n, 
         const struct ssep_event *ev = &s->events.ev[i];
         uint64_t id = 0;
         const char *type = m[i]->event ? m[i]->event : "message";
-        ok = parse_u64(ev->id, &id) && id == m[i]->id && strcmp(ev->type, type) == 0 &&
+        ok = itest_parse_u64(ev->id, &id) && id == m[i]->id && strcmp(ev->type, type) == 0 &&
              ev->data_len == m[i]->len && memcmp(ev->data, m[i]->data, m[i]->len) == 0;
         if (!ok)
             fprintf(stderr, "%s: event %zu: want id %" PRIu64 " type %s data \"%.60s\"\n", what, i,
                     m[i]->id, type, m[i]->data);
     }
     if (!ok) {
-        print_events(what, &s->events, 0, 60);
+        itest_print_events(what, &s->events, 0, 60);
         fail_msg("%s: events differ from what was published (%zu events, want %zu)", what,
                  s->events.count, n);
     }
@@ -737,19 +568,9 @@ static int64_t now_us(void)
 
 static uint64_t rng_state;
 
-static uint64_t rng_next(void)
-{
-    uint64_t x = rng_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rng_state = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
 static int rng_between(int lo, int hi)
 {
-    return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1));
+    return lo + (int)(itest_rng_next(&rng_state) % (uint64_t)(hi - lo + 1));
 }
 
 /* ================================================== 1. restart round trip */
@@ -963,7 +784,7 @@ static void crash_take_events(struct crash *cr)
                 "subscriber chain: unexpected %s event (data %.60s) after resuming from %" PRIu64,
                 ev->type, ev->data, cr->last_seen);
         assert_true(cr->nseen < CRASH_MAX + 16);
-        cr->seen[cr->nseen].id = ev_id(ev);
+        cr->seen[cr->nseen].id = itest_event_id(ev);
         cr->seen[cr->nseen].n = body_n(ev->data, ev->data_len);
         cr->last_seen = cr->seen[cr->nseen].id;
         cr->nseen++;
@@ -1030,7 +851,7 @@ static bool sub_reached(const struct itest_sub *s, void *arg)
     if (s->events.count == 0)
         return false;
     uint64_t id = 0;
-    return parse_u64(s->events.ev[s->events.count - 1].id, &id) && id >= *want;
+    return itest_parse_u64(s->events.ev[s->events.count - 1].id, &id) && id >= *want;
 }
 
 static void test_crash_kill9(void **state)
@@ -1149,7 +970,7 @@ static void test_crash_kill9(void **state)
         const struct ssep_event *ev = &f->ev[i];
         if (strcmp(ev->type, "message") != 0)
             fail_msg("history: unexpected %s event at %zu", ev->type, i);
-        uint64_t id = ev_id(ev);
+        uint64_t id = itest_event_id(ev);
         long n = body_n(ev->data, ev->data_len);
         if (id <= prev_id || n <= prev_n || n < 0 || (size_t)n >= posted)
             fail_msg("history[%zu]: id %" PRIu64 " n %ld after id %" PRIu64 " n %ld", i, id, n,
@@ -1182,11 +1003,11 @@ static void test_crash_kill9(void **state)
      * crash) saw exactly the journal's messages: no gap, no duplicate. */
     bool same = cr.nseen == f->count;
     for (size_t i = 0; same && i < f->count; i++)
-        same = cr.seen[i].id == ev_id(&f->ev[i]) &&
+        same = cr.seen[i].id == itest_event_id(&f->ev[i]) &&
                cr.seen[i].n == body_n(f->ev[i].data, f->ev[i].data_len);
     if (!same) {
         size_t i = 0;
-        while (i < cr.nseen && i < f->count && cr.seen[i].id == ev_id(&f->ev[i]))
+        while (i < cr.nseen && i < f->count && cr.seen[i].id == itest_event_id(&f->ev[i]))
             i++;
         fail_msg("subscriber chain saw %zu messages, the journal holds %zu; first difference at "
                  "%zu (chain id %" PRIu64 ", journal id %s)",
@@ -1705,11 +1526,11 @@ static void test_retention(void **state)
     char want_data[32];
     snprintf(want_data, sizeof want_data, "%" PRIu64, m[N - on_disk].id);
     if (strcmp(ev->type, "reset") != 0 || strcmp(ev->data, want_data) != 0) {
-        print_events("resume from a deleted id", &s.events, 0, 5);
+        itest_print_events("resume from a deleted id", &s.events, 0, 5);
         fail_msg("want a reset event to %s first", want_data);
     }
-    assert_int_equal(ev_id(&s.events.ev[1]), m[N - on_disk].id);
-    assert_int_equal(ev_id(&s.events.ev[on_disk]), m[N - 1].id);
+    assert_int_equal(itest_event_id(&s.events.ev[1]), m[N - on_disk].id);
+    assert_int_equal(itest_event_id(&s.events.ev[on_disk]), m[N - 1].id);
     itest_sub_close(&s);
     stop_ok(&srv);
     free(sel);

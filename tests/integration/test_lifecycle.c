@@ -20,35 +20,6 @@
 
 #define CYCLES 1000
 
-static int setup(void **state)
-{
-    struct itest_server *s = malloc(sizeof *s);
-    if (!s)
-        return -1;
-    *s = itest_server_start(NULL);
-    *state = s;
-    return s->pid > 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct itest_server *s = *state;
-    int st = s->pid > 0 ? itest_server_stop(s) : 0;
-    free(s);
-    return st == 0 ? 0 : -1;
-}
-
-/* One request on a fresh connection; returns the status (-1 on failure). */
-static int status_of(int port, const char *raw)
-{
-    struct itest_response r;
-    if (itest_request(port, raw, &r) != 0)
-        return -1;
-    int st = r.status;
-    itest_response_free(&r);
-    return st;
-}
-
 /* POSTs until the server reports `want` subscribers or time runs out. */
 static long clients_settle(int port, long want, int timeout_ms)
 {
@@ -143,7 +114,7 @@ static void test_churn_leaves_no_fds(void **state)
     assert_true(after <= baseline);
 
     /* Still answering, and no subscriber survived. */
-    assert_int_equal(status_of(port, "OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n"), 204);
+    assert_int_equal(itest_request_status(port, "OPTIONS / HTTP/1.1\r\nHost: x\r\n\r\n", 0), 204);
     assert_int_equal(clients_settle(port, 0, itest_ms(1000)), 0);
     assert_true(itest_server_running(srv));
 }
@@ -269,11 +240,14 @@ int main(void)
 {
     itest_init(300);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_churn_leaves_no_fds, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_departures_are_noticed, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sigint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_idle_sigterm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_churn_leaves_no_fds, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_departures_are_noticed, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_sigterm, itest_setup_server, itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_sigint, itest_setup_server, itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_idle_sigterm, itest_setup_server,
+                                        itest_teardown_server),
         cmocka_unit_test(test_ids_not_reused_across_restarts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

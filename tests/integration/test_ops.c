@@ -17,7 +17,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -69,15 +68,6 @@ static void set_env(const char *name, const char *value)
     env_set[nenv++] = name;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static const char *scratch_dir(void)
 {
     if (!scratch[0]) {
@@ -110,27 +100,12 @@ static int teardown(void **state)
         unsetenv(env_set[i]);
     nenv = 0;
     if (scratch[0])
-        nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        itest_rm_rf(scratch);
     scratch[0] = 0;
     return 0;
 }
 
 /* ------------------------------------------------------------ helpers */
-
-/* A header's value, or "(absent)", so string asserts never see NULL. */
-static const char *hdr(const struct itest_response *r, const char *name)
-{
-    const char *v = itest_header(r, name);
-    return v ? v : "(absent)";
-}
-
-static void show(const char *what, const struct itest_response *r)
-{
-    fprintf(stderr, "---- %s: status %d\n", what, r->status);
-    for (size_t i = 0; i < r->num_headers; i++)
-        fprintf(stderr, "  %s: %s\n", r->headers[i].name, r->headers[i].value);
-    fprintf(stderr, "  body (%zu bytes): %.400s\n", r->body_len, r->body ? r->body : "");
-}
 
 /* GET target on a fresh connection with extra header lines ("" or
  * "Name: value\r\n..."). */
@@ -146,7 +121,7 @@ static void get_expect(int port, const char *target, int status, struct itest_re
 {
     get(port, target, NULL, r);
     if (r->status != status)
-        show(target, r);
+        itest_show_response(target, r, 400);
     assert_int_equal(r->status, status);
 }
 
@@ -171,24 +146,15 @@ static int post_status(int port, const char *authorization, const char *body)
     int st = r.status;
     if (st == 401) {
         if (!itest_header_starts(&r, "WWW-Authenticate", "Bearer") || !itest_is_json_error(&r))
-            show("401 without WWW-Authenticate: Bearer or a JSON error", &r);
+            itest_show_response("401 without WWW-Authenticate: Bearer or a JSON error", &r, 400);
         assert_true(itest_header_starts(&r, "WWW-Authenticate", "Bearer"));
         assert_true(itest_header_starts(&r, "Content-Type", "application/json"));
         assert_true(itest_is_json_error(&r));
     } else if (st != 202) {
-        show("POST /message", &r);
+        itest_show_response("POST /message", &r, 400);
     }
     itest_response_free(&r);
     return st;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "we");
-    if (!f)
-        fail_msg("fopen %s: %s", path, strerror(errno));
-    assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
 }
 
 /* Reads a whole file (NUL-terminated); NULL if it cannot be read. */
@@ -484,7 +450,7 @@ static void get_stats(int port, const char *target, struct itest_response *r)
     get_expect(port, target, 200, r);
     if (!itest_header_starts(r, "Content-Type", "application/json") ||
         !json_object(r->body, r->body_len, NULL, NULL, NULL))
-        show("/stats is not a JSON object", r);
+        itest_show_response("/stats is not a JSON object", r, 400);
     assert_true(itest_header_starts(r, "Content-Type", "application/json"));
     assert_true(json_object(r->body, r->body_len, NULL, NULL, NULL));
     static const char *const figures[] = {
@@ -619,7 +585,7 @@ static void get_metrics(int port, struct itest_response *r)
 {
     get_expect(port, "/metrics", 200, r);
     if (!itest_header_starts(r, "Content-Type", "text/plain; version=0.0.4"))
-        show("/metrics content type", r);
+        itest_show_response("/metrics content type", r, 400);
     assert_true(itest_header_starts(r, "Content-Type", "text/plain; version=0.0.4"));
     assert_true(r->body_len > 0 && r->body[r->body_len - 1] == '\n');
     assert_int_equal(strlen(r->body), r->body_len);
@@ -933,7 +899,7 @@ static void test_metrics_promtool(void **state)
 
     char path[128];
     snprintf(path, sizeof path, "%s/metrics.txt", scratch_dir());
-    write_file(path, r.body, r.body_len);
+    assert_int_equal(itest_write_file(path, r.body, r.body_len), 0);
     itest_response_free(&r);
     for (int i = 0; i < N; i++)
         itest_sub_close(&subs[i]);
@@ -1031,7 +997,7 @@ static void test_publish_token_file(void **state)
     char path[128];
     snprintf(path, sizeof path, "%s/token", scratch_dir());
     /* The first line (CR LF and what follows are not part of it). */
-    write_file(path, "f1le-t0ken\r\nsecond line\n", 24);
+    assert_int_equal(itest_write_file(path, "f1le-t0ken\r\nsecond line\n", 24), 0);
     const char *args[] = {"--publish-token-file", path, NULL};
     struct itest_server *s = start(args);
     check_token(s->port, "f1le-t0ken", "second line");
@@ -1060,7 +1026,8 @@ static void test_options_from_env(void **state)
     check_token(s->port, "env-t0ken", "flag-t0ken");
     struct itest_response r;
     get(s->port, "/healthz", "Origin: https://b.example\r\n", &r);
-    assert_string_equal(hdr(&r, "Access-Control-Allow-Origin"), "https://b.example");
+    assert_string_equal(itest_header_or_absent(&r, "Access-Control-Allow-Origin"),
+                        "https://b.example");
     itest_response_free(&r);
     get(s->port, "/healthz", "Origin: https://evil.example\r\n", &r);
     assert_null(itest_header(&r, "Access-Control-Allow-Origin"));
@@ -1078,9 +1045,9 @@ static void expect_cors(const struct itest_response *r, const char *origin)
 {
     const char *got = itest_header(r, "Access-Control-Allow-Origin");
     if (origin ? !got || strcmp(got, origin) != 0 : got != NULL)
-        show(origin ? origin : "no Access-Control-Allow-Origin expected", r);
+        itest_show_response(origin ? origin : "no Access-Control-Allow-Origin expected", r, 400);
     if (origin) {
-        assert_string_equal(hdr(r, "Access-Control-Allow-Origin"), origin);
+        assert_string_equal(itest_header_or_absent(r, "Access-Control-Allow-Origin"), origin);
         assert_int_equal(itest_header_count(r, "Access-Control-Allow-Origin"), 1);
     } else {
         assert_null(got);
@@ -1473,7 +1440,7 @@ static void write_big(const char *dir, int version)
         data[i] = big_byte(i, version);
     char path[160];
     snprintf(path, sizeof path, "%s/big.bin", dir);
-    write_file(path, data, big_size); /* in place: same inode */
+    assert_int_equal(itest_write_file(path, data, big_size), 0); /* in place: same inode */
     free(data);
 }
 
@@ -1481,7 +1448,7 @@ static void write_index(const char *dir, const char *text)
 {
     char path[160];
     snprintf(path, sizeof path, "%s/index.html", dir);
-    write_file(path, text, strlen(text));
+    assert_int_equal(itest_write_file(path, text, strlen(text)), 0);
 }
 
 /* GET / until the body is `want` or timeout_ms passed; returns the ETag. */
@@ -1492,12 +1459,12 @@ static char *wait_index(int port, const char *want, int timeout_ms)
         struct itest_response r;
         get_expect(port, "/", 200, &r);
         if (r.body_len == strlen(want) && memcmp(r.body, want, r.body_len) == 0) {
-            char *etag = strdup(hdr(&r, "ETag"));
+            char *etag = strdup(itest_header_or_absent(&r, "ETag"));
             itest_response_free(&r);
             return etag;
         }
         if (itest_now_ms() >= deadline) {
-            show("GET / after the reload", &r);
+            itest_show_response("GET / after the reload", &r, 400);
             itest_response_free(&r);
             fail_msg("GET / did not answer \"%s\" within %d ms", want, timeout_ms);
         }
@@ -1547,7 +1514,7 @@ static void test_sighup_reload(void **state)
     char gone[160];
     snprintf(gone, sizeof gone, "%s/gone", dir);
     assert_int_equal(rename(sdir, gone), 0);
-    write_file(sdir, "not a directory", 15);
+    assert_int_equal(itest_write_file(sdir, "not a directory", 15), 0);
     assert_int_equal(kill(s->pid, SIGHUP), 0);
     const char *kept[] = {"keeping the old ones", NULL};
     free(wait_log_line(s, kept, itest_timeout()));
@@ -1620,7 +1587,7 @@ static void test_sighup_during_slow_download(void **state)
     assert_int_equal(r.status, 200);
     char length[32];
     snprintf(length, sizeof length, "%zu", big_size);
-    assert_string_equal(hdr(&r, "Content-Length"), length);
+    assert_string_equal(itest_header_or_absent(&r, "Content-Length"), length);
     itest_response_free(&r);
     while (c.len < 16384)
         assert_true(itest_conn_fill(&c, itest_timeout()) > 0);

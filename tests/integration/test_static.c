@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,15 +55,6 @@ static struct {
 #undef F
 };
 
-static int write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return -1;
-    size_t w = fwrite(data, 1, len, f);
-    return fclose(f) == 0 && w == len ? 0 : -1;
-}
-
 static int make_tree(void)
 {
     char p[256], t[256];
@@ -80,15 +70,15 @@ static int make_tree(void)
         return -1;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", www, files[i].path);
-        if (write_file(p, files[i].data, files[i].len) != 0)
+        if (itest_write_file(p, files[i].data, files[i].len) != 0)
             return -1;
     }
     /* Secrets beside the static dir, and symlinks inside it pointing out. */
     snprintf(p, sizeof p, "%s/secret.txt", base);
-    if (write_file(p, SECRET "\n", sizeof SECRET) != 0)
+    if (itest_write_file(p, SECRET "\n", sizeof SECRET) != 0)
         return -1;
     snprintf(p, sizeof p, "%s/outside/o.txt", base);
-    if (write_file(p, SECRET "-dir\n", sizeof SECRET + 4) != 0)
+    if (itest_write_file(p, SECRET "-dir\n", sizeof SECRET + 4) != 0)
         return -1;
     snprintf(t, sizeof t, "%s/secret.txt", base);
     snprintf(p, sizeof p, "%s/link.txt", www);
@@ -101,15 +91,6 @@ static int make_tree(void)
     snprintf(p, sizeof p, "%s/linkdir", www);
     if (symlink(t, p) != 0)
         return -1;
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
     return 0;
 }
 
@@ -130,14 +111,8 @@ static int group_teardown(void **state)
     (void)state;
     int st = itest_server_stop(&srv);
     if (base[0])
-        nftw(base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        itest_rm_rf(base);
     return st == 0 ? 0 : -1;
-}
-
-static const char *hdr(const struct itest_response *r, const char *name)
-{
-    const char *v = itest_header(r, name);
-    return v ? v : "(absent)";
 }
 
 static void get(const char *target, const char *method, struct itest_response *r)
@@ -155,12 +130,12 @@ static void check_file(const struct itest_response *r, size_t i)
     if (r->status != 200)
         fprintf(stderr, "/%s: status %d\n", files[i].path, r->status);
     assert_int_equal(r->status, 200);
-    assert_string_equal(hdr(r, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(r, "Access-Control-Allow-Origin"), "*");
     if (!itest_header_starts(r, "Content-Type", files[i].type))
         fprintf(stderr, "/%s: Content-Type \"%s\", expected \"%s\"\n", files[i].path,
-                hdr(r, "Content-Type"), files[i].type);
+                itest_header_or_absent(r, "Content-Type"), files[i].type);
     assert_true(itest_header_starts(r, "Content-Type", files[i].type));
-    assert_string_equal(hdr(r, "Content-Length"), cl);
+    assert_string_equal(itest_header_or_absent(r, "Content-Length"), cl);
     assert_non_null(itest_header(r, "ETag"));
     assert_true(strlen(itest_header(r, "ETag")) >= 2);
 }
@@ -173,7 +148,7 @@ static void test_index(void **state)
     struct itest_response r;
     get("/", "GET", &r);
     check_file(&r, 0);
-    assert_string_equal(hdr(&r, "Content-Type"), "text/html; charset=utf-8");
+    assert_string_equal(itest_header_or_absent(&r, "Content-Type"), "text/html; charset=utf-8");
     assert_int_equal(r.body_len, sizeof index_html - 1);
     assert_memory_equal(r.body, index_html, sizeof index_html - 1);
     itest_response_free(&r);
@@ -211,7 +186,7 @@ static void test_etag(void **state)
     /* The same ETag twice in a row. */
     assert_true(itest_conn_send(&c, "GET /a.css HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
-    assert_string_equal(hdr(&r, "ETag"), etag);
+    assert_string_equal(itest_header_or_absent(&r, "ETag"), etag);
     itest_response_free(&r);
 
     /* Conditional request: 304, no body. */
@@ -220,7 +195,7 @@ static void test_etag(void **state)
     assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
     assert_int_equal(r.status, 304);
     assert_int_equal(r.body_len, 0);
-    assert_string_equal(hdr(&r, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(&r, "Access-Control-Allow-Origin"), "*");
     itest_response_free(&r);
     /* No stray body bytes follow the 304. */
     assert_int_equal(itest_conn_fill(&c, 300), -1);
@@ -230,7 +205,7 @@ static void test_etag(void **state)
     assert_true(itest_conn_send(&c, "GET /sub/b.js HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
     check_file(&r, 2);
-    assert_string_not_equal(hdr(&r, "ETag"), etag);
+    assert_string_not_equal(itest_header_or_absent(&r, "ETag"), etag);
     itest_response_free(&r);
     snprintf(raw, sizeof raw, "GET /sub/b.js HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
              etag);
@@ -265,9 +240,11 @@ static void test_head(void **state)
         assert_true(itest_conn_send(&c, raw));
         assert_int_equal(itest_read_response(&c, &h, ITEST_RESP_NO_BODY, itest_timeout()), 0);
         check_file(&h, which[k]);
-        assert_string_equal(hdr(&h, "Content-Type"), hdr(&g, "Content-Type"));
-        assert_string_equal(hdr(&h, "Content-Length"), hdr(&g, "Content-Length"));
-        assert_string_equal(hdr(&h, "ETag"), hdr(&g, "ETag"));
+        assert_string_equal(itest_header_or_absent(&h, "Content-Type"),
+                            itest_header_or_absent(&g, "Content-Type"));
+        assert_string_equal(itest_header_or_absent(&h, "Content-Length"),
+                            itest_header_or_absent(&g, "Content-Length"));
+        assert_string_equal(itest_header_or_absent(&h, "ETag"), itest_header_or_absent(&g, "ETag"));
         /* No body follows the HEAD answer. */
         assert_int_equal(itest_conn_fill(&c, 300), -1);
         if (c.len)

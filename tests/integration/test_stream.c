@@ -18,35 +18,6 @@
 
 #include "itest.h"
 
-static int setup(void **state)
-{
-    struct itest_server *s = malloc(sizeof *s);
-    if (!s)
-        return -1;
-    *s = itest_server_start(NULL);
-    *state = s;
-    return s->pid > 0 ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    struct itest_server *s = *state;
-    int st = itest_server_stop(s);
-    free(s);
-    return st == 0 ? 0 : -1;
-}
-
-static int port_of(void **state)
-{
-    return ((struct itest_server *)*state)->port;
-}
-
-static const char *hdr(const struct itest_response *r, const char *name)
-{
-    const char *v = itest_header(r, name);
-    return v ? v : "(absent)";
-}
-
 /* What a WHATWG parser gives back for a payload sent as data: lines: every
  * CRLF or lone CR becomes LF. Returns a malloc'd string, length in *out_len. */
 static char *normalise(const char *p, size_t len, size_t *out_len)
@@ -68,23 +39,6 @@ static char *normalise(const char *p, size_t len, size_t *out_len)
     return out;
 }
 
-static void print_escaped(const char *label, const char *p, size_t len)
-{
-    fprintf(stderr, "%s (%zu bytes): \"", label, len);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '\n')
-            fputs("\\n", stderr);
-        else if (ch == '\r')
-            fputs("\\r", stderr);
-        else if (ch < 0x20 || ch >= 0x7f)
-            fprintf(stderr, "\\x%02x", ch);
-        else
-            fputc(ch, stderr);
-    }
-    fputs("\"\n", stderr);
-}
-
 /* Asserts that event ev carries exactly `payload` (normalised) and id. */
 static void check_event(const struct ssep_event *ev, const char *payload, size_t len, uint64_t id)
 {
@@ -94,8 +48,8 @@ static void check_event(const struct ssep_event *ev, const char *payload, size_t
     snprintf(idstr, sizeof idstr, "%" PRIu64, id);
     if (ev->data_len != want_len || memcmp(ev->data, want, want_len) != 0 ||
         strcmp(ev->id, idstr) != 0) {
-        print_escaped("expected data", want, want_len);
-        print_escaped("received data", ev->data, ev->data_len);
+        itest_print_escaped("expected data", want, want_len, SIZE_MAX);
+        itest_print_escaped("received data", ev->data, ev->data_len, SIZE_MAX);
         fprintf(stderr, "expected id %s, received id \"%s\"\n", idstr, ev->id);
     }
     assert_int_equal(ev->data_len, want_len);
@@ -105,18 +59,12 @@ static void check_event(const struct ssep_event *ev, const char *payload, size_t
     free(want);
 }
 
-static bool pred_preamble(const struct itest_sub *s, void *arg)
-{
-    (void)arg;
-    return s->parser.has_retry && s->parser.comments >= 1;
-}
-
 /* Asserts the stream starts at once with a retry field and a comment. */
 static void check_first_bytes(struct itest_sub *s)
 {
-    bool ok = itest_sub_wait_until(s, pred_preamble, NULL, itest_ms(1000));
+    bool ok = itest_sub_wait_until(s, itest_sub_has_preamble, NULL, itest_ms(1000));
     if (!ok)
-        print_escaped("first bytes", s->raw, s->raw_len);
+        itest_print_escaped("first bytes", s->raw, s->raw_len, SIZE_MAX);
     assert_true(ok);
     assert_true(s->first_byte_ms > 0);
     assert_true(s->first_byte_ms - s->opened_ms <= itest_ms(1000));
@@ -128,10 +76,10 @@ static void check_first_bytes(struct itest_sub *s)
 static void test_ping_head_and_first_bytes(void **state)
 {
     struct itest_sub s;
-    assert_int_equal(itest_sub_open(&s, port_of(state), "/ping", itest_timeout()), 0);
+    assert_int_equal(itest_sub_open(&s, itest_state_port(state), "/ping", itest_timeout()), 0);
     assert_int_equal(s.head.status, 200);
     assert_true(itest_header_starts(&s.head, "Content-Type", "text/event-stream"));
-    assert_string_equal(hdr(&s.head, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(&s.head, "Access-Control-Allow-Origin"), "*");
     assert_null(itest_header(&s.head, "Content-Length"));
     check_first_bytes(&s);
     itest_sub_close(&s);
@@ -140,7 +88,7 @@ static void test_ping_head_and_first_bytes(void **state)
 static void test_ping_cadence(void **state)
 {
     struct itest_sub s;
-    assert_int_equal(itest_sub_open(&s, port_of(state), "/ping", itest_timeout()), 0);
+    assert_int_equal(itest_sub_open(&s, itest_state_port(state), "/ping", itest_timeout()), 0);
     bool got = itest_sub_wait(&s, 3, itest_ms(10000));
     if (!got)
         fprintf(stderr, "got %zu ping events\n", s.events.count);
@@ -164,12 +112,12 @@ static void test_ping_cadence(void **state)
 static void test_messages_head_and_first_bytes(void **state)
 {
     struct itest_sub s;
-    assert_int_equal(itest_sub_open(&s, port_of(state), "/messages", itest_timeout()), 0);
+    assert_int_equal(itest_sub_open(&s, itest_state_port(state), "/messages", itest_timeout()), 0);
     assert_int_equal(s.head.status, 200);
     assert_true(itest_header_starts(&s.head, "Content-Type", "text/event-stream"));
     assert_true(itest_header_has_token(&s.head, "Cache-Control", "no-cache"));
-    assert_string_equal(hdr(&s.head, "X-Accel-Buffering"), "no");
-    assert_string_equal(hdr(&s.head, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(&s.head, "X-Accel-Buffering"), "no");
+    assert_string_equal(itest_header_or_absent(&s.head, "Access-Control-Allow-Origin"), "*");
     assert_null(itest_header(&s.head, "Content-Length"));
     check_first_bytes(&s);
     /* Nothing is dispatched on a fresh server. */
@@ -180,7 +128,7 @@ static void test_messages_head_and_first_bytes(void **state)
 
 static void test_one_subscriber(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub s;
     assert_int_equal(itest_sub_open(&s, port, "/messages", itest_timeout()), 0);
 
@@ -194,7 +142,7 @@ static void test_one_subscriber(void **state)
     assert_int_equal(itest_request(port, raw, &r), 0);
     assert_int_equal(r.status, 202);
     assert_true(itest_header_starts(&r, "Content-Type", "application/json"));
-    assert_string_equal(hdr(&r, "Access-Control-Allow-Origin"), "*");
+    assert_string_equal(itest_header_or_absent(&r, "Access-Control-Allow-Origin"), "*");
     uint64_t id = 0, clients = 0;
     assert_true(itest_json_u64(r.body, "id", &id));
     assert_true(itest_json_u64(r.body, "clients", &clients));
@@ -237,7 +185,7 @@ static void test_one_subscriber(void **state)
 
 static void test_broadcast_100x50(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub *subs = calloc(NSUBS, sizeof *subs);
     assert_non_null(subs);
     assert_int_equal(itest_subs_open(subs, NSUBS, port, "/messages", itest_ms(10000)), NSUBS);
@@ -281,7 +229,7 @@ static void test_broadcast_100x50(void **state)
 
 static void test_line_breaks_and_bytes(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     static const char *const payloads[] = {
         "{\n \"a\": 1\r\n}",
         "\r\n{\"b\":\r2}\r\n",
@@ -305,7 +253,7 @@ static void test_line_breaks_and_bytes(void **state)
         int st =
             itest_post_message(port, NULL, payloads[i], strlen(payloads[i]), &ids[i], &clients);
         if (st != 202)
-            print_escaped("payload refused", payloads[i], strlen(payloads[i]));
+            itest_print_escaped("payload refused", payloads[i], strlen(payloads[i]), SIZE_MAX);
         assert_int_equal(st, 202);
         assert_int_equal(clients, 1);
     }
@@ -318,7 +266,7 @@ static void test_line_breaks_and_bytes(void **state)
 
 static void test_large_message(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub s;
     assert_int_equal(itest_sub_open(&s, port, "/messages", itest_timeout()), 0);
     /* 32 KB of JSON over several lines. */
@@ -342,7 +290,7 @@ static void test_large_message(void **state)
 
 static void test_invalid_json_not_broadcast(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     static const struct {
         const char *body;
         size_t len;
@@ -385,7 +333,8 @@ static void test_invalid_json_not_broadcast(void **state)
         struct itest_response r;
         assert_int_equal(itest_request_n(port, raw, (size_t)hl + bad[i].len, 0, &r), 0);
         if (r.status != 400 || !itest_is_json_error(&r))
-            print_escaped("invalid JSON accepted or badly refused", bad[i].body, bad[i].len);
+            itest_print_escaped("invalid JSON accepted or badly refused", bad[i].body, bad[i].len,
+                                SIZE_MAX);
         assert_int_equal(r.status, 400);
         assert_true(itest_header_starts(&r, "Content-Type", "application/json"));
         assert_true(itest_is_json_error(&r));
@@ -393,8 +342,8 @@ static void test_invalid_json_not_broadcast(void **state)
          * stays usable. Checked last, so a miss here does not hide a
          * broadcast. */
         if (itest_header_has_token(&r, "Connection", "close")) {
-            print_escaped("400 for invalid JSON closed the connection, for", bad[i].body,
-                          bad[i].len);
+            itest_print_escaped("400 for invalid JSON closed the connection, for", bad[i].body,
+                                bad[i].len, SIZE_MAX);
             closed++;
         }
         itest_response_free(&r);
@@ -406,7 +355,7 @@ static void test_invalid_json_not_broadcast(void **state)
     assert_false(itest_sub_wait(&s, 3, 300));
     if (s.events.count != 2)
         for (size_t i = 0; i < s.events.count; i++)
-            print_escaped("received", s.events.ev[i].data, s.events.ev[i].data_len);
+            itest_print_escaped("received", s.events.ev[i].data, s.events.ev[i].data_len, SIZE_MAX);
     assert_int_equal(s.events.count, 2);
     check_event(&s.events.ev[0], "{\"before\":1}", 12, a);
     check_event(&s.events.ev[1], "{\"after\":2}", 11, b);
@@ -431,7 +380,7 @@ static void test_invalid_json_not_broadcast(void **state)
 
 static void test_request_content_type_ignored(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     struct itest_sub s;
     assert_int_equal(itest_sub_open(&s, port, "/messages", itest_timeout()), 0);
     static const char *const raws[] = {
@@ -471,7 +420,7 @@ static long post_until_clients(int port, long want)
 
 static void test_clients_count(void **state)
 {
-    int port = port_of(state);
+    int port = itest_state_port(state);
     long clients = -1;
     assert_int_equal(itest_post_message(port, NULL, "{}", 2, NULL, &clients), 202);
     assert_int_equal(clients, 0);
@@ -504,16 +453,26 @@ int main(void)
 {
     itest_init(300);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_ping_head_and_first_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ping_cadence, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_messages_head_and_first_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_subscriber, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_broadcast_100x50, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_line_breaks_and_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_invalid_json_not_broadcast, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_content_type_ignored, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_clients_count, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_head_and_first_bytes, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_ping_cadence, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_messages_head_and_first_bytes, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_one_subscriber, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_broadcast_100x50, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_line_breaks_and_bytes, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_large_message, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_invalid_json_not_broadcast, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_request_content_type_ignored, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_clients_count, itest_setup_server,
+                                        itest_teardown_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
