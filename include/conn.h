@@ -62,13 +62,20 @@ bool conn_peer_is_local(const struct conn *c);
 /* Answers a publish: 202 {"id":id,"clients":clients}. */
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
 
-/* Answers a publish (202 {"id","clients"}) once the journal has synced
- * what this iteration appended (--fsync batch): the connection reads no
- * further request until then, so answers stay in order. */
-void conn_reply_after_sync(struct conn *c, uint64_t id, size_t clients);
+/*
+ * Holds everything queued on the connection so far (a publish answer among
+ * it) until conn_release_held: a publisher learns "202" only once its
+ * message was handed to every caught-up subscriber, and, with --fsync
+ * batch, is on disk. Requests pipelined behind it are still read and
+ * answered into the held output, so they share the same fan-out and the
+ * same fdatasync.
+ */
+void conn_hold_output(struct conn *c);
 
-/* The journal sync ran for every waiting connection: ok, or it failed (503). */
-void conn_sync_done(struct server *srv, bool ok);
+/* After the iteration's sync and fan-out: writes every held connection's
+ * answers, or, when the journal sync failed (ok false), closes those
+ * connections instead, since their answers claim a durability that failed. */
+void conn_release_held(struct server *srv, bool ok);
 
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);

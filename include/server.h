@@ -51,7 +51,9 @@ struct server {
     struct loop_task hub_task;
 
     struct journal *journal;  /* NULL without --data-dir */
-    struct list sync_waiters; /* connections whose answer waits for the fsync */
+    /* Publishers whose answers are held until the fan-out (and, with
+     * --fsync batch, the journal sync) of this loop iteration has run. */
+    struct list held;
 
     struct list conns;
     size_t nconns;

@@ -297,13 +297,10 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         return;
     }
     srv->stats.published++;
-    if (srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH) {
-        /* Group commit: one fdatasync after this loop iteration covers every
-         * message appended in it; the answer waits for it. */
-        conn_reply_after_sync(c, res.id, res.recipients);
-    } else {
-        conn_reply_publish(c, res.id, res.recipients);
-    }
+    conn_reply_publish(c, res.id, res.recipients);
+    /* Sent once the message went out to the room (and, with --fsync batch,
+     * the iteration's one fdatasync covered it): see conn_hold_output. */
+    conn_hold_output(c);
 }
 
 static void handle_static(struct server *srv, struct conn *c, const struct api_req *r)

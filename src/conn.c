@@ -90,10 +90,8 @@ struct conn {
     struct subscriber sub;
     uint64_t last_write_ms;
 
-    /* A publish answer waiting for the journal's fsync (--fsync batch). */
-    struct list sync_node; /* in srv->sync_waiters */
-    uint64_t pending_id;
-    size_t pending_clients;
+    /* Output held back until the iteration's fan-out (conn_hold_output). */
+    struct list held_node; /* in srv->held while held */
 };
 
 static void conn_flush(struct conn *c);
@@ -130,8 +128,8 @@ void conn_close(struct conn *c)
     }
     c->state = CONN_CLOSED;
     room_unsubscribe(&c->sub);
-    if (list_linked(&c->sync_node)) {
-        list_remove(&c->sync_node);
+    if (list_linked(&c->held_node)) {
+        list_remove(&c->held_node);
     }
     loop_timer_stop(srv->loop, &c->timer);
     int fd = c->watch.fd;
@@ -198,14 +196,14 @@ static void conn_update_events(struct conn *c)
     case CONN_CLOSED:
         break;
     }
-    if (output_pending(c) || (c->stream == STREAM_ROOM && c->sub.waiting)) {
+    if (list_linked(&c->held_node)) {
+        /* Nothing may be written until conn_release_held, which flushes. */
+    } else if (output_pending(c) || (c->stream == STREAM_ROOM && c->sub.waiting)) {
         ev |= EPOLLOUT;
-    } else if (c->state == CONN_READ_HEAD && buf_pending(&c->in) > c->last_len &&
-               !list_linked(&c->sync_node)) {
+    } else if (c->state == CONN_READ_HEAD && buf_pending(&c->in) > c->last_len) {
         /* Pipelined requests are still buffered after a full round of
          * answers: come back on the next iteration (the socket is writable,
-         * so level-triggered EPOLLOUT fires at once) instead of looping. A
-         * connection waiting for the journal is resumed by conn_sync_done. */
+         * so level-triggered EPOLLOUT fires at once) instead of looping. */
         ev |= EPOLLOUT;
     }
     if (loop_watch_mod(c->srv->loop, &c->watch, ev) < 0) {
@@ -277,7 +275,7 @@ int conn_accept(struct server *srv, int fd)
     c->peer_local = peer_is_loopback(fd);
     c->cors_origin = srv->cfg.cors_origins_len ? NULL : "*";
     list_init(&c->sub.node);
-    list_init(&c->sync_node);
+    list_init(&c->held_node);
     list_push_back(&srv->conns, &c->node);
     srv->nconns++;
     srv->stats.accepted++;
@@ -431,33 +429,28 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
     conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
 }
 
-void conn_reply_after_sync(struct conn *c, uint64_t id, size_t clients)
+void conn_hold_output(struct conn *c)
 {
-    c->pending_id = id;
-    c->pending_clients = clients;
-    list_push_back(&c->srv->sync_waiters, &c->sync_node);
+    if (!list_linked(&c->held_node)) {
+        list_push_back(&c->srv->held, &c->held_node);
+    }
 }
 
-void conn_sync_done(struct server *srv, bool ok)
+void conn_release_held(struct server *srv, bool ok)
 {
     struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &srv->sync_waiters)
+    list_for_each_safe(pos, tmp, &srv->held)
     {
-        struct conn *c = container_of(pos, struct conn, sync_node);
-        list_remove(&c->sync_node);
-        if (ok) {
-            conn_reply_publish(c, c->pending_id, c->pending_clients);
-        } else {
-            conn_reply_error(c, 503, "journal sync failed");
-        }
-        if (c->state == CONN_CLOSED) {
+        struct conn *c = container_of(pos, struct conn, held_node);
+        list_remove(&c->held_node);
+        if (!ok) {
+            log_warn("fd %d: closing instead of answering: the journal sync failed", c->watch.fd);
+            conn_close(c);
             continue;
         }
-        log_access(c, "POST", "/message", 0);
-        /* Pipelined requests behind this one are read on the next iteration,
-         * not here: a publish among them must get the next group commit
-         * (this one is done), and every message is on disk before any
-         * subscriber sees it. */
+        /* Requests still buffered are read on the next iteration, not from
+         * inside the after-the-batch task: a publish among them must get
+         * the next fan-out and the next group commit. */
         conn_flush_output(c, false);
     }
 }
@@ -535,6 +528,10 @@ static int conn_write(struct conn *c)
 {
     struct server *srv = c->srv;
     size_t budget = WRITE_BUDGET;
+
+    if (list_linked(&c->held_node)) {
+        return 0; /* held until the iteration's fan-out: as if the socket were full */
+    }
 
     while (budget > 0) {
         struct iovec iov[MAX_IOV];
@@ -644,7 +641,7 @@ static void conn_flush_output(struct conn *c, bool parse)
         }
         break;
     case CONN_DRAIN:
-        if (drained && !list_linked(&c->sync_node)) {
+        if (drained) {
             /* Last response sent: half-close, then discard what the client
              * still sends until it closes too (or the linger ends). */
             shutdown(c->watch.fd, SHUT_WR);
@@ -727,8 +724,7 @@ static void conn_dispatch(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_STREAM && !list_linked(&c->sync_node)) {
-        /* (A publish waiting for the journal is logged once answered.) */
+    if (c->state != CONN_STREAM) {
         char method[16], target[201];
         snprintf(method, sizeof method, "%.*s", (int)req->method_str.len, req->method_str.ptr);
         snprintf(target, sizeof target, "%.*s", (int)req->target.len, req->target.ptr);
@@ -824,8 +820,7 @@ static void conn_parse_requests(struct conn *c)
 {
     struct server *srv = c->srv;
     while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
-        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0 ||
-            list_linked(&c->sync_node)) {
+        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0) {
             break; /* answers first; the rest waits in `in` */
         }
         if (c->state == CONN_READ_HEAD) {

@@ -177,25 +177,26 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
     }
 }
 
-/* Runs once after each loop iteration that published something: first the
- * journal's group commit and the answers waiting for it, then the fan-out. */
+/* Runs once after each loop iteration that published something: the
+ * journal's group commit (--fsync batch), the fan-out, then the publishers'
+ * answers, which were held for both. */
 static void on_hub_task(struct loop *loop, struct loop_task *task)
 {
     struct server *srv = container_of(task, struct server, hub_task);
+    bool ok = true;
     (void)loop;
     if (srv->journal && journal_dirty(srv->journal) && srv->cfg.fsync_mode == FSYNC_BATCH) {
-        int rc = journal_sync(srv->journal);
+        ok = journal_sync(srv->journal) == 0;
         srv->stats.journal_syncs++;
-        if (rc < 0) {
+        if (ok) {
+            hub_commit(srv->hub);
+        } else {
             srv->stats.journal_errors++;
             log_error("journal: fdatasync: %s", strerror(errno));
         }
-        if (rc == 0) {
-            hub_commit(srv->hub);
-        }
-        conn_sync_done(srv, rc == 0);
     }
     hub_flush(srv->hub);
+    conn_release_held(srv, ok);
 }
 
 struct replay_state {
@@ -272,7 +273,7 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
     srv->listen_watch.fd = srv->signal_watch.fd = -1;
     list_init(&srv->conns);
-    list_init(&srv->sync_waiters);
+    list_init(&srv->held);
     log_set_level((enum log_level)cfg->log_level);
     log_set_format((enum log_format)cfg->log_format);
 
