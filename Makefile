@@ -41,7 +41,7 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
-        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind
+        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick
 
 all: sse-server
 
@@ -194,8 +194,19 @@ test-deploy: sse-server
 test-e2e: sse-server
 	SSE_SERVER=$(CURDIR)/sse-server tests/e2e/run.sh
 
+# ---------------------------------------------------------------- benchmarks
+# bench/run.sh builds sse-server (make sse-server) and bench/*.c itself, runs
+# the standard workloads against sse-server and a naive fan-out baseline and
+# prints markdown tables. QUICK=1 for a smoke run; WORKLOADS, SERVERS, RUNS,
+# PROFILE: see bench/lib.sh. nginx+nchan: bench/peers/nchan.sh.
+bench:
+	bash bench/run.sh
+
+bench-quick:
+	QUICK=1 bash bench/run.sh
+
 # ---------------------------------------------------------------- misc
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c)
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h)
 
 format:
 	clang-format -i $(FORMAT_FILES)
