@@ -50,7 +50,7 @@ struct server {
 
     struct loop_task hub_task;
 
-    struct journal *journal;  /* NULL without --data-dir */
+    struct journal *journal; /* NULL without --data-dir */
     /* Publishers whose answers are held until the fan-out (and, with
      * --fsync batch, the journal sync) of this loop iteration has run. */
     struct list held;
