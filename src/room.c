@@ -44,7 +44,6 @@ struct hub {
     void *arg;
 
     uint64_t next_id;
-    uint64_t first_id;
     /* Frames with ids from here on are not written to anyone yet: with a
      * group-committed journal they wait for their fsync (hub_commit). */
     uint64_t visible_id;
@@ -92,7 +91,6 @@ struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_read
     hub->schedule = schedule;
     hub->arg = arg;
     hub->next_id = first_id ? first_id : 1;
-    hub->first_id = hub->next_id;
     hub->visible_id = hub->next_id;
     hub->lost_id = hub->next_id - 1;
     hub->nbuckets = 64;
