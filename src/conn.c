@@ -412,17 +412,6 @@ static void conn_fail(struct conn *c, int status, const char *msg)
     }
 }
 
-/* The access log line of an answered request: what was queued for it since
- * `out_before` bytes were pending. */
-static void log_access(struct conn *c, const char *method, const char *target, size_t out_before)
-{
-    if (log_get_level() >= LOG_INFO) {
-        log_info("%s %s %d %zu bytes %llu ms", method, target, c->status,
-                 buf_pending(&c->out) - out_before + c->borrowed_len,
-                 (unsigned long long)(loop_now_ms(c->srv->loop) - c->request_start_ms));
-    }
-}
-
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
 {
     char answer[96];
@@ -729,11 +718,11 @@ static void conn_dispatch(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_STREAM) {
-        char method[16], target[201];
-        snprintf(method, sizeof method, "%.*s", (int)req->method_str.len, req->method_str.ptr);
-        snprintf(target, sizeof target, "%.*s", (int)req->target.len, req->target.ptr);
-        log_access(c, method, target, out_before);
+    if (c->state != CONN_STREAM && log_get_level() >= LOG_INFO) {
+        log_info("%.*s %.*s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
+                 (int)(req->target.len > 200 ? 200 : req->target.len), req->target.ptr, c->status,
+                 buf_pending(&c->out) - out_before + c->borrowed_len,
+                 (unsigned long long)(loop_now_ms(srv->loop) - c->request_start_ms));
     }
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
         buf_consume(&c->in, consumed);
