@@ -27,6 +27,9 @@
 
 #define ROOM_NAME_MAX   64
 #define ROOM_CLIENT_MAX 64
+/* The room of requests that name none: an ordinary room with this name, so
+ * it shows in /stats and /metrics like any other. */
+#define ROOM_DEFAULT "default"
 
 struct hub;
 struct room;

@@ -93,10 +93,8 @@ static int resolve_room_name(struct conn *c, const struct http_request *req, con
         long n =
             body ? json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1) : -1;
         if (n == -1) {
-            /* The default room is an ordinary room called "default", so it
-             * shows in /stats and /metrics under that name. */
-            memcpy(name, "default", sizeof "default");
-            n = sizeof "default" - 1;
+            memcpy(name, ROOM_DEFAULT, sizeof ROOM_DEFAULT);
+            n = sizeof ROOM_DEFAULT - 1;
         } else if (n < 0) {
             named = false;
             n = 0;

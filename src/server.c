@@ -212,8 +212,8 @@ static int replay_record(void *arg, const struct journal_record *rec)
         hub_restore_from(hub, rec->id);
         rs->first = false;
     }
-    const char *name = rec->room_len ? rec->room : "default";
-    size_t len = rec->room_len ? rec->room_len : strlen("default");
+    const char *name = rec->room_len ? rec->room : ROOM_DEFAULT;
+    size_t len = rec->room_len ? rec->room_len : sizeof ROOM_DEFAULT - 1;
     struct room *room = hub_room(hub, name, len);
     if (!room ||
         room_restore(room, rec->id, rec->event, rec->event_len, rec->data, rec->data_len) < 0) {
