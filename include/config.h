@@ -17,6 +17,7 @@ struct config {
     unsigned history;          /* frames kept per room */
     size_t history_bytes;      /* frame bytes kept per room */
     unsigned max_rooms;
+    size_t max_memory;         /* all rooms' rings together */
     unsigned retry_ms;         /* reconnection delay hinted to EventSource */
     unsigned heartbeat_s;      /* comment on idle streams every this often */
     unsigned ping_ms;          /* /ping cadence */

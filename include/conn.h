@@ -59,23 +59,25 @@ void conn_reply_error(struct conn *c, int status, const char *msg);
 /* True when the client connects from a loopback address. */
 bool conn_peer_is_local(const struct conn *c);
 
-/* Answers a publish: 202 {"id":id,"clients":clients}. */
+/*
+ * Answers a publish with 202 {"id":id,"clients":clients}, and holds
+ * everything queued on the connection from then on until conn_release_held:
+ * a publisher learns "202" only once its message was handed to every
+ * caught-up subscriber, and, with --fsync batch, is on disk. Requests
+ * pipelined behind it are still read and answered into the held output, so
+ * they share the same fan-out and the same fdatasync.
+ */
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
 
 /*
- * Holds everything queued on the connection so far (a publish answer among
- * it) until conn_release_held: a publisher learns "202" only once its
- * message was handed to every caught-up subscriber, and, with --fsync
- * batch, is on disk. Requests pipelined behind it are still read and
- * answered into the held output, so they share the same fan-out and the
- * same fdatasync.
+ * After the iteration's sync and fan-out: writes every held connection's
+ * answers. Messages with ids from failed_from on were not made durable (a
+ * failed journal sync; UINT64_MAX when none failed): a connection whose
+ * first held message is among them gets, in place of its held answers, one
+ * 503 and is closed; one whose held messages straddle failed_from is closed
+ * without an answer, since its later answers would claim what failed.
  */
-void conn_hold_output(struct conn *c);
-
-/* After the iteration's sync and fan-out: writes every held connection's
- * answers, or, when the journal sync failed (ok false), closes those
- * connections instead, since their answers claim a durability that failed. */
-void conn_release_held(struct server *srv, bool ok);
+void conn_release_held(struct server *srv, uint64_t failed_from);
 
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);

@@ -45,6 +45,9 @@ struct journal_record {
     size_t event_len;
     const char *data;
     size_t data_len;
+    /* On replay: corrupt bytes were skipped just before this record, so
+     * messages of any room with ids below it may be lost. */
+    bool after_gap;
 };
 
 struct journal_options {
@@ -73,6 +76,7 @@ struct journal_stats {
     uint64_t truncated_bytes; /* torn tail cut off */
     uint64_t last_id;         /* highest id found, 0 when empty */
     size_t segments;          /* segment files; 0 until the first append creates one */
+    bool trailing_gap;        /* corrupt bytes were skipped after the last good record */
 };
 
 /*
@@ -100,9 +104,25 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
 int journal_append(struct journal *j, const struct journal_record *rec)
     __attribute__((warn_unused_result));
 
-/* fdatasyncs the current segment if anything was appended since the last
- * sync. 0, or -1 with errno. */
+/*
+ * fdatasyncs the current segment if anything was appended since the last
+ * sync. 0, or -1 with errno. When the sync fails, every record appended since
+ * the last good sync is cut off the file (see journal_take_failed); appends
+ * fail until that cut is itself durable.
+ */
 int journal_sync(struct journal *j) __attribute__((warn_unused_result));
+
+/* The lowest id cut off after a failed sync since the last call, or
+ * UINT64_MAX when none was: messages from there on must not be
+ * acknowledged or delivered. */
+uint64_t journal_take_failed(struct journal *j);
+
+/*
+ * Removes the record just appended (whose id is id), for a message that is
+ * then not published after all (out of memory). If it had been synced, the
+ * removal is synced too. 0, or -1 with errno.
+ */
+int journal_cancel_last(struct journal *j, uint64_t id) __attribute__((warn_unused_result));
 
 /* True when records were appended since the last journal_sync. */
 bool journal_dirty(const struct journal *j);

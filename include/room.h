@@ -43,7 +43,7 @@ struct subscriber {
     uint64_t cursor; /* ring sequence of the next frame owed */
     size_t offset;   /* bytes of that frame already written */
     uint8_t client_len;
-    bool waiting;                 /* has unwritten bytes and waits for the socket */
+    bool waiting;                 /* its socket refused bytes: waits for EPOLLOUT */
     char client[ROOM_CLIENT_MAX]; /* ?client= id for sender exclusion */
 };
 
@@ -55,6 +55,7 @@ struct hub_limits {
     unsigned history;     /* frames per room, >= 1 */
     size_t history_bytes; /* frame bytes per room; the newest frame is always kept */
     unsigned max_rooms;
+    size_t max_memory; /* all rings together (see hub_memory); 0: no limit */
 };
 
 /* Called when the hub has work for hub_flush; the owner arranges for
@@ -99,7 +100,13 @@ struct publish_result {
  * Encodes a message once as an SSE frame and appends it to the room's ring,
  * evicting the oldest frames beyond the limits. `event` (NULL/0 for the
  * default type) must be valid per sse_event_type_valid; `client` (NULL/0 for
- * none) excludes subscribers with the same client id. 0, or -1 on ENOMEM.
+ * none) excludes subscribers with the same client id. 0, or -1 with errno
+ * ENOMEM, or ENOBUFS when max_memory is reached and nothing can be evicted.
+ *
+ * Eviction never passes a subscriber whose socket still takes bytes (one not
+ * marked waiting): until the next hub_flush has written to it, the frames it
+ * is owed stay, even beyond `history` and `history_bytes`. Only a subscriber
+ * whose own socket refused bytes can fall out of the ring.
  */
 int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
                  size_t data_len, const char *client, size_t client_len, struct publish_result *res)
@@ -121,6 +128,9 @@ void hub_restore_from(struct hub *hub, uint64_t first_id);
  * lowering) before serving, e.g. past a time-based base after a replay. */
 uint64_t hub_next_id(const struct hub *hub);
 void hub_set_next_id(struct hub *hub, uint64_t id);
+/* Never issues `id` (it was spent on a message that failed): the next id
+ * moves past it. Unlike hub_set_next_id, hidden frames stay hidden. */
+void hub_skip_id(struct hub *hub, uint64_t id);
 
 /*
  * With deferred commit (a journal synced once per loop iteration), published
@@ -129,6 +139,22 @@ void hub_set_next_id(struct hub *hub, uint64_t id);
  */
 void hub_set_deferred_commit(struct hub *hub, bool deferred);
 void hub_commit(struct hub *hub);
+
+/* Memory held by every ring (frames, their headers and slots), and the cap. */
+size_t hub_memory(const struct hub *hub);
+size_t hub_max_memory(const struct hub *hub);
+
+/*
+ * Drops every frame with an id from first_id on (published in this loop
+ * iteration and not yet visible: their journal sync failed). They must be
+ * the newest frames of their rooms. Cursors past the new head are pulled
+ * back. Returns the number of frames dropped.
+ */
+size_t hub_cancel_from(struct hub *hub, uint64_t first_id);
+
+/* Ids at or below `id` may belong to lost messages in any room (a corrupt
+ * journal stretch): a resume from below it gets a reset. */
+void hub_mark_lost(struct hub *hub, uint64_t id);
 
 /* Number of retained frames, and their bytes. */
 size_t room_frames(const struct room *room);
@@ -165,21 +191,31 @@ void room_unsubscribe(struct subscriber *sub);
  * frames that stay valid until the next room_publish on this room.
  */
 size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, size_t max_bytes);
+/* True when no frame is partly written: bytes may go to the stream now. */
+static inline bool room_sub_between_frames(const struct subscriber *sub)
+{
+    return !sub->waiting && sub->offset == 0;
+}
+
 /* Records that n bytes of what room_sub_iov handed out were written. */
 void room_sub_advance(struct subscriber *sub, size_t n);
 /* True when the subscriber fell out of the ring: it is owed frames that were
  * evicted, so it can never be served in order and must be closed. */
 bool room_sub_lagged(const struct subscriber *sub);
-/* Marks a subscriber as waiting for its socket (it is then not passed to
- * `ready` until unmarked) or as caught up and ready for new frames. */
+/* Marks a subscriber as waiting for its socket, which refused bytes (it is
+ * then not passed to `ready` until unmarked, and frames it is owed may be
+ * evicted), or as writable again. A subscriber that stopped only because of
+ * a per-wakeup write budget is not waiting: it stays live. */
 void room_sub_set_waiting(struct subscriber *sub, bool waiting);
 
 /*
  * For every room that received frames since the last call: calls `ready` for
- * each caught-up subscriber, and for each waiting subscriber that fell out of
- * the ring (so that a reader that stopped reading is closed even though its
- * socket never becomes writable again). Then frees rooms left with neither
- * subscribers nor frames. Returns the number of `ready` calls.
+ * each live subscriber that is owed frames, then trims the ring back to its
+ * limits (never past a live subscriber), then calls `ready` for each waiting
+ * subscriber that fell out of the ring (so that a reader that stopped reading
+ * is closed even though its socket never becomes writable again). Then frees
+ * rooms left with neither subscribers nor frames. Returns the number of
+ * `ready` calls.
  */
 size_t hub_flush(struct hub *hub);
 

@@ -224,6 +224,24 @@ static bool publish_authorized(struct server *srv, const struct http_request *re
     return equal_constant_time(p, n, token, strlen(token));
 }
 
+/* Logs a journal failure (rate-limited) and answers 503. */
+static void journal_refuse(struct server *srv, struct conn *c, uint64_t id)
+{
+    static struct log_limit limit;
+    srv->stats.journal_errors++;
+    if (log_limit_allow(&limit, loop_now_ms(srv->loop), 5)) {
+        log_error("journal: %s; answering 503", strerror(errno));
+    }
+    /* The id may have reached the journal before it failed: never reuse it. */
+    hub_skip_id(srv->hub, id);
+    if (srv->cfg.fsync_mode != FSYNC_BATCH) {
+        /* Only this record was cut off. With --fsync batch the iteration's
+         * other records may have gone too: on_hub_task answers for them. */
+        (void)journal_take_failed(srv->journal);
+    }
+    conn_reply_error(c, 503, "cannot store the message");
+}
+
 /* Appends the message the hub is about to publish to the journal (and, with
  * --fsync always, waits for the disk). On failure answers 503 and returns -1:
  * a message that is not on disk is not published. */
@@ -231,20 +249,20 @@ static int journal_record_message(struct server *srv, struct conn *c, const char
                                   size_t room_len, const char *event, size_t event_len,
                                   const char *body, size_t body_len)
 {
-    struct journal_record rec = {
-        hub_next_id(srv->hub), room, room_len, event, event_len, body, body_len};
+    struct journal_record rec = {.id = hub_next_id(srv->hub),
+                                 .room = room,
+                                 .room_len = room_len,
+                                 .event = event,
+                                 .event_len = event_len,
+                                 .data = body,
+                                 .data_len = body_len};
     int rc = journal_append(srv->journal, &rec);
     if (rc == 0 && srv->cfg.fsync_mode == FSYNC_ALWAYS) {
         rc = journal_sync(srv->journal);
         srv->stats.journal_syncs++;
     }
     if (rc < 0) {
-        static struct log_limit limit;
-        srv->stats.journal_errors++;
-        if (log_limit_allow(&limit, loop_now_ms(srv->loop), 5)) {
-            log_error("journal: %s; answering 503", strerror(errno));
-        }
-        conn_reply_error(c, 503, "cannot store the message");
+        journal_refuse(srv, c, rec.id);
         return -1;
     }
     return 0;
@@ -291,14 +309,21 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
     struct publish_result res;
     if (room_publish(room, event_len ? event : NULL, event_len, body, body_len, client, client_len,
                      &res) < 0) {
-        conn_reply_error(c, 503, "out of memory");
+        bool full = errno == ENOBUFS;
+        uint64_t id = hub_next_id(srv->hub);
+        /* Answered with an error, so it must not come back at a restart. */
+        if (srv->journal && journal_cancel_last(srv->journal, id) < 0) {
+            journal_refuse(srv, c, id);
+            return;
+        }
+        hub_skip_id(srv->hub, id);
+        conn_reply_error(c, 503, full ? "memory full: nothing left to evict" : "out of memory");
         return;
     }
     srv->stats.published++;
-    conn_reply_publish(c, res.id, res.recipients);
     /* Sent once the message went out to the room (and, with --fsync batch,
-     * the iteration's one fdatasync covered it): see conn_hold_output. */
-    conn_hold_output(c);
+     * the iteration's one fdatasync covered it). */
+    conn_reply_publish(c, res.id, res.recipients);
 }
 
 static void handle_static(struct server *srv, struct conn *c, const struct api_req *r)

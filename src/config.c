@@ -52,6 +52,10 @@ static const struct option_def options[] = {
      (unsigned long long)1 << 40, "bytes of encoded messages kept per room"},
     {"max-rooms", "SSE_MAX_ROOMS", OPT_INT, FIELD(max_rooms), 1, 1u << 24,
      "largest number of rooms at once"},
+    {"max-memory", "SSE_MAX_MEMORY", OPT_SIZE, FIELD(max_memory), 1u << 20,
+     (unsigned long long)1 << 50,
+     "bytes of messages kept in all rooms together; the least recently used rooms' oldest go "
+     "first"},
     {"retry-ms", "SSE_RETRY_MS", OPT_INT, FIELD(retry_ms), 100, 3600000,
      "reconnection delay suggested to clients, ms (jittered per connection)"},
     {"heartbeat", "SSE_HEARTBEAT", OPT_INT, FIELD(heartbeat_s), 1, 3600,
@@ -119,6 +123,7 @@ static void config_defaults(struct config *cfg)
     cfg->history = 1000;
     cfg->history_bytes = 16u << 20;
     cfg->max_rooms = 10000;
+    cfg->max_memory = (size_t)256 << 20;
     cfg->retry_ms = 3000;
     cfg->heartbeat_s = 15;
     cfg->ping_ms = 2000;

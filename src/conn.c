@@ -25,9 +25,9 @@
 #define OUT_HIGH_WATER ((size_t)64 * 1024)
 /* Bytes written to one connection per wakeup, so one fast reader cannot
  * starve the others. */
-#define WRITE_BUDGET ((size_t)256 * 1024)
-#define READ_CHUNK   ((size_t)16 * 1024)
-#define MAX_IOV      64
+#define WRITE_BUDGET_BYTES ((size_t)256 * 1024)
+#define READ_CHUNK         ((size_t)16 * 1024)
+#define MAX_IOV            64
 /* After the last response of a closing connection: how long, and how many
  * bytes, we keep reading (and discarding) so the kernel does not answer the
  * client's unread request bytes with a RST that destroys our response. */
@@ -75,6 +75,7 @@ struct conn {
     bool http10;          /* the request being answered is HTTP/1.0 */
     bool peer_closed;     /* read returned 0 */
     bool peer_local;      /* connected from a loopback address */
+    bool write_more;      /* stopped by the write budget, not by the socket */
     /* Access-Control-Allow-Origin for the answer being written: "*", one of
      * the configured origins (pointing into the config), or NULL for none. */
     const char *cors_origin;
@@ -83,6 +84,10 @@ struct conn {
     uint64_t request_start_ms;
     uint64_t stream_start_ms;
     int status;
+    /* While held: where the held answers start in `out`, and the ids of the
+     * first and last message they acknowledge. */
+    uint32_t held_from;
+    uint64_t held_first_id, held_last_id;
 
     struct buf in;
     size_t last_len; /* head bytes already scanned by the parser */
@@ -157,7 +162,8 @@ void conn_close_all(struct server *srv)
     list_for_each_safe(pos, tmp, &srv->conns)
     {
         struct conn *c = container_of(pos, struct conn, node);
-        if (c->state == CONN_STREAM && !c->sub.waiting && buf_pending(&c->out) == 0) {
+        if (c->state == CONN_STREAM && room_sub_between_frames(&c->sub) &&
+            buf_pending(&c->out) == 0) {
             /* Only between frames: bytes must never land inside a frame. The
              * delay is at least the usual one, spread over twice that. */
             char line[48];
@@ -200,7 +206,7 @@ static void conn_update_events(struct conn *c)
     }
     if (list_linked(&c->held_node)) {
         /* Nothing may be written until conn_release_held, which flushes. */
-    } else if (output_pending(c) || (c->stream == STREAM_ROOM && c->sub.waiting)) {
+    } else if (output_pending(c) || c->write_more || (c->stream == STREAM_ROOM && c->sub.waiting)) {
         ev |= EPOLLOUT;
     } else if (c->state == CONN_READ_HEAD && buf_pending(&c->in) > c->last_len) {
         /* Pipelined requests are still buffered after a full round of
@@ -414,29 +420,53 @@ static void conn_fail(struct conn *c, int status, const char *msg)
 
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
 {
+    if (!list_linked(&c->held_node)) {
+        /* Nothing is written while held, so this offset stays valid. */
+        c->held_from = (uint32_t)buf_pending(&c->out);
+        c->held_first_id = id;
+        list_push_back(&c->srv->held, &c->held_node);
+    }
+    c->held_last_id = id;
     char answer[96];
     int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
                      (unsigned long long)id, clients);
     conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
 }
 
-void conn_hold_output(struct conn *c)
+/* The held answers claimed a durability that failed: take them back and
+ * answer 503 for the first of them instead; the connection then closes,
+ * since what was pipelined after it stays unanswered. */
+static void conn_refuse_held(struct conn *c)
 {
-    if (!list_linked(&c->held_node)) {
-        list_push_back(&c->srv->held, &c->held_node);
+    if (c->borrowed_len > 0 || c->held_from > buf_pending(&c->out)) {
+        conn_close(c);
+        return;
+    }
+    c->out.len = c->out.off + c->held_from;
+    c->keep_alive = false;
+    c->head_request = false;
+    conn_reply_error(c, 503, "cannot store the message");
+    if (c->state != CONN_CLOSED) {
+        c->state = CONN_DRAIN;
+        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+        conn_flush_output(c, false);
     }
 }
 
-void conn_release_held(struct server *srv, bool ok)
+void conn_release_held(struct server *srv, uint64_t failed_from)
 {
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &srv->held)
     {
         struct conn *c = container_of(pos, struct conn, held_node);
         list_remove(&c->held_node);
-        if (!ok) {
-            log_warn("fd %d: closing instead of answering: the journal sync failed", c->watch.fd);
-            conn_close(c);
+        if (c->held_last_id >= failed_from) {
+            log_warn("fd %d: the journal sync failed; answering 503", c->watch.fd);
+            if (c->held_first_id >= failed_from) {
+                conn_refuse_held(c);
+            } else {
+                conn_close(c);
+            }
             continue;
         }
         /* Requests still buffered are read on the next iteration, not from
@@ -512,16 +542,21 @@ void conn_stream_room(struct conn *c, struct room *room, const struct room_start
 
 /* ------------------------------------------------------------ writing */
 
-/* Writes what the connection owes, within the per-wakeup budget.
- * Returns 1 when everything was written, 0 when the socket is full or the
- * budget is spent, -1 when the connection was closed. */
-static int conn_write(struct conn *c)
+enum write_result {
+    WRITE_CLOSED = -1, /* the connection was closed */
+    WRITE_BLOCKED = 0, /* the socket is full (or the output is held) */
+    WRITE_DONE = 1,    /* everything owed was written */
+    WRITE_BUDGET = 2,  /* the per-wakeup budget is spent; the socket takes more */
+};
+
+/* Writes what the connection owes, within the per-wakeup budget. */
+static enum write_result conn_write(struct conn *c)
 {
     struct server *srv = c->srv;
-    size_t budget = WRITE_BUDGET;
+    size_t budget = WRITE_BUDGET_BYTES;
 
     if (list_linked(&c->held_node)) {
-        return 0; /* held until the iteration's fan-out: as if the socket were full */
+        return WRITE_BLOCKED; /* held until the iteration's fan-out */
     }
 
     while (budget > 0) {
@@ -542,12 +577,12 @@ static int conn_write(struct conn *c)
                          c->watch.fd, room_name(c->sub.room));
                 srv->stats.lagged_dropped++;
                 conn_close(c);
-                return -1;
+                return WRITE_CLOSED;
             }
             n += room_sub_iov(&c->sub, iov + n, MAX_IOV - n, budget);
         }
         if (n == 0) {
-            return 1;
+            return WRITE_DONE;
         }
         /* One buffer (the usual case: one new frame) goes out with write(2),
          * which skips copying and checking an iovec array in the kernel. */
@@ -558,10 +593,10 @@ static int conn_write(struct conn *c)
                 continue;
             }
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return 0;
+                return WRITE_BLOCKED;
             }
             conn_close(c); /* EPIPE, ECONNRESET: the client is gone */
-            return -1;
+            return WRITE_CLOSED;
         }
         size_t done = (size_t)w;
         srv->stats.bytes_sent += done;
@@ -589,7 +624,7 @@ static int conn_write(struct conn *c)
             c->stream_events += c->sub.cursor - before;
         }
     }
-    return 0;
+    return WRITE_BUDGET;
 }
 
 /* Writes, then decides what the connection does next. Pipelined requests
@@ -603,13 +638,13 @@ static void conn_flush(struct conn *c)
  * for the next loop iteration (conn_update_events arms EPOLLOUT for them). */
 static void conn_flush_output(struct conn *c, bool parse)
 {
-    int rc;
+    enum write_result rc;
     for (int round = 0;; round++) {
         rc = conn_write(c);
-        if (rc < 0) {
+        if (rc == WRITE_CLOSED) {
             return;
         }
-        if (rc == 0 || !parse || round == 8 || c->state != CONN_READ_HEAD ||
+        if (rc != WRITE_DONE || !parse || round == 8 || c->state != CONN_READ_HEAD ||
             buf_pending(&c->in) == 0) {
             break;
         }
@@ -618,7 +653,9 @@ static void conn_flush_output(struct conn *c, bool parse)
             return;
         }
     }
-    bool drained = rc == 1;
+    bool drained = rc == WRITE_DONE;
+    /* Out of budget but writable: come back on the next iteration. */
+    c->write_more = rc == WRITE_BUDGET;
     if (drained) {
         c->borrowed = NULL;
         if (c->out.cap > 4096 || c->state == CONN_STREAM) {
@@ -631,7 +668,9 @@ static void conn_flush_output(struct conn *c, bool parse)
     switch (c->state) {
     case CONN_STREAM:
         if (c->stream == STREAM_ROOM) {
-            room_sub_set_waiting(&c->sub, !drained);
+            /* Only a socket that refused bytes makes a subscriber waiting
+             * (and lets its frames be evicted); one out of budget stays live. */
+            room_sub_set_waiting(&c->sub, rc == WRITE_BLOCKED);
         }
         break;
     case CONN_DRAIN:
@@ -985,7 +1024,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
             /* Only an idle, caught-up stream gets a comment: one that is
              * being written to needs none, and bytes must never be inserted
              * in the middle of a frame. */
-            if (!c->sub.waiting && !output_pending(c) &&
+            if (room_sub_between_frames(&c->sub) && !output_pending(c) &&
                 loop_now_ms(loop) - c->last_write_ms + 50 >= hb) {
                 if (buf_append_str(&c->out, ":\n") < 0) {
                     conn_close(c);

@@ -436,6 +436,13 @@ struct journal {
     struct segment *segs; /* oldest first; the last one is the current segment */
     size_t nseg, seg_cap;
     uint64_t last_id;
+    /* What the last successful fdatasync made durable in the current
+     * segment, and the first record appended after it. */
+    uint64_t synced_bytes, synced_records, unsynced_first_id;
+    uint64_t last_bytes;  /* the current segment's size before the last append */
+    bool broken;          /* a sync failed and its records are not cut away yet */
+    bool fresh_segment;   /* the next append starts a new segment */
+    uint64_t failed_from; /* lowest id dropped after a failed sync; UINT64_MAX: none */
     uint64_t segment_bytes, retain_records, retain_bytes;
     uint8_t *scratch; /* encode buffer for appends */
     size_t scratch_cap;
@@ -673,6 +680,7 @@ struct open_ctx {
     struct journal *j;
     journal_replay_fn *replay;
     void *arg;
+    bool gap; /* a corrupt stretch was skipped since the last good record */
     struct journal_stats st;
     char *err;
     size_t err_cap;
@@ -745,12 +753,14 @@ static int replay_segment(struct open_ctx *c, struct segment *seg, bool newest, 
                 } else {
                     log_skip(c, name, pos, r.size, "corrupt end of an older segment");
                     c->st.corrupt++;
+                    c->gap = true;
                 }
                 break;
             }
             if (rc > 0) {
                 log_skip(c, name, pos, next, "corrupt record");
                 c->st.corrupt++;
+                c->gap = true;
                 pos = next;
             }
         }
@@ -780,7 +790,9 @@ static int replay_segment(struct open_ctx *c, struct segment *seg, bool newest, 
             .event_len = d.event_len,
             .data = (const char *)d.data,
             .data_len = d.data_len,
+            .after_gap = c->gap,
         };
+        c->gap = false;
         if (c->replay != NULL && c->replay(c->arg, &rec) != 0) {
             set_err(c->err, c->err_cap, "journal: replay stopped at record %" PRIu64, d.id);
             goto out;
@@ -902,6 +914,7 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
     }
     j->fd = -1;
     j->dirfd = -1;
+    j->failed_from = UINT64_MAX;
     j->segment_bytes = opts->segment_bytes;
     j->retain_records = opts->retain_records;
     j->retain_bytes = opts->retain_bytes;
@@ -956,6 +969,11 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
     }
     c.st.last_id = j->last_id;
     c.st.segments = j->nseg;
+    c.st.trailing_gap = c.gap;
+    if (j->nseg > 0) {
+        j->synced_bytes = keep;
+        j->synced_records = j->segs[j->nseg - 1].records;
+    }
     if (c.st.records > 0 || c.st.corrupt > 0 || c.st.truncated_bytes > 0) {
         log_info("journal: %s: replayed %" PRIu64 " records from %zu segments (last id %" PRIu64
                  ", %" PRIu64 " corrupt skipped, %" PRIu64 " torn bytes truncated)",
@@ -985,11 +1003,8 @@ static int rotate(struct journal *j, uint64_t id)
         errno = ENOMEM;
         return -1;
     }
-    if (j->fd >= 0 && j->dirty) {
-        if (fdatasync(j->fd) != 0) {
-            return -1;
-        }
-        j->dirty = false;
+    if (j->fd >= 0 && journal_sync(j) != 0) {
+        return -1;
     }
     char name[SEG_NAME_LEN + 1];
     seg_name(name, id);
@@ -1012,6 +1027,9 @@ static int rotate(struct journal *j, uint64_t id)
     }
     j->fd = fd;
     j->ragged = false;
+    j->fresh_segment = false;
+    j->synced_bytes = 0;
+    j->synced_records = 0;
     /* seg_reserve above guaranteed room in j->segs; the analyzer cannot see it. */
     // NOLINTNEXTLINE(clang-analyzer-core.NullDereference)
     j->segs[j->nseg++] = (struct segment){.first_id = id};
@@ -1051,6 +1069,8 @@ static void retain(struct journal *j)
         memmove(j->segs, j->segs + 1, j->nseg * sizeof j->segs[0]);
     }
 }
+
+static int journal_repair(struct journal *j);
 
 static void scratch_trim(struct journal *j)
 {
@@ -1105,6 +1125,12 @@ int journal_append(struct journal *j, const struct journal_record *rec)
     put_le32(b + 4, (uint32_t)len);
     put_le32(b + 8, crc32c(0, p, len));
 
+    if (j->broken && journal_repair(j) != 0) {
+        int e = errno;
+        scratch_trim(j);
+        errno = e;
+        return -1;
+    }
     if (j->fd >= 0 && j->ragged) {
         /* An earlier failed append left part of a record behind. */
         if (ftruncate(j->fd, (off_t)j->segs[j->nseg - 1].bytes) != 0) {
@@ -1125,8 +1151,9 @@ int journal_append(struct journal *j, const struct journal_record *rec)
      */
     const struct segment *last = j->nseg > 0 ? &j->segs[j->nseg - 1] : NULL;
     bool rotated = false;
-    if (last == NULL || (j->segment_bytes > 0 && last->bytes > 0 &&
-                         last->bytes >= j->segment_bytes && rec->id > last->first_id)) {
+    bool full =
+        j->segment_bytes > 0 && last != NULL && last->bytes > 0 && last->bytes >= j->segment_bytes;
+    if (last == NULL || ((full || j->fresh_segment) && rec->id > last->first_id)) {
         if (rotate(j, rec->id) != 0) {
             int e = errno;
             scratch_trim(j);
@@ -1163,9 +1190,13 @@ int journal_append(struct journal *j, const struct journal_record *rec)
         done += (size_t)w;
     }
     if (ret == 0) {
+        j->last_bytes = cur->bytes;
         cur->bytes += total;
         cur->records++;
         j->last_id = rec->id;
+        if (!j->dirty) {
+            j->unsynced_first_id = rec->id;
+        }
         j->dirty = true;
     }
     if (rotated) {
@@ -1177,15 +1208,100 @@ int journal_append(struct journal *j, const struct journal_record *rec)
     return ret;
 }
 
+static void mark_synced(struct journal *j)
+{
+    const struct segment *cur = &j->segs[j->nseg - 1];
+    j->dirty = false;
+    j->synced_bytes = cur->bytes;
+    j->synced_records = cur->records;
+}
+
+/*
+ * After a failed fdatasync the kernel may already have dropped the pages it
+ * could not write and marked them clean, so a later fdatasync can succeed
+ * without them (PostgreSQL learned this in 2018): nothing written since the
+ * last good sync is trusted. It is cut off (the truncation itself synced, so
+ * the records cannot come back at a restart) and the next append starts a
+ * new segment file. While the cut cannot be made durable, every append fails.
+ */
+static int journal_repair(struct journal *j)
+{
+    struct segment *cur = &j->segs[j->nseg - 1];
+    if (ftruncate(j->fd, (off_t)j->synced_bytes) != 0 || fdatasync(j->fd) != 0) {
+        log_error("journal: cannot cut unsynced records from %s: %s", j->dir, strerror(errno));
+        errno = EIO;
+        return -1;
+    }
+    cur->bytes = j->synced_bytes;
+    cur->records = j->synced_records;
+    j->broken = false;
+    j->ragged = false;
+    j->dirty = false;
+    j->fresh_segment = true;
+    return 0;
+}
+
+/* Cuts back to the last good sync after a failure; with `unsynced_from`
+ * (0: none) the sync point moves back so that id and everything after it
+ * go too. */
+static int journal_fail(struct journal *j, uint64_t unsynced_from)
+{
+    if (unsynced_from && (!j->dirty || unsynced_from < j->unsynced_first_id)) {
+        j->unsynced_first_id = unsynced_from;
+    }
+    j->broken = true;
+    if (j->unsynced_first_id < j->failed_from) {
+        j->failed_from = j->unsynced_first_id;
+    }
+    return journal_repair(j);
+}
+
 int journal_sync(struct journal *j)
 {
+    if (j->broken) {
+        return journal_repair(j);
+    }
     if (!j->dirty) {
         return 0;
     }
     if (fdatasync(j->fd) != 0) {
+        int e = errno;
+        log_error("journal: fdatasync %s: %s; dropping the records since the last sync", j->dir,
+                  strerror(e));
+        (void)journal_fail(j, 0);
+        errno = e;
         return -1;
     }
-    j->dirty = false;
+    mark_synced(j);
+    return 0;
+}
+
+uint64_t journal_take_failed(struct journal *j)
+{
+    uint64_t f = j->failed_from;
+    j->failed_from = UINT64_MAX;
+    return f;
+}
+
+int journal_cancel_last(struct journal *j, uint64_t id)
+{
+    if (j->broken || j->nseg == 0 || id != j->last_id ||
+        j->segs[j->nseg - 1].bytes == j->last_bytes) {
+        errno = EINVAL; /* not the last record, or already cancelled */
+        return -1;
+    }
+    struct segment *cur = &j->segs[j->nseg - 1];
+    bool was_synced = j->synced_bytes > j->last_bytes;
+    if (was_synced) {
+        /* The record was durable: so must its removal be. */
+        j->synced_bytes = j->last_bytes;
+        j->synced_records = cur->records - 1;
+    }
+    if (ftruncate(j->fd, (off_t)j->last_bytes) != 0 || (was_synced && fdatasync(j->fd) != 0)) {
+        return journal_fail(j, id);
+    }
+    cur->bytes = j->last_bytes;
+    cur->records--;
     return 0;
 }
 

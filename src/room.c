@@ -2,6 +2,7 @@
 
 #include "sse.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,10 +16,14 @@ struct frame {
     char data[];
 };
 
+/* A room's floor when no live subscriber holds any frame back. */
+#define NO_FLOOR UINT64_MAX
+
 struct room {
     struct hub *hub;
     struct room *hash_next;
     struct list idle_node; /* in hub->idle_rooms while it has no subscribers */
+    struct list lru_node;  /* in hub->lru, least recently used first */
     struct room *dirty_next;
     bool dirty;
 
@@ -32,6 +37,11 @@ struct room {
     uint64_t tail;    /* sequence of the oldest retained frame */
     size_t bytes;     /* sum of retained frames' len */
     uint64_t lost_id; /* messages with ids <= this may be gone */
+    /* No live subscriber's cursor is below this sequence (NO_FLOOR when there
+     * is none): frames from here on may still be written to a socket that
+     * takes them, so eviction stops here. A lower bound, made exact by each
+     * flush of the room. */
+    uint64_t floor;
 
     uint8_t name_len;
     char name[ROOM_NAME_MAX + 1];
@@ -59,6 +69,8 @@ struct hub {
     uint64_t hash_seed;
 
     struct list idle_rooms; /* least recently used first */
+    struct list lru;        /* every room, least recently used first */
+    size_t memory;          /* frame_cost of every retained frame */
     struct room *dirty_head;
 };
 
@@ -101,13 +113,22 @@ struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_read
     }
     hub->hash_seed = first_id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)hub;
     list_init(&hub->idle_rooms);
+    list_init(&hub->lru);
     return hub;
+}
+
+/* What a retained frame costs: its allocation and its slot in the ring. */
+static size_t frame_cost(const struct frame *f)
+{
+    return sizeof *f + f->len + f->client_len + sizeof(struct frame *);
 }
 
 static void frame_free_range(struct room *room)
 {
     for (uint64_t s = room->tail; s < room->head; s++) {
-        free(room->slots[s & (room->slots_cap - 1)]);
+        struct frame *f = room->slots[s & (room->slots_cap - 1)];
+        room->hub->memory -= frame_cost(f);
+        free(f);
     }
 }
 
@@ -182,6 +203,11 @@ static void hub_unlink_room(struct hub *hub, struct room *room)
     if (list_linked(&room->idle_node)) {
         list_remove(&room->idle_node);
     }
+    list_remove(&room->lru_node);
+    /* A room made later under this name cannot vouch for what this one lost. */
+    if (room->lost_id > hub->lost_id) {
+        hub->lost_id = room->lost_id;
+    }
     hub->nrooms--;
 }
 
@@ -224,9 +250,6 @@ static bool hub_evict_idle_room(struct hub *hub)
                 hub->lost_id = newest->id;
             }
         }
-        if (r->lost_id > hub->lost_id) {
-            hub->lost_id = r->lost_id;
-        }
         hub_unlink_room(hub, r);
         room_destroy(r);
         return true;
@@ -263,7 +286,9 @@ struct room *hub_room(struct hub *hub, const char *name, size_t len)
     list_init(&room->waiting);
     list_init(&room->idle_node);
     list_push_back(&hub->idle_rooms, &room->idle_node);
+    list_push_back(&hub->lru, &room->lru_node);
     room->lost_id = hub->lost_id;
+    room->floor = NO_FLOOR;
     room->hash_next = NULL;
     *pp = room;
     hub->nrooms++;
@@ -324,9 +349,67 @@ static void room_evict_oldest(struct room *room)
 {
     struct frame *f = room_frame(room, room->tail);
     room->bytes -= f->len;
+    room->hub->memory -= frame_cost(f);
     room->lost_id = f->id;
     free(f);
     room->tail++;
+}
+
+/* The oldest frame may go: no live subscriber is still owed it. */
+static bool room_tail_evictable(const struct room *room)
+{
+    return room->head > room->tail && room->tail < room->floor;
+}
+
+/* True when the ring, with `frames` and `bytes` more, is over its limits. */
+static bool room_over_limits(const struct room *room, size_t frames, size_t bytes)
+{
+    const struct hub_limits *lim = &room->hub->limits;
+    return room->head - room->tail + frames > lim->history ||
+           room->bytes + bytes > lim->history_bytes;
+}
+
+/* Back to the room's limits after a flush, keeping the newest frame and
+ * whatever a live subscriber is still owed. */
+static void room_trim(struct room *room)
+{
+    while (room->head - room->tail > 1 && room_over_limits(room, 0, 0) &&
+           room_tail_evictable(room)) {
+        room_evict_oldest(room);
+    }
+}
+
+static void room_touch(struct room *room)
+{
+    list_remove(&room->lru_node);
+    list_push_back(&room->hub->lru, &room->lru_node);
+}
+
+/*
+ * Evicts the oldest frames of the least recently used rooms until `need`
+ * more bytes fit under max_memory. Frames a live subscriber is owed stay.
+ * Rooms that lost frames are marked dirty, so the flush closes subscribers
+ * that fell out of them and frees those left empty. True when it fits.
+ */
+static bool hub_reclaim(struct hub *hub, size_t need)
+{
+    size_t cap = hub->limits.max_memory;
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &hub->lru)
+    {
+        if (hub->memory + need <= cap) {
+            break;
+        }
+        struct room *r = container_of(pos, struct room, lru_node);
+        uint64_t tail = r->tail;
+        while (hub->memory + need > cap && room_tail_evictable(r)) {
+            room_evict_oldest(r);
+        }
+        if (r->tail != tail) {
+            mark_dirty(hub, r);
+        }
+    }
+    return hub->memory + need <= cap;
 }
 
 /* Makes room for one more frame in the slot array. */
@@ -382,6 +465,7 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
     size_t flen = sse_frame_size(id, event, event_len, data, data_len);
     struct frame *f = malloc(sizeof *f + flen + client_len);
     if (!f) {
+        errno = ENOMEM;
         return NULL;
     }
     f->id = id;
@@ -392,14 +476,23 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
     }
     /* Evict before growing the slot array, so it never grows past the
      * history it has to hold. */
-    while (room->head > room->tail && (room->head - room->tail >= hub->limits.history ||
-                                       room->bytes + f->len > hub->limits.history_bytes)) {
+    while (room_tail_evictable(room) && room_over_limits(room, 1, f->len)) {
         room_evict_oldest(room);
+    }
+    room_touch(room);
+    size_t cost = frame_cost(f);
+    if (hub->limits.max_memory && hub->memory + cost > hub->limits.max_memory &&
+        !hub_reclaim(hub, cost)) {
+        free(f);
+        errno = ENOBUFS;
+        return NULL;
     }
     if (room_reserve_slot(room) < 0) {
         free(f);
+        errno = ENOMEM;
         return NULL;
     }
+    hub->memory += cost;
     room->slots[room->head & (room->slots_cap - 1)] = f;
     room->head++;
     room->bytes += f->len;
@@ -462,6 +555,16 @@ void hub_set_next_id(struct hub *hub, uint64_t id)
     }
     /* Used before serving (after a journal replay): all there is is on disk. */
     hub->visible_id = hub->next_id;
+}
+
+void hub_skip_id(struct hub *hub, uint64_t id)
+{
+    if (id >= hub->next_id) {
+        hub->next_id = id + 1;
+        if (!hub->deferred_commit) {
+            hub->visible_id = hub->next_id;
+        }
+    }
 }
 
 void hub_set_deferred_commit(struct hub *hub, bool deferred)
@@ -539,6 +642,10 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
     }
     sub->waiting = false;
     list_push_back(&room->live, &sub->node);
+    room_touch(room);
+    if (sub->cursor < room->floor) {
+        room->floor = sub->cursor;
+    }
     if (room->nsubs++ == 0 && list_linked(&room->idle_node)) {
         list_remove(&room->idle_node);
     }
@@ -556,6 +663,9 @@ void room_unsubscribe(struct subscriber *sub)
     }
     list_remove(&sub->node);
     sub->room = NULL;
+    if (list_empty(&room->live)) {
+        room->floor = NO_FLOOR;
+    }
     if (--room->nsubs == 0) {
         list_push_back(&room->hub->idle_rooms, &room->idle_node);
         if (room->head == room->tail) {
@@ -635,27 +745,45 @@ void room_sub_set_waiting(struct subscriber *sub, bool waiting)
     sub->waiting = waiting;
     list_remove(&sub->node);
     list_push_back(waiting ? &room->waiting : &room->live, &sub->node);
+    if (!waiting && sub->cursor < room->floor) {
+        room->floor = sub->cursor;
+    } else if (waiting && list_empty(&room->live)) {
+        room->floor = NO_FLOOR;
+    }
 }
 
+/*
+ * Writes to the live subscribers first and only then trims the ring, so a
+ * burst of more than a ring's worth of messages in one loop iteration reaches
+ * every subscriber whose socket takes it. What is left over the limits after
+ * that is owed only to subscribers whose sockets are full.
+ */
 static size_t room_flush(struct hub *hub, struct room *room)
 {
     size_t calls = 0;
+    uint64_t floor = NO_FLOOR;
     struct list *pos, *tmp;
-    /* The callback may close the subscriber (unlinking it) but no other one,
-     * so iterating with a saved next pointer is safe. */
-    list_for_each_safe(pos, tmp, &room->waiting)
-    {
-        struct subscriber *sub = container_of(pos, struct subscriber, node);
-        if (room_sub_lagged(sub)) {
-            hub->ready(sub, hub->arg);
-            calls++;
-        }
-    }
+    /* The callback may close the subscriber (unlinking it) or move it to the
+     * waiting list, but touches no other one, so iterating with a saved next
+     * pointer is safe. A closed subscriber's memory outlives the batch. */
     list_for_each_safe(pos, tmp, &room->live)
     {
         struct subscriber *sub = container_of(pos, struct subscriber, node);
         skip_excluded(sub);
         if (sub->cursor < room->head) {
+            hub->ready(sub, hub->arg);
+            calls++;
+        }
+        if (sub->room == room && !sub->waiting && sub->cursor < floor) {
+            floor = sub->cursor;
+        }
+    }
+    room->floor = floor;
+    room_trim(room);
+    list_for_each_safe(pos, tmp, &room->waiting)
+    {
+        struct subscriber *sub = container_of(pos, struct subscriber, node);
+        if (room_sub_lagged(sub)) {
             hub->ready(sub, hub->arg);
             calls++;
         }
@@ -682,4 +810,66 @@ size_t hub_flush(struct hub *hub)
         room = next;
     }
     return calls;
+}
+
+size_t hub_memory(const struct hub *hub)
+{
+    return hub->memory;
+}
+
+size_t hub_max_memory(const struct hub *hub)
+{
+    return hub->limits.max_memory;
+}
+
+/* Pulls cursors that point past the head (at dropped frames) back to it. */
+static void clamp_cursors(struct list *subs, uint64_t head)
+{
+    for (struct list *p = subs->next; p != subs; p = p->next) {
+        struct subscriber *sub = container_of(p, struct subscriber, node);
+        if (sub->cursor > head) {
+            sub->cursor = head;
+            sub->offset = 0;
+        }
+    }
+}
+
+size_t hub_cancel_from(struct hub *hub, uint64_t first_id)
+{
+    size_t dropped = 0;
+    /* Frames are published only into rooms that are then dirty until the
+     * flush, which has not run yet for these. */
+    for (struct room *r = hub->dirty_head; r; r = r->dirty_next) {
+        uint64_t head = r->head;
+        while (r->head > r->tail && room_frame(r, r->head - 1)->id >= first_id) {
+            struct frame *f = room_frame(r, r->head - 1);
+            r->bytes -= f->len;
+            hub->memory -= frame_cost(f);
+            free(f);
+            r->head--;
+            dropped++;
+        }
+        if (r->head != head) {
+            clamp_cursors(&r->live, r->head);
+            clamp_cursors(&r->waiting, r->head);
+            if (r->floor != NO_FLOOR && r->floor > r->head) {
+                r->floor = r->head;
+            }
+        }
+    }
+    return dropped;
+}
+
+void hub_mark_lost(struct hub *hub, uint64_t id)
+{
+    if (id > hub->lost_id) {
+        hub->lost_id = id;
+    }
+    for (size_t i = 0; i < hub->nbuckets; i++) {
+        for (struct room *r = hub->buckets[i]; r; r = r->hash_next) {
+            if (id > r->lost_id) {
+                r->lost_id = id;
+            }
+        }
+    }
 }

@@ -183,20 +183,26 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
 static void on_hub_task(struct loop *loop, struct loop_task *task)
 {
     struct server *srv = container_of(task, struct server, hub_task);
-    bool ok = true;
+    uint64_t failed_from = UINT64_MAX;
     (void)loop;
-    if (srv->journal && journal_dirty(srv->journal) && srv->cfg.fsync_mode == FSYNC_BATCH) {
-        ok = journal_sync(srv->journal) == 0;
-        srv->stats.journal_syncs++;
-        if (ok) {
-            hub_commit(srv->hub);
-        } else {
-            srv->stats.journal_errors++;
-            log_error("journal: fdatasync: %s", strerror(errno));
+    if (srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH) {
+        if (journal_dirty(srv->journal)) {
+            srv->stats.journal_syncs++;
+            if (journal_sync(srv->journal) != 0) {
+                srv->stats.journal_errors++;
+            }
         }
+        /* A failed sync (here, or one a rotation did during the iteration)
+         * cut this iteration's records off the journal: their messages are
+         * dropped unseen and their publishers answered 503. */
+        failed_from = journal_take_failed(srv->journal);
+        if (failed_from != UINT64_MAX) {
+            srv->stats.published -= hub_cancel_from(srv->hub, failed_from);
+        }
+        hub_commit(srv->hub);
     }
     hub_flush(srv->hub);
-    conn_release_held(srv, ok);
+    conn_release_held(srv, failed_from);
 }
 
 struct replay_state {
@@ -212,9 +218,20 @@ static int replay_record(void *arg, const struct journal_record *rec)
         hub_restore_from(hub, rec->id);
         rs->first = false;
     }
+    if (rec->after_gap) {
+        /* The skipped bytes held messages of unknown rooms: a resume from
+         * before this record must be told it may have missed some. */
+        hub_mark_lost(hub, rec->id - 1);
+    }
     const char *name = rec->room_len ? rec->room : ROOM_DEFAULT;
     size_t len = rec->room_len ? rec->room_len : sizeof ROOM_DEFAULT - 1;
     struct room *room = hub_room(hub, name, len);
+    if (!room) {
+        /* At --max-rooms every room made so far is still marked new; once
+         * settled, the least recently used one can make way for this one. */
+        hub_flush(hub);
+        room = hub_room(hub, name, len);
+    }
     if (!room ||
         room_restore(room, rec->id, rec->event, rec->event_len, rec->data, rec->data_len) < 0) {
         log_warn("journal: cannot restore message %llu", (unsigned long long)rec->id);
@@ -242,6 +259,9 @@ static int server_open_journal(struct server *srv)
     /* Ids continue past the highest one on disk, and past the time-based
      * base, so that none is ever issued twice. */
     hub_set_next_id(srv->hub, st.last_id + 1);
+    if (st.trailing_gap) {
+        hub_mark_lost(srv->hub, hub_next_id(srv->hub) - 1);
+    }
     hub_set_deferred_commit(srv->hub, cfg->fsync_mode == FSYNC_BATCH);
     hub_flush(srv->hub); /* frees nothing in use; settles the rooms just made */
     return 0;
@@ -308,7 +328,7 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
     srv->started_ms = loop_now_ms(srv->loop);
-    struct hub_limits limits = {cfg->history, cfg->history_bytes, cfg->max_rooms};
+    struct hub_limits limits = {cfg->history, cfg->history_bytes, cfg->max_rooms, cfg->max_memory};
     srv->hub = hub_new(&limits, first_message_id(), conn_hub_ready, schedule_hub_flush, srv);
     if (!srv->hub) {
         log_error("out of memory");

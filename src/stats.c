@@ -86,14 +86,15 @@ int stats_render_json(struct server *srv, const char *room, size_t room_len, str
                         "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
                         "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
                         "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
-                        "\"ring_frames\":%zu,\"ring_bytes\":%zu",
+                        "\"ring_frames\":%zu,\"ring_bytes\":%zu,\"ring_memory_bytes\":%zu,"
+                        "\"max_memory\":%zu",
                         SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->streams, clients,
                         s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
                         (unsigned long long)st->published, (unsigned long long)st->deliveries,
                         (unsigned long long)st->bytes_sent, (unsigned long long)st->lagged_dropped,
                         (unsigned long long)st->accepted,
                         (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
-                        s.frames, s.ring_bytes);
+                        s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
     if (rc == 0 && room_len) {
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
@@ -153,6 +154,11 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
         {{"sse_ring_frames", "gauge", "Encoded messages retained in the rooms' rings."}, s.frames},
         {{"sse_ring_bytes", "gauge", "Bytes of encoded messages retained in the rooms' rings."},
          s.ring_bytes},
+        {{"sse_ring_memory_bytes", "gauge",
+          "Memory held by all rooms' rings (frames, headers, slots), capped by --max-memory."},
+         hub_memory(srv->hub)},
+        {{"sse_max_memory_bytes", "gauge", "The --max-memory cap on all rings together."},
+         hub_max_memory(srv->hub)},
         {{"sse_last_message_id", "gauge", "Id of the newest message."}, hub_last_id(srv->hub)},
         {{"sse_connections_accepted_total", "counter", "Connections accepted."}, st->accepted},
         {{"sse_connections_closed_total", "counter", "Connections closed."}, st->closed},

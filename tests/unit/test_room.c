@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -575,7 +576,9 @@ static void test_ring_evict_by_bytes(void **state)
     expect_frame(&want, big_id, NULL, big);
     assert_bytes_equal(&got, &want);
 
-    /* The next small frame pushes the big one out. */
+    /* Once the flush has seen the subscriber caught up, the next small
+     * frame pushes the big one out. */
+    hub_flush(hub);
     uint64_t id = pub(r, "0123456789");
     assert_int_equal(room_frames(r), 1);
     assert_int_equal(room_bytes(r), 25);
@@ -753,6 +756,8 @@ static void test_sub_wraparound(void **state)
     struct subscriber sub = {0};
     struct room_start st = room_start_live(r);
     room_subscribe(r, &sub, &st, NULL, 0);
+    /* As if its socket were full: it holds no frame back from eviction. */
+    room_sub_set_waiting(&sub, true);
 
     struct bytes got = {0}, want = {0};
     size_t lens[HISTORY] = {0}; /* retained frame lengths, by id % HISTORY */
@@ -834,11 +839,13 @@ static void test_sub_lagged(void **state)
     struct iovec iov[4];
     assert_true(room_sub_iov(&slow, iov, 4, SIZE_MAX) > 0);
     room_sub_advance(&slow, 3);
+    room_sub_set_waiting(&slow, true); /* its socket is full */
     assert_false(room_sub_lagged(&slow));
 
     struct bytes got = {0};
     pub(r, "two");
     drain_all(&fast, &got);
+    hub_flush(hub);                       /* sees fast caught up */
     assert_false(room_sub_lagged(&slow)); /* frame 1 is still retained */
     pub(r, "three");                      /* evicts frame 1 */
     drain_all(&fast, &got);
@@ -1224,8 +1231,13 @@ static void test_flush_ready(void **state)
     pub(r, "5");
     assert_int_equal(hub_flush(hub), 2); /* live, other */
     assert_false(was_ready(&waiting));
-    calls.ready = 0;
+    /* Frame 5 stays while a live subscriber is owed it: only once they
+     * were written to can it go. */
+    drain_all(&live, &got);
+    drain_all(&other, &got);
     pub(r, "6");
+    assert_int_equal(hub_flush(hub), 2); /* live, other */
+    calls.ready = 0;
     pub(r, "7");
     pub(r, "8"); /* ring 6 7 8: frame 5 is gone */
     assert_true(room_sub_lagged(&waiting));
@@ -1487,6 +1499,192 @@ static void test_max_rooms_current_iteration(void **state)
     hub_free(hub);
 }
 
+/* A subscriber whose socket takes everything gets a burst of more than a
+ * ring's worth of messages published in one iteration; one whose socket
+ * refused bytes falls out; the ring is trimmed back once they were written. */
+static void test_burst_keeps_live_subscribers(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(5, 1u << 20, 10, 1);
+    struct room *r = room_of(hub, "r");
+    struct subscriber live = {0}, full = {0};
+    struct room_start st = room_start_live(r);
+    room_subscribe(r, &live, &st, NULL, 0);
+    room_subscribe(r, &full, &st, NULL, 0);
+    room_sub_set_waiting(&full, true);
+    hub_flush(hub);
+
+    struct bytes got = {0}, want = {0};
+    for (int i = 0; i < 8; i++) {
+        char data[8];
+        snprintf(data, sizeof data, "m%d", i);
+        expect_frame(&want, pub(r, data), NULL, data);
+    }
+    /* Nothing the live subscriber is owed was evicted... */
+    assert_int_equal(room_frames(r), 8);
+    assert_false(room_sub_lagged(&live));
+    /* ...and the flush writes it all (the ready callback, done here). */
+    drain_all(&live, &got);
+    assert_bytes_equal(&got, &want);
+    calls.ready = 0;
+    assert_int_equal(hub_flush(hub), 1); /* full, lagged: live owes nothing */
+    assert_int_equal(room_frames(r), 5);
+    assert_true(room_sub_lagged(&full));
+    assert_false(room_sub_lagged(&live));
+
+    room_unsubscribe(&live);
+    room_unsubscribe(&full);
+    bytes_free(&got);
+    bytes_free(&want);
+    hub_free(hub);
+}
+
+static struct hub *make_capped_hub(size_t max_memory)
+{
+    memset(&calls, 0, sizeof calls);
+    struct hub_limits lim = {
+        .history = 1000, .history_bytes = 1u << 20, .max_rooms = 100, .max_memory = max_memory};
+    struct hub *hub = hub_new(&lim, 1, on_ready, on_schedule, &calls);
+    assert_non_null(hub);
+    return hub;
+}
+
+/* Over max_memory the least recently used rooms lose their oldest frames
+ * first; a resume that needed them is reset; the newest stay. */
+static void test_max_memory_evicts_lru(void **state)
+{
+    (void)state;
+    char data[1001];
+    memset(data, 'x', 1000);
+    data[1000] = '\0';
+    struct hub *hub = make_capped_hub(12000);
+    struct room *a = room_of(hub, "a"), *b = room_of(hub, "b");
+    uint64_t a_first = pub(a, data);
+    for (int i = 0; i < 7; i++) {
+        pub(a, data);
+    }
+    uint64_t b_first = pub(b, data);
+    for (int i = 0; i < 7; i++) {
+        pub(b, data);
+    }
+    assert_true(hub_memory(hub) <= 12000);
+    assert_int_equal(hub_max_memory(hub), 12000);
+    /* a was used least recently: it lost frames, b lost none. */
+    assert_true(room_frames(a) < 8);
+    assert_int_equal(room_frames(b), 8);
+    uint64_t first;
+    struct room_start st = start_after(a, a_first, &first);
+    assert_true(st.reset);
+    st = start_after(b, b_first, &first);
+    assert_false(st.reset);
+    /* Much more traffic in b: a is emptied entirely before b loses any
+     * newest frame, and every publish fits. */
+    uint64_t last = 0;
+    for (int i = 0; i < 50; i++) {
+        last = pub(b, data);
+    }
+    assert_true(hub_memory(hub) <= 12000);
+    assert_int_equal(room_frames(a), 0);
+    assert_true(room_frames(b) > 0);
+    st = start_after(b, last - 1, &first);
+    assert_false(st.reset);
+    assert_int_equal(first, last);
+    hub_flush(hub);
+    hub_free(hub);
+}
+
+/* Frames a live subscriber is owed are not evicted for memory: when
+ * nothing else can go, the publish is refused with ENOBUFS. */
+static void test_max_memory_refuses_when_all_protected(void **state)
+{
+    (void)state;
+    char data[1001];
+    memset(data, 'y', 1000);
+    data[1000] = '\0';
+    struct hub *hub = make_capped_hub(5000);
+    struct room *r = room_of(hub, "r");
+    struct subscriber sub = {0};
+    struct room_start st = room_start_live(r);
+    room_subscribe(r, &sub, &st, NULL, 0);
+    int published = 0, refused = 0;
+    for (int i = 0; i < 10; i++) {
+        struct publish_result res;
+        if (room_publish(r, NULL, 0, data, 1000, NULL, 0, &res) == 0) {
+            published++;
+        } else {
+            assert_int_equal(errno, ENOBUFS);
+            refused++;
+        }
+    }
+    assert_true(published >= 3);
+    assert_true(refused > 0);
+    assert_true(hub_memory(hub) <= 5000);
+    assert_false(room_sub_lagged(&sub));
+    /* Once it was written to, there is room again. */
+    struct bytes got = {0};
+    drain_all(&sub, &got);
+    hub_flush(hub);
+    pub(r, "after");
+    room_unsubscribe(&sub);
+    bytes_free(&got);
+    hub_free(hub);
+}
+
+/* Messages whose journal sync failed are dropped before anyone sees them;
+ * cursors pointing past the new head are pulled back. */
+static void test_cancel_from(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(10, 1u << 20, 10, 1);
+    hub_set_deferred_commit(hub, true);
+    struct room *a = room_of(hub, "a");
+    pub(a, "a1");
+    hub_commit(hub);
+    hub_flush(hub);
+    struct room *b = room_of(hub, "b");
+    uint64_t failed = pub(a, "a2");
+    pub(b, "b1");
+    struct subscriber late = {0};
+    struct room_start st = room_start_live(a); /* at the head, past a2 */
+    room_subscribe(a, &late, &st, NULL, 0);
+    assert_int_equal(hub_cancel_from(hub, failed), 2);
+    assert_int_equal(room_frames(a), 1);
+    assert_int_equal(room_frames(b), 0);
+    hub_commit(hub);
+    uint64_t next = pub(a, "a3");
+    assert_true(next > failed + 1); /* ids are not reused */
+    hub_commit(hub);
+    struct bytes got = {0}, want = {0};
+    drain_all(&late, &got);
+    expect_frame(&want, next, NULL, "a3");
+    assert_bytes_equal(&got, &want);
+    room_unsubscribe(&late);
+    bytes_free(&got);
+    bytes_free(&want);
+    hub_flush(hub);
+    hub_free(hub);
+}
+
+/* A corrupt journal stretch: resumes from before it are reset in every
+ * room, also in rooms made later. */
+static void test_mark_lost(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(10, 1u << 20, 10, 1);
+    struct room *a = room_of(hub, "a");
+    pub(a, "1");
+    pub(a, "2");
+    pub(a, "3");
+    hub_mark_lost(hub, 2);
+    uint64_t first;
+    assert_true(start_after(a, 1, &first).reset);
+    assert_false(start_after(a, 2, &first).reset);
+    struct room *n = room_of(hub, "new");
+    assert_true(start_after(n, 1, &first).reset);
+    hub_flush(hub);
+    hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1519,6 +1717,11 @@ int main(void)
         cmocka_unit_test(test_max_rooms_subscribed_not_evicted),
         cmocka_unit_test(test_max_rooms_current_iteration),
         cmocka_unit_test(test_deferred_commit),
+        cmocka_unit_test(test_burst_keeps_live_subscribers),
+        cmocka_unit_test(test_max_memory_evicts_lru),
+        cmocka_unit_test(test_max_memory_refuses_when_all_protected),
+        cmocka_unit_test(test_cancel_from),
+        cmocka_unit_test(test_mark_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
