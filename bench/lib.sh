@@ -109,7 +109,7 @@ server_start() {
     case $SRV_NAME in
     sse-server)
         ${PIN_SRV[@]+"${PIN_SRV[@]}"} "$BENCH_OUT/sse-server" --port 0 --bind 127.0.0.1 \
-            --history 100000 --history-bytes 1g --log-level warn >"$base.out" 2>"$base.err" &
+            --log-level warn >"$base.out" 2>"$base.err" &
         SRV_PID=$!
         ;;
     baseline)
