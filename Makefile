@@ -20,8 +20,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototyp
 CSTD    := -std=c17 -D_GNU_SOURCE
 OPT     ?= -O2 -g
 CFLAGS  ?=
-ALL_CFLAGS = $(CSTD) $(OPT) $(WARN) -Iinclude -DSSE_VERSION='"$(VERSION)"' -MMD -MP $(CFLAGS) $(SAN)
-LDLIBS  :=
+ALL_CFLAGS = $(CSTD) -pthread $(OPT) $(WARN) -Iinclude -DSSE_VERSION='"$(VERSION)"' -MMD -MP $(CFLAGS) $(SAN)
+LDLIBS  := -pthread
 
 SRCS     := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
@@ -136,7 +136,7 @@ FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) tests/unit/sse_parse.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CSTD) -g -O1 -Iinclude -Itests/unit -DSSE_VERSION='"$(VERSION)"' \
-	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
+	    -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
 	    tests/unit/sse_parse.c
 
 fuzz-build: $(FUZZ_BINS)

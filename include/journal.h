@@ -50,11 +50,32 @@ struct journal_record {
     bool after_gap;
 };
 
+/*
+ * What retention carries forward when it retires a segment: per room, the
+ * lowest id that room still wants (its ring's oldest message); a room's
+ * records below it, and the records of rooms not in the set, may go. Built on
+ * the loop by the journal's owner, read by the compaction thread.
+ */
+struct journal_keep;
+struct journal_keep *journal_keep_new(size_t rooms);
+/* 0, or -1 on ENOMEM. A room added twice keeps the lower id. */
+int journal_keep_add(struct journal_keep *k, const char *room, size_t room_len, uint64_t min_id);
+bool journal_keep_wants(const struct journal_keep *k, const char *room, size_t room_len,
+                        uint64_t id);
+void journal_keep_free(struct journal_keep *k);
+
+/* Returns a new keep set (the journal frees it), or NULL to keep nothing. */
+typedef struct journal_keep *journal_keep_fn(void *arg);
+
 struct journal_options {
     const char *dir;         /* created (mode 0700, like mkdir -p) if missing */
     uint64_t segment_bytes;  /* rotate when the current segment reaches this; 0: never */
     uint64_t retain_records; /* keep at least this many newest records ... */
     uint64_t retain_bytes;   /* ... but at most this many bytes of segments */
+    /* With keep: a retired segment's wanted records are carried forward
+     * into the oldest segment (compaction, on a thread) instead of deleted. */
+    journal_keep_fn *keep;
+    void *keep_arg;
 };
 /*
  * Retention runs after each rotation and deletes the oldest whole segments,
@@ -127,7 +148,11 @@ int journal_cancel_last(struct journal *j, uint64_t id) __attribute__((warn_unus
 /* True when records were appended since the last journal_sync. */
 bool journal_dirty(const struct journal *j);
 
-/* Syncs and closes. */
+/* Takes in a finished compaction, if any, and lets retention go on; appends
+ * do this too. Never blocks. */
+void journal_poll(struct journal *j);
+
+/* Syncs and closes (waiting for a compaction in progress). */
 void journal_close(struct journal *j);
 
 /* CRC-32C (Castagnoli), as used in the record frame. Start with crc = 0. */

@@ -156,6 +156,9 @@ size_t hub_cancel_from(struct hub *hub, uint64_t first_id);
  * journal stretch): a resume from below it gets a reset. */
 void hub_mark_lost(struct hub *hub, uint64_t id);
 
+/* The oldest retained message's id; UINT64_MAX when none is retained. */
+uint64_t room_first_id(const struct room *room);
+
 /* Number of retained frames, and their bytes. */
 size_t room_frames(const struct room *room);
 size_t room_bytes(const struct room *room);

@@ -6,6 +6,7 @@
  * good records) so rotation and retention never have to look at the disk.
  */
 #include "journal.h"
+#include "journal_compact.h"
 #include "journal_format.h"
 #include "log.h"
 
@@ -31,6 +32,7 @@ struct segment {
     uint64_t first_id; /* from the file name */
     uint64_t bytes;    /* file size (after any repair) */
     uint64_t records;  /* good records in it */
+    bool compacted;    /* holds only records carried forward from retired segments */
 };
 
 struct journal {
@@ -50,7 +52,10 @@ struct journal {
     bool fresh_segment;   /* the next append starts a new segment */
     uint64_t failed_from; /* lowest id dropped after a failed sync; UINT64_MAX: none */
     uint64_t segment_bytes, retain_records, retain_bytes;
-    uint8_t *scratch; /* encode buffer for appends */
+    journal_keep_fn *keep;
+    void *keep_arg;
+    struct compact_job job; /* at most one compaction at a time */
+    uint8_t *scratch;       /* encode buffer for appends */
     size_t scratch_cap;
 };
 
@@ -78,6 +83,7 @@ static int seg_reserve(struct journal *j)
     if (s == NULL) {
         return -1;
     }
+    memset(s + j->seg_cap, 0, (cap - j->seg_cap) * sizeof *s);
     j->segs = s;
     j->seg_cap = cap;
     return 0;
@@ -85,6 +91,7 @@ static int seg_reserve(struct journal *j)
 
 static void journal_free(struct journal *j)
 {
+    compact_reap(&j->job);
     if (j->fd >= 0) {
         close(j->fd);
     }
@@ -341,6 +348,8 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
     j->segment_bytes = opts->segment_bytes;
     j->retain_records = opts->retain_records;
     j->retain_bytes = opts->retain_bytes;
+    j->keep = opts->keep;
+    j->keep_arg = opts->keep_arg;
 
     if (mkdir_p(opts->dir) != 0) {
         set_err(err, err_cap, "journal: cannot create %s: %s", opts->dir, strerror(errno));
@@ -358,6 +367,8 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
                 errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
         goto fail;
     }
+    /* A compaction that a crash interrupted: its old files are intact. */
+    unlinkat(j->dirfd, COMPACT_TMP_NAME, 0);
     if (list_segments(j, err, err_cap) != 0) {
         goto fail;
     }
@@ -459,37 +470,125 @@ static int rotate(struct journal *j, uint64_t id)
     return 0;
 }
 
+/* The segment being appended to; NULL only before the first one is opened. */
+static struct segment *current_segment(struct journal *j)
+{
+    return j->segs != NULL && j->nseg > 0 ? &j->segs[j->nseg - 1] : NULL;
+}
+
+static void drop_segment(struct journal *j, size_t i)
+{
+    j->nseg--;
+    memmove(j->segs + i, j->segs + i + 1, (j->nseg - i) * sizeof j->segs[0]);
+}
+
+/* Hands the oldest n segments to the compaction thread; false if it could
+ * not start (they then stay, and retention tries again later). */
+static bool compact_begin(struct journal *j, size_t n)
+{
+    struct compact_job *job = &j->job;
+    job->dirfd = j->dirfd;
+    job->nfiles = n;
+    for (size_t i = 0; i < n; i++) {
+        journal_segment_name(job->files[i], j->segs[i].first_id);
+    }
+    job->keep = j->keep(j->keep_arg);
+    if (job->keep == NULL || compact_start(job) != 0) {
+        log_warn("journal: cannot start compacting %s: %s", j->dir,
+                 job->keep ? strerror(errno) : "out of memory");
+        journal_keep_free(job->keep);
+        job->keep = NULL;
+        return false;
+    }
+    return true;
+}
+
+/* True while the journal is over its limits with segments [0, first) gone:
+ * over retain_bytes, or the segments after `first` still hold
+ * retain_records records. */
+static bool over_limits(const struct journal *j, size_t first)
+{
+    uint64_t total = 0, newer = 0;
+    for (size_t i = first; i < j->nseg; i++) {
+        total += j->segs[i].bytes;
+        if (i > first) {
+            newer += j->segs[i].records;
+        }
+    }
+    return (j->retain_bytes > 0 && total > j->retain_bytes) ||
+           (j->retain_records > 0 && newer >= j->retain_records);
+}
+
 /*
- * Deletes the oldest segments, never the current one, while the journal is
- * over retain_bytes or while the newer segments alone still hold
- * retain_records records. A limit of 0 is no limit.
+ * Retires the oldest segments, never the current one, while the journal is
+ * over retain_bytes or while the segments after the oldest still hold
+ * retain_records records. A limit of 0 is no limit. Without a keep function
+ * retired segments are deleted whole; with one, they go (all at once) to the
+ * compaction thread, which merges the records each room still wants into
+ * the oldest one, so quiet rooms keep their history. What it carries forward
+ * does not count against the limits: it is bounded by the rooms' rings.
  */
 static void retain(struct journal *j)
 {
-    while (j->nseg > 1) {
-        uint64_t total = 0, newer = 0;
-        for (size_t i = 0; i < j->nseg; i++) {
-            total += j->segs[i].bytes;
-            if (i > 0) {
-                newer += j->segs[i].records;
+    if (j->job.running) {
+        return;
+    }
+    if (j->keep == NULL) {
+        while (j->nseg > 1 && over_limits(j, 0)) {
+            char name[SEG_NAME_LEN + 1];
+            journal_segment_name(name, j->segs[0].first_id);
+            if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT) {
+                /* Keep it listed and try again after the next rotation. */
+                log_warn("journal: cannot delete %s/%s: %s", j->dir, name, strerror(errno));
+                break;
             }
+            log_debug("journal: deleted %s/%s (%" PRIu64 " records, %" PRIu64 " bytes)", j->dir,
+                      name, j->segs[0].records, j->segs[0].bytes);
+            drop_segment(j, 0);
         }
-        bool over_bytes = j->retain_bytes > 0 && total > j->retain_bytes;
-        bool spare = j->retain_records > 0 && newer >= j->retain_records;
-        if (!over_bytes && !spare) {
-            break;
-        }
-        char name[SEG_NAME_LEN + 1];
-        journal_segment_name(name, j->segs[0].first_id);
-        if (unlinkat(j->dirfd, name, 0) != 0 && errno != ENOENT) {
-            /* Keep it listed and try again after the next rotation. */
-            log_warn("journal: cannot delete %s/%s: %s", j->dir, name, strerror(errno));
-            break;
-        }
-        log_debug("journal: deleted %s/%s (%" PRIu64 " records, %" PRIu64 " bytes)", j->dir, name,
-                  j->segs[0].records, j->segs[0].bytes);
-        j->nseg--;
-        memmove(j->segs, j->segs + 1, j->nseg * sizeof j->segs[0]);
+        return;
+    }
+    /* A compacted base is not counted: it is what each room still wants. */
+    size_t first = j->nseg > 0 && j->segs[0].compacted ? 1 : 0;
+    size_t end = first;
+    while (end + 1 < j->nseg && end < COMPACT_MAX_FILES - 1 && over_limits(j, end)) {
+        end++;
+    }
+    if (end > first) {
+        compact_begin(j, end);
+    }
+}
+
+/* Takes in a finished compaction's result: the oldest segment now holds
+ * what was carried forward, the others it merged are gone. */
+static void compact_finish(struct journal *j)
+{
+    struct compact_job *job = &j->job;
+    compact_reap(job);
+    if (job->err != 0) {
+        log_error("journal: compacting %s: %s: %s", j->dir, job->what, strerror(job->err));
+        return;
+    }
+    log_info("journal: %s: retired %zu segments: %" PRIu64 " records carried forward, %" PRIu64
+             " dropped",
+             j->dir, job->nfiles, job->out_records, job->dropped);
+    size_t gone = job->nfiles;
+    if (job->out_records > 0) {
+        j->segs[0].bytes = job->out_bytes;
+        j->segs[0].records = job->out_records;
+        j->segs[0].compacted = true;
+        gone--;
+    }
+    for (size_t i = 0; i < gone; i++) {
+        drop_segment(j, job->out_records > 0 ? 1 : 0);
+    }
+}
+
+void journal_poll(struct journal *j)
+{
+    if (compact_done(&j->job)) {
+        compact_finish(j);
+        retain(j);
     }
 }
 
@@ -506,6 +605,9 @@ static void scratch_trim(struct journal *j)
 
 int journal_append(struct journal *j, const struct journal_record *rec)
 {
+    if (j != NULL) {
+        journal_poll(j);
+    }
     if (j == NULL || rec == NULL || rec->id <= j->last_id || rec->room_len > MAX_ROOM ||
         rec->event_len > MAX_EVENT || rec->data_len > MAX_DATA ||
         (rec->room == NULL && rec->room_len > 0) || (rec->event == NULL && rec->event_len > 0) ||
@@ -572,7 +674,7 @@ int journal_append(struct journal *j, const struct journal_record *rec)
      * while the new name survived). Such a segment just grows past
      * segment_bytes until the ids catch up with its name.
      */
-    const struct segment *last = j->nseg > 0 ? &j->segs[j->nseg - 1] : NULL;
+    const struct segment *last = current_segment(j);
     bool rotated = false;
     bool full =
         j->segment_bytes > 0 && last != NULL && last->bytes > 0 && last->bytes >= j->segment_bytes;
@@ -633,7 +735,10 @@ int journal_append(struct journal *j, const struct journal_record *rec)
 
 static void mark_synced(struct journal *j)
 {
-    const struct segment *cur = &j->segs[j->nseg - 1];
+    const struct segment *cur = current_segment(j);
+    if (cur == NULL) {
+        return;
+    }
     j->dirty = false;
     j->synced_bytes = cur->bytes;
     j->synced_records = cur->records;
@@ -649,7 +754,11 @@ static void mark_synced(struct journal *j)
  */
 static int journal_repair(struct journal *j)
 {
-    struct segment *cur = &j->segs[j->nseg - 1];
+    struct segment *cur = current_segment(j);
+    if (cur == NULL) {
+        errno = EIO;
+        return -1;
+    }
     if (ftruncate(j->fd, (off_t)j->synced_bytes) != 0 || fdatasync(j->fd) != 0) {
         log_error("journal: cannot cut unsynced records from %s: %s", j->dir, strerror(errno));
         errno = EIO;
@@ -708,12 +817,11 @@ uint64_t journal_take_failed(struct journal *j)
 
 int journal_cancel_last(struct journal *j, uint64_t id)
 {
-    if (j->broken || j->nseg == 0 || id != j->last_id ||
-        j->segs[j->nseg - 1].bytes == j->last_bytes) {
+    struct segment *cur = current_segment(j);
+    if (j->broken || cur == NULL || id != j->last_id || cur->bytes == j->last_bytes) {
         errno = EINVAL; /* not the last record, or already cancelled */
         return -1;
     }
-    struct segment *cur = &j->segs[j->nseg - 1];
     bool was_synced = j->synced_bytes > j->last_bytes;
     if (was_synced) {
         /* The record was durable: so must its removal be. */
@@ -737,6 +845,9 @@ void journal_close(struct journal *j)
 {
     if (j == NULL) {
         return;
+    }
+    if (j->job.running) {
+        compact_finish(j); /* waits for the thread */
     }
     if (journal_sync(j) != 0) {
         log_error("journal: cannot sync %s: %s", j->dir, strerror(errno));

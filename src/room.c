@@ -1,5 +1,6 @@
 #include "room.h"
 
+#include "hash.h"
 #include "sse.h"
 
 #include <errno.h>
@@ -76,16 +77,7 @@ struct hub {
 
 static uint64_t name_hash(const struct hub *hub, const char *s, size_t len)
 {
-    uint64_t h = hub->hash_seed ^ 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    /* Final mix so the low bits (the bucket index) depend on every byte. */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
+    return hash_bucket(hub->hash_seed, s, len);
 }
 
 struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_ready_fn *ready,
@@ -343,6 +335,11 @@ const char *room_name(const struct room *room)
 static struct frame *room_frame(const struct room *room, uint64_t seq)
 {
     return room->slots[seq & (room->slots_cap - 1)];
+}
+
+uint64_t room_first_id(const struct room *room)
+{
+    return room->head == room->tail ? UINT64_MAX : room_frame(room, room->tail)->id;
 }
 
 static void room_evict_oldest(struct room *room)

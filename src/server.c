@@ -239,6 +239,41 @@ static int replay_record(void *arg, const struct journal_record *rec)
     return 0;
 }
 
+/* What journal retention carries forward: each room's ring, from its oldest
+ * message (the default room also under "", its name in older records). */
+struct keep_walk {
+    struct journal_keep *keep;
+    bool failed;
+};
+
+static void keep_room(const struct room *room, void *arg)
+{
+    struct keep_walk *w = arg;
+    uint64_t first = room_first_id(room);
+    const char *name = room_name(room);
+    if (first == UINT64_MAX) {
+        return;
+    }
+    w->failed |= journal_keep_add(w->keep, name, strlen(name), first) != 0;
+    if (strcmp(name, ROOM_DEFAULT) == 0) {
+        w->failed |= journal_keep_add(w->keep, "", 0, first) != 0;
+    }
+}
+
+static struct journal_keep *journal_keep_rings(void *arg)
+{
+    struct server *srv = arg;
+    struct keep_walk w = {journal_keep_new(hub_room_count(srv->hub) + 1), false};
+    if (w.keep != NULL) {
+        hub_foreach_room(srv->hub, keep_room, &w);
+    }
+    if (w.failed) {
+        journal_keep_free(w.keep);
+        return NULL;
+    }
+    return w.keep;
+}
+
 static int server_open_journal(struct server *srv)
 {
     const struct config *cfg = &srv->cfg;
@@ -248,6 +283,8 @@ static int server_open_journal(struct server *srv)
         .segment_bytes = cfg->segment_bytes,
         .retain_records = cfg->retain_records ? cfg->retain_records : (uint64_t)cfg->history * 10,
         .retain_bytes = cfg->retain_bytes,
+        .keep = journal_keep_rings,
+        .keep_arg = srv,
     };
     struct replay_state rs = {srv, true};
     struct journal_stats st = {0};

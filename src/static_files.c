@@ -1,5 +1,6 @@
 #include "static_files.h"
 
+#include "hash.h"
 #include "http.h"
 
 #include <dirent.h>
@@ -61,11 +62,7 @@ const char *static_content_type(const char *name)
 
 static void make_etag(struct static_file *f)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < f->len; i++) {
-        h ^= (unsigned char)f->data[i];
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = hash_fnv1a(0, f->data, f->len);
     snprintf(f->etag, sizeof f->etag, "\"%016llx\"", (unsigned long long)h);
 }
 

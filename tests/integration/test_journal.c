@@ -1438,14 +1438,74 @@ static void test_disk_full_tmpfs(void **state)
 
 /* ============================================================ 5. retention */
 
+/* Retiring old segments keeps each room's last --history messages: a quiet
+ * room whose messages are only in the oldest segments still has them after
+ * a busy room pushed those segments out, and after a restart. */
+static void test_retention_keeps_quiet_rooms(void **state)
+{
+    (void)state;
+    enum { QUIET = 5, BUSY = 1200 };
+    struct tmp t;
+    tmp_make(&t, "compact");
+    const char *const args[] = {
+        "--data-dir", t.data, "--segment-bytes", "4096", "--retain-bytes", "16384", "--history",
+        "20",         NULL};
+    struct msg *m = calloc(QUIET + BUSY, sizeof *m);
+    struct msg *quiet[QUIET];
+    assert_non_null(m);
+    struct itest_server srv = start_ok(args);
+    struct pub p;
+    pub_init(&p, srv.port);
+    for (size_t i = 0; i < QUIET + BUSY; i++) {
+        m[i].room = i < QUIET ? "quiet" : "busy";
+        make_padded(&m[i], i, 150);
+        post_msg_ok(&p, &m[i]);
+        if (i < QUIET) {
+            quiet[i] = &m[i];
+        }
+    }
+    pub_close(&p);
+    size_t files;
+    uint64_t bytes = dir_bytes(t.data, &files);
+    stop_ok(&srv);
+    char names[64][32];
+    size_t nseg = list_segments(t.data, names, 64);
+    uint64_t first_id = 0;
+    size_t on_disk = count_records(t.data, &first_id);
+    printf("compaction: %d quiet + %d busy messages; %" PRIu64 " bytes in %zu segments, %zu "
+           "records on disk, oldest id %" PRIu64 " (the quiet room's first: %" PRIu64 ")\n",
+           QUIET, BUSY, bytes, nseg, on_disk, first_id, m[0].id);
+    /* The busy room's old segments went... */
+    assert_true(on_disk < QUIET + BUSY);
+    assert_true(on_disk <= QUIET + 20 + 16384 / 150 + 4096 / 150 + 2);
+    /* ...but the quiet room's messages were carried forward. */
+    assert_int_equal(first_id, m[0].id);
+
+    srv = start_ok(args);
+    struct itest_sub s;
+    sub_start_ok(&s, srv.port, "/messages?room=quiet&history=100", NULL);
+    expect_exactly(&s, quiet, QUIET, "a quiet room's history after retention and a restart");
+    itest_sub_close(&s);
+    /* Resuming in the quiet room from its second message: the rest, no reset. */
+    char hdr[64];
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRIu64 "\r\n", m[1].id);
+    sub_start_ok(&s, srv.port, "/messages?room=quiet", hdr);
+    expect_exactly(&s, quiet + 2, QUIET - 2, "resume in the quiet room");
+    itest_sub_close(&s);
+    stop_ok(&srv);
+    free(m);
+    tmp_remove(&t);
+}
+
 static void test_retention(void **state)
 {
     (void)state;
-    enum { N = 1500, SEG = 4096, RETAIN = 16384 };
+    enum { N = 1500, SEG = 4096, RETAIN = 16384, HISTORY = 10 };
     struct tmp t;
     tmp_make(&t, "retain");
-    const char *const args[] = {"--data-dir", t.data, "--segment-bytes", "4096", "--retain-bytes",
-                                "16384",      NULL};
+    const char *const args[] = {
+        "--data-dir", t.data, "--segment-bytes", "4096", "--retain-bytes", "16384", "--history",
+        "10",         NULL};
     struct msg *m = calloc(N, sizeof *m);
     struct msg **sel = calloc(N, sizeof *sel);
     assert_non_null(m);
@@ -1490,9 +1550,13 @@ static void test_retention(void **state)
            " bytes in %zu segments at the end holding the newest %zu\n",
            SEG, RETAIN, N, frame, max_bytes, max_files, bytes, nseg, on_disk);
     /* Bounded: the retained segments plus the current one (which rotates
-     * once it reaches --segment-bytes, so it may exceed it by one record). */
-    assert_true(max_bytes <= (uint64_t)RETAIN + SEG + frame);
-    assert_true(bytes <= (uint64_t)RETAIN + SEG + frame);
+     * once it reaches --segment-bytes, so it may exceed it by one record),
+     * plus what compaction carries forward: at most the room's --history
+     * (here nothing, since the newest records are all in recent segments).
+     * Retention runs on its own thread, one job at a time: while a job runs
+     * the segments written meanwhile wait for the next one (a few, here). */
+    assert_true(max_bytes <= (uint64_t)RETAIN + 4 * SEG + frame + HISTORY * frame);
+    assert_true(bytes <= (uint64_t)RETAIN + SEG + frame + HISTORY * frame);
     assert_int_equal(nseg, files);                 /* nothing but segments */
     assert_true(strcmp(names[0], first_name) > 0); /* the first ones are gone */
     assert_true(on_disk >= (RETAIN - SEG) / frame);
@@ -1511,26 +1575,28 @@ static void test_retention(void **state)
     }
     struct itest_sub s;
     sub_start_ok(&s, srv.port, "/messages?room=ret&history=100000", NULL);
-    for (size_t i = 0; i < on_disk; i++)
-        sel[i] = &m[N - on_disk + i];
-    expect_exactly(&s, sel, on_disk, "history after retention and a restart");
+    /* The ring takes the newest --history of them. */
+    size_t kept = on_disk < HISTORY ? on_disk : HISTORY;
+    for (size_t i = 0; i < kept; i++)
+        sel[i] = &m[N - kept + i];
+    expect_exactly(&s, sel, kept, "history after retention and a restart");
     itest_sub_close(&s);
     /* Resuming from a deleted message: told so (reset to the oldest kept),
      * then everything kept. */
     char hdr[64];
     snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRIu64 "\r\n", m[0].id);
     sub_start_ok(&s, srv.port, "/messages?room=ret", hdr);
-    if (!itest_sub_wait(&s, on_disk + 1, itest_ms(5000)))
+    if (!itest_sub_wait(&s, kept + 1, itest_ms(5000)))
         fail_msg("resume from a deleted id: %zu events", s.events.count);
     const struct ssep_event *ev = &s.events.ev[0];
     char want_data[32];
-    snprintf(want_data, sizeof want_data, "%" PRIu64, m[N - on_disk].id);
+    snprintf(want_data, sizeof want_data, "%" PRIu64, m[N - kept].id);
     if (strcmp(ev->type, "reset") != 0 || strcmp(ev->data, want_data) != 0) {
         itest_print_events("resume from a deleted id", &s.events, 0, 5);
         fail_msg("want a reset event to %s first", want_data);
     }
-    assert_int_equal(itest_event_id(&s.events.ev[1]), m[N - on_disk].id);
-    assert_int_equal(itest_event_id(&s.events.ev[on_disk]), m[N - 1].id);
+    assert_int_equal(itest_event_id(&s.events.ev[1]), m[N - kept].id);
+    assert_int_equal(itest_event_id(&s.events.ev[kept]), m[N - 1].id);
     itest_sub_close(&s);
     stop_ok(&srv);
     free(sel);
@@ -1735,6 +1801,7 @@ int main(void)
         cmocka_unit_test(test_disk_full_fsize),
         cmocka_unit_test(test_disk_full_tmpfs),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_retention_keeps_quiet_rooms),
         cmocka_unit_test(test_retention_records),
         cmocka_unit_test(test_batch_pipelined_posts),
         cmocka_unit_test(test_throughput),
