@@ -35,7 +35,7 @@ static void test_keep_set(void **state)
     assert_false(journal_keep_wants(NULL, "a", 1, 100));
     /* Sized for 3 rooms (at most half full): many more are refused, never
      * silently dropped. */
-    char name[8];
+    char name[16];
     int refused = 0;
     for (int i = 0; i < 100; i++) {
         snprintf(name, sizeof name, "r%d", i);
