@@ -129,7 +129,7 @@ test-valgrind:
 
 # ---------------------------------------------------------------- fuzzing
 FUZZ_CC      ?= clang-14
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
