@@ -36,6 +36,10 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 # event-stream parser and the integration-test client library.
 TEST_HELPERS := $(BUILD)/tests/unit/sse_parse.o
 ITEST_LIB    := $(BUILD)/tests/integration/itest.o $(TEST_HELPERS)
+# LD_PRELOAD shims that inject faults into the server (tests/fault/*.c),
+# built without $(SAN) in every build directory: see fail_fdatasync.c.
+FAULT_SRCS := $(wildcard tests/fault/*.c)
+FAULT_SOS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/%.so)
 
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
@@ -73,6 +77,13 @@ $(BUILD)/tests/integration/itest.o: tests/integration/itest.c tests/integration/
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
 
+$(BUILD)/tests/fault/%.so: tests/fault/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) $(OPT) $(WARN) -fPIC -shared -o $@ $<
+
+# test_loss finds its shim beside it (../fault/).
+$(BUILD)/tests/integration/test_loss: $(FAULT_SOS)
+
 $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
@@ -82,7 +93,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-integration: $(BUILD)/sse-server $(ITEST_BINS)
+integration: $(BUILD)/sse-server $(ITEST_BINS) $(FAULT_SOS)
 	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; SSE_SERVER=$(BUILD)/sse-server \
 	    SSE_STATIC=$(CURDIR)/static $$t || fail=1; done; exit $$fail
 

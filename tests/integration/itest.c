@@ -268,11 +268,29 @@ static void scrub_server_env(void)
     }
 }
 
+/* Puts each "NAME=VALUE" of env (NULL-terminated, may be NULL) into the
+ * child's environment, after the scrub: these are meant to reach it. */
+static void child_setenv(const char *const *env)
+{
+    for (size_t i = 0; env && env[i]; i++) {
+        char name[128];
+        const char *eq = strchr(env[i], '=');
+        if (!eq || eq == env[i] || (size_t)(eq - env[i]) >= sizeof name) {
+            dprintf(STDERR_FILENO, "itest: bad environment entry \"%s\"\n", env[i]);
+            _exit(127);
+        }
+        memcpy(name, env[i], (size_t)(eq - env[i]));
+        name[eq - env[i]] = 0;
+        if (setenv(name, eq + 1, 1) != 0)
+            _exit(127);
+    }
+}
+
 /* Starts the server (see itest_server_start) with RLIMIT_NOFILE soft = hard =
  * nofile and a soft RLIMIT_FSIZE of fsize bytes, each unless 0, set in the
- * child before exec. */
+ * child before exec, and the variables of env added to its environment. */
 static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
-                                        unsigned long fsize)
+                                        unsigned long fsize, const char *const *env)
 {
     struct itest_server s;
     memset(&s, 0, sizeof s);
@@ -364,6 +382,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         alarm(0);
         if (!getenv("ITEST_KEEP_ENV"))
             scrub_server_env();
+        child_setenv(env);
         if (nofile > 0) {
             struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
             if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
@@ -462,17 +481,22 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
 
 struct itest_server itest_server_start(const char *const *extra_args)
 {
-    return server_start(extra_args, 0, 0);
+    return server_start(extra_args, 0, 0, NULL);
 }
 
 struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile)
 {
-    return server_start(extra_args, nofile, 0);
+    return server_start(extra_args, nofile, 0, NULL);
 }
 
 struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize)
 {
-    return server_start(extra_args, 0, fsize);
+    return server_start(extra_args, 0, fsize, NULL);
+}
+
+struct itest_server itest_server_start_env(const char *const *extra_args, const char *const *env)
+{
+    return server_start(extra_args, 0, 0, env);
 }
 
 static void server_release(struct itest_server *s, bool show_log)

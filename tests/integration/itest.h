@@ -132,6 +132,12 @@ struct itest_server itest_server_start_nofile(const char *const *extra_args, uns
  * writes past that file size fail (EFBIG), e.g. to fill a "disk".
  */
 struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize);
+/*
+ * itest_server_start, but with the "NAME=VALUE" entries of env (NULL-terminated)
+ * added to the server's environment after the SSE_* scrub, e.g. LD_PRELOAD
+ * and the variables of a fault-injection shim (see tests/fault/).
+ */
+struct itest_server itest_server_start_env(const char *const *extra_args, const char *const *env);
 /* Number of servers that ended with the wrapper's error exit code so far
  * (always 0 without $SSE_SERVER_WRAPPER). */
 int itest_wrapper_failures(void);
