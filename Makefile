@@ -25,8 +25,13 @@ LDLIBS  := -pthread
 
 SRCS     := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-OBJS     := $(SRCS:src/%.c=$(BUILD)/src/%.o)
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+# The dashboard's files, built into the binary as a C table by our own
+# tools/embed (see include/dashboard.h).
+DASH_FILES := /dashboard=src/dashboard/index.html /dashboard/app.js=src/dashboard/app.js \
+              /dashboard/style.css=src/dashboard/style.css
+DASH_GEN   := $(BUILD)/gen/dashboard_files.c
+OBJS     := $(SRCS:src/%.c=$(BUILD)/src/%.o) $(DASH_GEN:.c=.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o) $(DASH_GEN:.c=.o)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -54,6 +59,17 @@ $(BUILD)/sse-server: $(OBJS)
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -O1 $(WARN) -o $@ $<
+
+$(DASH_GEN): $(BUILD)/tools/embed $(foreach f,$(DASH_FILES),$(lastword $(subst =, ,$(f))))
+	@mkdir -p $(@D)
+	$(BUILD)/tools/embed $@ dashboard.h dashboard_files $(DASH_FILES)
+
+$(DASH_GEN:.c=.o): $(DASH_GEN)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 run: sse-server
@@ -133,11 +149,11 @@ FUZZ_SECONDS ?= 20
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) tests/unit/sse_parse.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(DASH_GEN) tests/unit/sse_parse.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CSTD) -g -O1 -Iinclude -Itests/unit -DSSE_VERSION='"$(VERSION)"' \
 	    -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
-	    tests/unit/sse_parse.c
+	    $(DASH_GEN) tests/unit/sse_parse.c
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -206,7 +222,7 @@ bench-quick:
 	QUICK=1 bash bench/run.sh
 
 # ---------------------------------------------------------------- misc
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h)
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h tools/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)
