@@ -6,7 +6,7 @@
 #                   unit + integration (plain, then under ASan+UBSan, then
 #                   the integration tests with the server under valgrind), the
 #                   deployment tests (nginx, systemd unit, man page, install)
-#                   and the chat page in headless Chromium
+#                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make bench      run the benchmarks
 
@@ -205,7 +205,7 @@ uninstall:
 test-deploy: sse-server
 	bash tests/deploy/run.sh
 
-# The chat page in headless Chromium, driven by playwright-core (installs
+# The chat page and the dashboard in headless Chromium, driven by playwright-core (installs
 # chromium, nodejs and the pinned npm package when missing and root).
 test-e2e: sse-server
 	SSE_SERVER=$(CURDIR)/sse-server tests/e2e/run.sh

@@ -85,6 +85,9 @@
     for (const v of data) if (v !== null && v > max) max = v;
     const scale = max > 0 ? max * 1.1 : 1;
     const label = canvas.dataset.unit === 'bytes' ? fmtBytes(max) + '/s' : fmtRate(max);
+    // A young series is spread over at least a minute rather than squeezed
+    // into the right edge of five.
+    const span = Math.min(WINDOW, Math.max(60, data.length));
 
     g.strokeStyle = color('--line');
     g.lineWidth = 1;
@@ -94,11 +97,12 @@
     g.stroke();
     g.fillStyle = color('--muted');
     g.font = '11px system-ui, sans-serif';
+    g.textAlign = 'left';
     g.fillText('max ' + label, 4, 11);
     g.textAlign = 'right';
-    g.fillText('5 min', w - 4, 11);
+    g.fillText(span >= WINDOW ? '5 min' : span > 60 ? Math.round(span / 60 * 10) / 10 + ' min' : '1 min', w - 4, 11);
 
-    const step = w / (WINDOW - 1);
+    const step = w / (span - 1);
     const x0 = w - (data.length - 1) * step;
     const y = (v) => bottom - (v / scale) * (bottom - top);
     let started = false;
