@@ -212,9 +212,10 @@ test-e2e: sse-server
 
 # ---------------------------------------------------------------- benchmarks
 # bench/run.sh builds sse-server (make sse-server) and bench/*.c itself, runs
-# the standard workloads against sse-server and a naive fan-out baseline and
-# prints markdown tables. QUICK=1 for a smoke run; WORKLOADS, SERVERS, RUNS,
-# PROFILE: see bench/lib.sh. nginx+nchan: bench/peers/nchan.sh.
+# the standard workloads against sse-server and a naive fan-out baseline,
+# prints markdown tables and writes SVG charts next to them (bench/charts.py).
+# QUICK=1 for a smoke run; WORKLOADS, SERVERS, RUNS, PROFILE, CHARTS_DIR: see
+# bench/lib.sh. nginx+nchan: bench/peers/nchan.sh.
 bench:
 	bash bench/run.sh
 
