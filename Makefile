@@ -6,7 +6,7 @@
 #                   unit + integration (plain, then under ASan+UBSan, then
 #                   the integration tests with the server under valgrind), the
 #                   deployment tests (nginx, systemd unit, man page, install)
-#                   and the chat page in headless Chromium
+#                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make bench      run the benchmarks
 
@@ -25,8 +25,13 @@ LDLIBS  := -pthread
 
 SRCS     := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
-OBJS     := $(SRCS:src/%.c=$(BUILD)/src/%.o)
-LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+# The dashboard's files, built into the binary as a C table by our own
+# tools/embed (see include/dashboard.h).
+DASH_FILES := /dashboard=src/dashboard/index.html /dashboard/app.js=src/dashboard/app.js \
+              /dashboard/style.css=src/dashboard/style.css
+DASH_GEN   := $(BUILD)/gen/dashboard_files.c
+OBJS     := $(SRCS:src/%.c=$(BUILD)/src/%.o) $(DASH_GEN:.c=.o)
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o) $(DASH_GEN:.c=.o)
 
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
@@ -58,6 +63,17 @@ $(BUILD)/sse-server: $(OBJS)
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(@D)
+	$(CC) $(CSTD) -O1 $(WARN) -o $@ $<
+
+$(DASH_GEN): $(BUILD)/tools/embed $(foreach f,$(DASH_FILES),$(lastword $(subst =, ,$(f))))
+	@mkdir -p $(@D)
+	$(BUILD)/tools/embed $@ dashboard.h dashboard_files $(DASH_FILES)
+
+$(DASH_GEN:.c=.o): $(DASH_GEN)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 run: sse-server
@@ -127,7 +143,7 @@ test: test-deps
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
-                  test_ops
+                  test_ops test_dashboard
 VG_BUILD       := build/valgrind
 
 test-valgrind:
@@ -144,11 +160,11 @@ FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) tests/unit/sse_parse.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(DASH_GEN) tests/unit/sse_parse.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CSTD) -g -O1 -Iinclude -Itests/unit -DSSE_VERSION='"$(VERSION)"' \
 	    -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \
-	    tests/unit/sse_parse.c
+	    $(DASH_GEN) tests/unit/sse_parse.c
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -200,16 +216,17 @@ uninstall:
 test-deploy: sse-server
 	bash tests/deploy/run.sh
 
-# The chat page in headless Chromium, driven by playwright-core (installs
+# The chat page and the dashboard in headless Chromium, driven by playwright-core (installs
 # chromium, nodejs and the pinned npm package when missing and root).
 test-e2e: sse-server
 	SSE_SERVER=$(CURDIR)/sse-server tests/e2e/run.sh
 
 # ---------------------------------------------------------------- benchmarks
 # bench/run.sh builds sse-server (make sse-server) and bench/*.c itself, runs
-# the standard workloads against sse-server and a naive fan-out baseline and
-# prints markdown tables. QUICK=1 for a smoke run; WORKLOADS, SERVERS, RUNS,
-# PROFILE: see bench/lib.sh. nginx+nchan: bench/peers/nchan.sh.
+# the standard workloads against sse-server and a naive fan-out baseline,
+# prints markdown tables and writes SVG charts next to them (bench/charts.py).
+# QUICK=1 for a smoke run; WORKLOADS, SERVERS, RUNS, PROFILE, CHARTS_DIR: see
+# bench/lib.sh. nginx+nchan: bench/peers/nchan.sh.
 bench:
 	bash bench/run.sh
 
@@ -217,7 +234,7 @@ bench-quick:
 	QUICK=1 bash bench/run.sh
 
 # ---------------------------------------------------------------- misc
-FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h)
+FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h tools/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)

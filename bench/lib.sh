@@ -16,6 +16,8 @@
 #                    (A B A B ...); the tables show the median run
 #   PROFILE=1        sample the server with perf (cpu-clock) during each run;
 #                    top symbols in build/bench/wN-SERVER.perf.txt
+#   CHARTS_DIR=dir   also write the SVG charts there (e.g. docs/bench); they
+#                    always go next to the tables, in results-*-charts/
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/build/bench}
@@ -362,6 +364,20 @@ results_status() {
     return $rc
 }
 
+# bench_charts RESULTS: the SVG charts (bench/charts.py) next to the tables,
+# and in $CHARTS_DIR when set. Without python3 the run still succeeds.
+bench_charts() {
+    local note dir
+    note="$(date -u '+%Y-%m-%d') UTC, $(nproc) cores$([ "$QUICK" = 1 ] && echo ', QUICK=1 (1/10 load)'), median run"
+    if ! command -v python3 >/dev/null 2>&1; then
+        log "python3 not found: no charts"
+        return 0
+    fi
+    for dir in "${1%.jsonl}-charts" ${CHARTS_DIR:+"$CHARTS_DIR"}; do
+        python3 "$BENCH_ROOT/bench/charts.py" "$1" "$dir" "$note" >&2 || log "charts failed"
+    done
+}
+
 # bench_main: runs $WORKLOADS x $SERVERS and prints the tables.
 bench_main() {
     mkdir -p "$BENCH_OUT"
@@ -382,6 +398,7 @@ bench_main() {
         print_tables "$RESULTS"
     } | tee "$md"
     local prc=${PIPESTATUS[0]}
+    bench_charts "$RESULTS"
     log ""
     log "results: $RESULTS, $md"
     results_status "$RESULTS" || return 1

@@ -396,6 +396,27 @@ static uint64_t h_pct(const struct hist *h, double q)
     return h->max;
 }
 
+/* The latency distribution at fixed quantiles, as "q:us q:us ..." (for the
+ * CDF chart of bench/charts.py); empty when nothing was measured. */
+static void h_cdf(const struct hist *h, char *out, size_t cap)
+{
+    static const double qs[] = {0.001, 0.01, 0.02, 0.05, 0.1,  0.15, 0.2,   0.25,  0.3,
+                                0.35,  0.4,  0.45, 0.5,  0.55, 0.6,  0.65,  0.7,   0.75,
+                                0.8,   0.85, 0.9,  0.95, 0.98, 0.99, 0.995, 0.999, 0.9999};
+    size_t n = 0;
+    out[0] = '\0';
+    if (h->count == 0) {
+        return;
+    }
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0] && n < cap; i++) {
+        n +=
+            (size_t)snprintf(out + n, cap - n, "%g:%.1f ", qs[i], (double)h_pct(h, qs[i]) / 1000.0);
+    }
+    if (n < cap) {
+        snprintf(out + n, cap - n, "1:%.1f", (double)h->max / 1000.0);
+    }
+}
+
 /* ------------------------------------------------------------ chunked */
 
 enum { CK_SIZE, CK_EXT, CK_DATA, CK_DATA_END, CK_TRAILER, CK_DONE };
@@ -1330,6 +1351,8 @@ int main(int argc, char **argv)
     const char *status = timed_out ? "timeout" : failed ? "fail" : "ok";
 
 #define US(ns) ((double)(ns) / 1000.0)
+    char cdf[1024];
+    h_cdf(&g.lat, cdf, sizeof cdf);
     if (o.json) {
         printf("{\"label\":\"%s\",\"status\":\"%s\",\"subs_target\":%ld,\"subs\":%ld,"
                "\"connect_s\":%.3f,\"connect_fail\":%ld,\"connect_retries\":%ld,"
@@ -1346,7 +1369,7 @@ int main(int argc, char **argv)
                "\"srv_cpu_connect_s\":%.2f,\"srv_cpu_s\":%.2f,\"srv_ns_per_delivery\":%.0f,"
                "\"srv_rss_base_kb\":%ld,\"srv_rss_connected_kb\":%ld,\"srv_rss_idle_kb\":%ld,"
                "\"srv_rss_end_kb\":%ld,\"rss_per_sub_b\":%.0f,"
-               "\"lg_cpu_s\":%.2f,\"run_s\":%.2f}\n",
+               "\"lg_cpu_s\":%.2f,\"run_s\":%.2f,\"lat_cdf_us\":\"%s\"}\n",
                o.label, status, o.subs, subs_at_start, connect_s, not_connected, g.retries, msgs,
                g.pub.next, g.truncated, accepted, g.pub.errors, o.bytes, o.pipeline, o.rate, o.idle,
                (unsigned long long)g.total_got, (unsigned long long)expected, window, deliv_rate,
@@ -1356,7 +1379,7 @@ int main(int argc, char **argv)
                US(h_pct(&g.lat, 0.50)), US(h_pct(&g.lat, 0.90)), US(h_pct(&g.lat, 0.99)),
                US(h_pct(&g.lat, 0.999)), US(g.lat.max), US(h_pct(&g.ack, 0.50)),
                US(h_pct(&g.ack, 0.99)), cpu_conn, cpu_pub, ns_per_delivery, ps_base.rss_kb,
-               ps_conn.rss_kb, ps_idle.rss_kb, ps_end.rss_kb, rss_per_sub, lg_cpu, run_s);
+               ps_conn.rss_kb, ps_idle.rss_kb, ps_end.rss_kb, rss_per_sub, lg_cpu, run_s, cdf);
     } else {
         printf("loadgen %s: %s\n", o.label, status);
         printf("  subscribers     %ld of %ld streaming after %.3f s (%ld failed, %ld retries)\n",

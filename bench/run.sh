@@ -17,9 +17,10 @@
 #
 # Each run starts a fresh server (pinned to core 0 with taskset, the load
 # generator to core 1); every server is killed by its PID at the end. Prints
-# a markdown table and the ratios to the baseline; results and logs go to
-# build/bench/. See bench/lib.sh for the environment variables and
-# docs/PERFORMANCE.md for what is measured.
+# a markdown table and the ratios to the baseline, and draws SVG charts of
+# them (bench/charts.py; CHARTS_DIR=docs/bench for the docs' copies);
+# results, charts and logs go to build/bench/. See bench/lib.sh for the
+# environment variables and docs/PERFORMANCE.md for what is measured.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"

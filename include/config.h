@@ -31,7 +31,8 @@ struct config {
     /* Allowed CORS origins, NUL-separated ("" = any origin, answered "*"). */
     char cors_origins[1024];
     size_t cors_origins_len;
-    int admin_local; /* /metrics and /stats only for loopback peers */
+    int admin_local;       /* /metrics, /stats and /dashboard only for loopback peers */
+    char admin_token[256]; /* "" = the admin endpoints need no token (see admin.h) */
 
     char data_dir[PATH_MAX]; /* "" = no journal */
     int fsync_mode;          /* enum config_fsync */

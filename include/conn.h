@@ -82,6 +82,10 @@ void conn_release_held(struct server *srv, uint64_t failed_from);
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);
 
+/* Turns the connection into a stream of stats snapshots, one at once and
+ * then one every STATS_STREAM_MS (GET /stats?stream=1). */
+void conn_stream_stats(struct conn *c);
+
 /* Turns the connection into a room's event stream from `start`. */
 void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
                       const char *client, size_t client_len);

@@ -164,6 +164,11 @@ size_t room_frames(const struct room *room);
 size_t room_bytes(const struct room *room);
 size_t room_subscribers(const struct room *room);
 const char *room_name(const struct room *room);
+/* Messages room_publish added to the room since it was created; and those
+ * since the last hub_mark_published (which sets every room's mark). */
+uint64_t room_published(const struct room *room);
+uint64_t room_published_recent(const struct room *room);
+void hub_mark_published(struct hub *hub);
 
 /* Where a new subscriber starts. */
 struct room_start {

@@ -68,6 +68,7 @@ struct server {
     time_t date_sec;
     char date[40];
     uint64_t started_ms;
+    uint64_t stats_mark_ms; /* when the stats stream last renewed its rate window */
     struct server_stats stats;
 };
 

@@ -18,6 +18,16 @@ struct buf;
  * and makes "clients" count its subscribers only. 0, or -1 on ENOMEM. */
 int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out);
 
+/* GET /stats?stream=1 sends one snapshot this often. */
+#define STATS_STREAM_MS 1000
+
+/* Appends one event of the stats stream: "data: " and the JSON document on
+ * one line (plus "rates_window_seconds" and "busy_rooms", the rooms with
+ * the most messages since the previous window, with messages_per_second),
+ * then the blank line. Renews the rate window when it is a second old.
+ * 0, or -1 on ENOMEM. */
+int stats_render_event(struct server *srv, struct buf *out);
+
 /* Appends the Prometheus exposition. 0, or -1 on ENOMEM. */
 int stats_render_prometheus(struct server *srv, struct buf *out);
 

@@ -1,6 +1,8 @@
 #include "api.h"
 
+#include "admin.h"
 #include "conn.h"
+#include "dashboard.h"
 #include "http.h"
 #include "journal.h"
 #include "json.h"
@@ -390,33 +392,90 @@ static void reply_rendered(struct conn *c, struct buf *b, int rc, const char *ty
     buf_free(b);
 }
 
-/* With --admin-local, /metrics and /stats exist only for loopback clients. */
-static bool admin_refused(struct server *srv, struct conn *c)
+/* The admin endpoints answer as admin.h says: 404 to a remote client under
+ * --admin-local, 401 without the --admin-token, 403 with a wrong one. */
+static bool admin_refused(struct server *srv, struct conn *c, const struct http_request *req,
+                          enum admin_via *via)
 {
-    if (srv->cfg.admin_local && !conn_peer_is_local(c)) {
+    switch (admin_check(&srv->cfg, conn_peer_is_local(c), req, via)) {
+    case ADMIN_ALLOWED:
+        return false;
+    case ADMIN_NOT_LOCAL:
         conn_reply_error(c, 404, "not found");
-        return true;
+        break;
+    case ADMIN_NO_TOKEN:
+        reply_text(c, 401, "application/json", "{\"error\":\"this needs the admin token\"}\n",
+                   "WWW-Authenticate: Bearer realm=\"sse-server admin\"\r\n");
+        break;
+    case ADMIN_BAD_TOKEN:
+        conn_reply_error(c, 403, "wrong admin token");
+        break;
     }
-    return false;
+    return true;
+}
+
+static bool stream_flag_valid(const char *s, size_t len)
+{
+    return len == 1 && (*s == '0' || *s == '1');
 }
 
 static void handle_stats(struct server *srv, struct conn *c, const struct api_req *r)
 {
-    char name[ROOM_NAME_MAX + 1];
-    size_t len = 0;
-    if (admin_refused(srv, c) || optional_param(c, r->http, "room", name, sizeof name, &len,
-                                                room_name_valid, "invalid room name") < 0) {
+    char name[ROOM_NAME_MAX + 1], stream[2];
+    size_t len = 0, stream_len = 0;
+    if (admin_refused(srv, c, r->http, NULL) ||
+        optional_param(c, r->http, "room", name, sizeof name, &len, room_name_valid,
+                       "invalid room name") < 0 ||
+        optional_param(c, r->http, "stream", stream, sizeof stream, &stream_len, stream_flag_valid,
+                       "invalid stream: 0 or 1") < 0) {
+        return;
+    }
+    if (stream_len && stream[0] == '1') {
+        conn_stream_stats(c);
         return;
     }
     struct buf b = {0};
     reply_rendered(c, &b, stats_render_json(srv, name, len, &b), "application/json");
 }
 
+/* The page and its script and style, from the binary itself. The page gets
+ * a policy that lets it load only those and its own stream. */
+static void handle_dashboard(struct server *srv, struct conn *c, const struct api_req *r)
+{
+    const struct http_request *req = r->http;
+    const struct embedded_file *f = dashboard_find(req->path.ptr, req->path.len);
+    if (!f) {
+        conn_reply_error(c, 404, "not found");
+        return;
+    }
+    if (strcmp(f->path, "/dashboard") != 0) {
+        /* Code and style only, the same for everyone: nothing to guard. */
+        conn_reply(c, 200, f->type, (const char *)f->data, f->len, "Cache-Control: no-cache\r\n");
+        return;
+    }
+    enum admin_via via;
+    if (admin_refused(srv, c, req, &via)) {
+        return;
+    }
+    char extra[512 + sizeof srv->cfg.admin_token];
+    int n = snprintf(extra, sizeof extra,
+                     "Cache-Control: no-store\r\nContent-Security-Policy: %s\r\n"
+                     "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n",
+                     DASHBOARD_CSP);
+    if (via == ADMIN_VIA_QUERY && admin_token_cookie_safe(srv->cfg.admin_token)) {
+        /* A token given in the address also comes back as a cookie, so the
+         * page can drop it from the address bar and still reload. */
+        snprintf(extra + n, sizeof extra - (size_t)n,
+                 "Set-Cookie: " ADMIN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n",
+                 srv->cfg.admin_token);
+    }
+    conn_reply(c, 200, f->type, (const char *)f->data, f->len, extra);
+}
+
 static void handle_metrics(struct server *srv, struct conn *c, const struct api_req *r)
 {
     struct buf b = {0};
-    (void)r;
-    if (admin_refused(srv, c)) {
+    if (admin_refused(srv, c, r->http, NULL)) {
         return;
     }
     reply_rendered(c, &b, stats_render_prometheus(srv, &b),
@@ -442,6 +501,9 @@ static const struct route routes[] = {
     {"/healthz", "GET, HEAD, OPTIONS", READ_ONLY, handle_healthz},
     {"/stats", "GET, HEAD, OPTIONS", READ_ONLY, handle_stats},
     {"/metrics", "GET, HEAD, OPTIONS", READ_ONLY, handle_metrics},
+    {"/dashboard", "GET, HEAD, OPTIONS", READ_ONLY, handle_dashboard},
+    {"/dashboard/app.js", "GET, HEAD, OPTIONS", READ_ONLY, handle_dashboard},
+    {"/dashboard/style.css", "GET, HEAD, OPTIONS", READ_ONLY, handle_dashboard},
 };
 
 static bool path_is(const struct http_request *req, const char *path)

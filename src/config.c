@@ -37,6 +37,8 @@ struct option_def {
 };
 
 #define FIELD(f) offsetof(struct config, f)
+/* For a secret whose field is not publish_token: its size, as the row's max. */
+#define FIELD_SIZE(f) sizeof(((struct config *)0)->f)
 
 static const struct option_def options[] = {
     {"port", "SSE_PORT", OPT_INT, FIELD(port), 0, 65535,
@@ -78,7 +80,11 @@ static const struct option_def options[] = {
     {"cors-origin", "SSE_CORS_ORIGIN", OPT_ORIGIN, FIELD(cors_origins), 0, 0,
      "allowed CORS origin (repeatable; the variable takes a comma list; default any)"},
     {"admin-local", "SSE_ADMIN_LOCAL", OPT_FLAG, FIELD(admin_local), 0, 1,
-     "serve /metrics and /stats to loopback clients only"},
+     "serve /metrics, /stats and /dashboard to loopback clients only"},
+    {"admin-token", "SSE_ADMIN_TOKEN", OPT_SECRET, FIELD(admin_token), 0, FIELD_SIZE(admin_token),
+     "require TOKEN (Bearer, cookie sse_admin or ?token=) for /metrics, /stats and /dashboard"},
+    {"admin-token-file", "SSE_ADMIN_TOKEN_FILE", OPT_SECRET_FILE, FIELD(admin_token), 0,
+     FIELD_SIZE(admin_token), "read the admin token from a file (first line)"},
     {"data-dir", "SSE_DATA_DIR", OPT_PATH, FIELD(data_dir), 0, 0,
      "keep a journal of messages there, replayed at start (default: memory only)"},
     {"fsync", "SSE_FSYNC", OPT_FSYNC, FIELD(fsync_mode), 0, 0,
@@ -243,6 +249,8 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 {
     char *field = (char *)cfg + o->offset;
     unsigned long long v;
+    /* A secret's row gives its field's size as max, or 0 for publish_token. */
+    size_t secret_cap = o->max ? (size_t)o->max : sizeof cfg->publish_token;
 
     switch (o->kind) {
     case OPT_STR:
@@ -283,13 +291,13 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         return 0;
     case OPT_SECRET:
-        if (strlen(val) >= sizeof cfg->publish_token || strpbrk(val, "\r\n")) {
+        if (strlen(val) >= secret_cap || strpbrk(val, "\r\n")) {
             goto bad;
         }
-        snprintf(field, sizeof cfg->publish_token, "%s", val);
+        snprintf(field, secret_cap, "%s", val);
         return 0;
     case OPT_SECRET_FILE:
-        if (read_secret_file(val, field, sizeof cfg->publish_token) < 0) {
+        if (read_secret_file(val, field, secret_cap) < 0) {
             fprintf(stderr, "sse-server: cannot read a token from '%s'\n", val);
             return -1;
         }
@@ -339,6 +347,7 @@ static void print_help(void)
            "  GET  /messages   event stream of every message (?room= ?lastEventId= ?history=)\n"
            "  POST /message    broadcast a JSON body (?room= ?event=)\n"
            "  GET  /ping       event stream of 'pong' events\n"
+           "  GET  /dashboard  live figures of this server, for people (like /stats: --admin-*)\n"
            "  GET  /           the chat page and other files of the static directory\n\n"
            "Options (each also read from the environment variable shown):\n");
     for (size_t i = 0; i < NOPTIONS; i++) {

@@ -8,6 +8,7 @@
 #include "server.h"
 #include "sse.h"
 #include "static_files.h"
+#include "stats.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -35,6 +36,8 @@
 #define LINGER_BYTES ((size_t)1 << 20)
 /* A /ping client that does not read is closed once this much is pending. */
 #define PING_MAX_PENDING 4096
+/* Likewise a stats stream (a few seconds' worth of snapshots). */
+#define STATS_MAX_PENDING ((size_t)64 * 1024)
 
 enum conn_state {
     CONN_READ_HEAD,
@@ -45,7 +48,7 @@ enum conn_state {
     CONN_CLOSED,
 };
 
-enum stream_kind { STREAM_NONE, STREAM_PING, STREAM_ROOM };
+enum stream_kind { STREAM_NONE, STREAM_PING, STREAM_ROOM, STREAM_STATS };
 
 struct conn {
     /* The fan-out's hot path (hub_flush -> conn_write) reads these for each
@@ -128,7 +131,9 @@ void conn_close(struct conn *c)
     if (c->state == CONN_STREAM) {
         srv->streams--;
         log_info("stream closed: %s%s, %.3f s, %llu bytes, %llu events",
-                 c->stream == STREAM_PING ? "/ping" : "/messages room=",
+                 c->stream == STREAM_PING    ? "/ping"
+                 : c->stream == STREAM_STATS ? "/stats?stream=1"
+                                             : "/messages room=",
                  c->sub.room ? room_name(c->sub.room) : "",
                  (double)(loop_now_ms(srv->loop) - c->stream_start_ms) / 1000.0,
                  (unsigned long long)c->stream_bytes, (unsigned long long)c->stream_events);
@@ -512,6 +517,30 @@ void conn_stream_ping(struct conn *c)
         conn_close(c);
     } else if (rc == 0) {
         conn_arm_timer(c, c->srv->cfg.ping_ms);
+    }
+}
+
+/* Queues one stats snapshot (closing a client that stopped reading); false
+ * when the connection was closed. */
+static bool stats_stream_send(struct conn *c)
+{
+    if (buf_pending(&c->out) > STATS_MAX_PENDING || stats_render_event(c->srv, &c->out) < 0) {
+        conn_close(c);
+        return false;
+    }
+    c->stream_events++;
+    conn_arm_timer(c, STATS_STREAM_MS);
+    return c->state != CONN_CLOSED;
+}
+
+void conn_stream_stats(struct conn *c)
+{
+    int rc = stream_begin(c, STREAM_STATS);
+    if (rc < 0) {
+        conn_close(c);
+    } else if (rc == 0) {
+        /* The first snapshot at once: a dashboard shows figures on load. */
+        (void)stats_stream_send(c);
     }
 }
 
@@ -1019,6 +1048,10 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
             }
             conn_arm_timer(c, srv->cfg.ping_ms);
             conn_flush(c);
+        } else if (c->stream == STREAM_STATS) {
+            if (stats_stream_send(c)) {
+                conn_flush(c);
+            }
         } else {
             uint64_t hb = (uint64_t)srv->cfg.heartbeat_s * 1000;
             /* Only an idle, caught-up stream gets a comment: one that is

@@ -43,6 +43,10 @@ struct room {
      * takes them, so eviction stops here. A lower bound, made exact by each
      * flush of the room. */
     uint64_t floor;
+    /* Messages published here, and that count when hub_mark_published last
+     * ran: the difference is the room's recent traffic, for the stats. */
+    uint64_t published;
+    uint64_t published_mark;
 
     uint8_t name_len;
     char name[ROOM_NAME_MAX + 1];
@@ -332,6 +336,25 @@ const char *room_name(const struct room *room)
     return room->name;
 }
 
+uint64_t room_published(const struct room *room)
+{
+    return room->published;
+}
+
+uint64_t room_published_recent(const struct room *room)
+{
+    return room->published - room->published_mark;
+}
+
+void hub_mark_published(struct hub *hub)
+{
+    for (size_t i = 0; i < hub->nbuckets; i++) {
+        for (struct room *r = hub->buckets[i]; r; r = r->hash_next) {
+            r->published_mark = r->published;
+        }
+    }
+}
+
 static struct frame *room_frame(const struct room *room, uint64_t seq)
 {
     return room->slots[seq & (room->slots_cap - 1)];
@@ -520,6 +543,7 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
         return -1;
     }
     mark_dirty(hub, room);
+    room->published++;
     res->id = f->id;
     res->recipients = count_recipients(room, f);
     return 0;
@@ -847,6 +871,7 @@ size_t hub_cancel_from(struct hub *hub, uint64_t first_id)
             dropped++;
         }
         if (r->head != head) {
+            r->published -= head - r->head; /* they never happened */
             clamp_cursors(&r->live, r->head);
             clamp_cursors(&r->waiting, r->head);
             if (r->floor != NO_FLOOR && r->floor > r->head) {

@@ -4,6 +4,9 @@
 #include "room.h"
 #include "server.h"
 
+#include "journal.h"
+
+#include <stdbool.h>
 #include <string.h>
 
 #ifndef SSE_VERSION
@@ -13,6 +16,16 @@
 struct room_figure {
     const char *name;
     size_t subscribers;
+    uint64_t published;
+    uint64_t recent; /* published since the last hub_mark_published */
+};
+
+/* The STATS_TOP_ROOMS rooms first by some order, best first. */
+struct top_rooms {
+    struct room_figure top[STATS_TOP_ROOMS];
+    size_t n;
+    size_t other_subscribers; /* of the rooms left out */
+    size_t other_rooms;
 };
 
 struct snapshot {
@@ -20,42 +33,59 @@ struct snapshot {
     size_t subscribers;
     size_t frames;
     size_t ring_bytes;
-    struct room_figure top[STATS_TOP_ROOMS];
-    size_t ntop;
-    size_t other_subscribers;
-    size_t other_rooms;
+    struct top_rooms by_subscribers;
+    struct top_rooms by_recent; /* rooms with recent messages only */
 };
 
-/* Keeps the STATS_TOP_ROOMS rooms with the most subscribers (ties: by name,
- * so the output is stable), summing the rest into "other". */
+typedef bool ranks_before(const struct room_figure *a, const struct room_figure *b);
+
+/* Ties go by name, so the output is stable. */
+static bool more_subscribers(const struct room_figure *a, const struct room_figure *b)
+{
+    return a->subscribers > b->subscribers ||
+           (a->subscribers == b->subscribers && strcmp(a->name, b->name) < 0);
+}
+
+static bool more_recent(const struct room_figure *a, const struct room_figure *b)
+{
+    return a->recent > b->recent || (a->recent == b->recent && strcmp(a->name, b->name) < 0);
+}
+
+/* Keeps f if it ranks among the first STATS_TOP_ROOMS, summing the rest. */
+static void top_offer(struct top_rooms *t, const struct room_figure *f, ranks_before *before)
+{
+    size_t i = t->n;
+    while (i > 0 && before(f, &t->top[i - 1])) {
+        i--;
+    }
+    if (i >= STATS_TOP_ROOMS) {
+        t->other_subscribers += f->subscribers;
+        t->other_rooms++;
+        return;
+    }
+    if (t->n == STATS_TOP_ROOMS) {
+        t->other_subscribers += t->top[STATS_TOP_ROOMS - 1].subscribers;
+        t->other_rooms++;
+        t->n--;
+    }
+    memmove(&t->top[i + 1], &t->top[i], (t->n - i) * sizeof t->top[0]);
+    t->top[i] = *f;
+    t->n++;
+}
+
 static void take_room(const struct room *room, void *arg)
 {
     struct snapshot *s = arg;
-    struct room_figure f = {room_name(room), room_subscribers(room)};
+    struct room_figure f = {room_name(room), room_subscribers(room), room_published(room),
+                            room_published_recent(room)};
     s->rooms++;
     s->subscribers += f.subscribers;
     s->frames += room_frames(room);
     s->ring_bytes += room_bytes(room);
-
-    size_t i = s->ntop;
-    while (i > 0 && (s->top[i - 1].subscribers < f.subscribers ||
-                     (s->top[i - 1].subscribers == f.subscribers &&
-                      strcmp(s->top[i - 1].name, f.name) > 0))) {
-        i--;
+    top_offer(&s->by_subscribers, &f, more_subscribers);
+    if (f.recent) {
+        top_offer(&s->by_recent, &f, more_recent);
     }
-    if (i >= STATS_TOP_ROOMS) {
-        s->other_subscribers += f.subscribers;
-        s->other_rooms++;
-        return;
-    }
-    if (s->ntop == STATS_TOP_ROOMS) {
-        s->other_subscribers += s->top[STATS_TOP_ROOMS - 1].subscribers;
-        s->other_rooms++;
-        s->ntop--;
-    }
-    memmove(&s->top[i + 1], &s->top[i], (s->ntop - i) * sizeof s->top[0]);
-    s->top[i] = f;
-    s->ntop++;
 }
 
 static void snapshot_take(struct server *srv, struct snapshot *s)
@@ -69,7 +99,41 @@ static double uptime_seconds(struct server *srv)
     return (double)(loop_now_ms(srv->loop) - srv->started_ms) / 1000.0;
 }
 
-int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out)
+static int render_rooms(struct buf *out, const char *key, const struct top_rooms *t,
+                        double window_s)
+{
+    int rc = buf_printf(out, ",\"%s\":[", key);
+    for (size_t i = 0; rc == 0 && i < t->n; i++) {
+        const struct room_figure *f = &t->top[i];
+        rc = buf_printf(out, "%s{\"name\":\"%s\",\"subscribers\":%zu,\"published\":%llu",
+                        i ? "," : "", f->name, f->subscribers, (unsigned long long)f->published);
+        if (rc == 0 && window_s > 0) {
+            rc = buf_printf(out, ",\"messages_per_second\":%.2f", (double)f->recent / window_s);
+        }
+        rc = rc ? rc : buf_append_str(out, "}");
+    }
+    return rc ? rc : buf_append_str(out, "]");
+}
+
+static int render_journal(struct server *srv, struct buf *out)
+{
+    static const char *const modes[] = {
+        [FSYNC_BATCH] = "batch", [FSYNC_ALWAYS] = "always", [FSYNC_NEVER] = "never"};
+    const struct server_stats *st = &srv->stats;
+    if (!srv->journal) {
+        return buf_append_str(out, ",\"journal\":{\"enabled\":false}");
+    }
+    return buf_printf(out,
+                      ",\"journal\":{\"enabled\":true,\"fsync\":\"%s\",\"syncs\":%llu,"
+                      "\"errors\":%llu}",
+                      modes[srv->cfg.fsync_mode], (unsigned long long)st->journal_syncs,
+                      (unsigned long long)st->journal_errors);
+}
+
+/* The document without its final newline. window_s > 0 (the stream) adds
+ * the busiest rooms by messages over that many seconds. */
+static int render_json(struct server *srv, const char *room, size_t room_len, double window_s,
+                       struct buf *out)
 {
     struct snapshot s;
     snapshot_take(srv, &s);
@@ -80,34 +144,56 @@ int stats_render_json(struct server *srv, const char *room, size_t room_len, str
         r = hub_room_find(srv->hub, room, room_len);
         clients = r ? room_subscribers(r) : 0;
     }
-    int rc = buf_printf(out,
-                        "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
-                        "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
-                        "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
-                        "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
-                        "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
-                        "\"ring_frames\":%zu,\"ring_bytes\":%zu,\"ring_memory_bytes\":%zu,"
-                        "\"max_memory\":%zu",
-                        SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->streams, clients,
-                        s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
-                        (unsigned long long)st->published, (unsigned long long)st->deliveries,
-                        (unsigned long long)st->bytes_sent, (unsigned long long)st->lagged_dropped,
-                        (unsigned long long)st->accepted,
-                        (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
-                        s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
+    int rc =
+        buf_printf(out,
+                   "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
+                   "\"max_clients\":%zu,"
+                   "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
+                   "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
+                   "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
+                   "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
+                   "\"ring_frames\":%zu,\"ring_bytes\":%zu,\"ring_memory_bytes\":%zu,"
+                   "\"max_memory\":%zu",
+                   SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->max_clients, srv->streams,
+                   clients, s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
+                   (unsigned long long)st->published, (unsigned long long)st->deliveries,
+                   (unsigned long long)st->bytes_sent, (unsigned long long)st->lagged_dropped,
+                   (unsigned long long)st->accepted,
+                   (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
+                   s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
+    rc = rc ? rc : render_journal(srv, out);
     if (rc == 0 && room_len) {
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
     }
-    if (rc == 0) {
-        rc = buf_append_str(out, ",\"top_rooms\":[");
+    rc = rc ? rc : render_rooms(out, "top_rooms", &s.by_subscribers, 0);
+    if (rc == 0 && window_s > 0) {
+        rc = buf_printf(out, ",\"rates_window_seconds\":%.3f", window_s);
+        rc = rc ? rc : render_rooms(out, "busy_rooms", &s.by_recent, window_s);
     }
-    for (size_t i = 0; rc == 0 && i < s.ntop; i++) {
-        rc = buf_printf(out, "%s{\"name\":\"%s\",\"subscribers\":%zu}", i ? "," : "", s.top[i].name,
-                        s.top[i].subscribers);
-    }
-    if (rc == 0) {
-        rc = buf_append_str(out, "]}\n");
+    return rc ? rc : buf_append_str(out, "}");
+}
+
+int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out)
+{
+    int rc = render_json(srv, room, room_len, 0, out);
+    return rc ? rc : buf_append_str(out, "\n");
+}
+
+int stats_render_event(struct server *srv, struct buf *out)
+{
+    uint64_t now = loop_now_ms(srv->loop);
+    /* The rooms' recent counts cover the time since the last mark; a stream
+     * renders them as rates over that window and renews the mark once a
+     * second at most, so several dashboards share one window. */
+    uint64_t since = srv->stats_mark_ms ? srv->stats_mark_ms : srv->started_ms;
+    double window_s = (double)(now > since ? now - since : 1) / 1000.0;
+    int rc = buf_append_str(out, "data: ");
+    rc = rc ? rc : render_json(srv, NULL, 0, window_s, out);
+    rc = rc ? rc : buf_append_str(out, "\n\n");
+    if (now - since >= STATS_STREAM_MS) {
+        hub_mark_published(srv->hub);
+        srv->stats_mark_ms = now;
     }
     return rc;
 }
@@ -191,13 +277,14 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
             : metric_head(out, &(struct metric){"sse_subscribers", "gauge",
                                                 "Subscribers per room: the busiest rooms by name, "
                                                 "the others summed as room ~other."});
-    for (size_t i = 0; rc == 0 && i < s.ntop; i++) {
-        rc = buf_printf(out, "sse_subscribers{room=\"%s\"} %zu\n", s.top[i].name,
-                        s.top[i].subscribers);
+    for (size_t i = 0; rc == 0 && i < s.by_subscribers.n; i++) {
+        rc = buf_printf(out, "sse_subscribers{room=\"%s\"} %zu\n", s.by_subscribers.top[i].name,
+                        s.by_subscribers.top[i].subscribers);
     }
-    if (rc == 0 && s.other_rooms) {
+    if (rc == 0 && s.by_subscribers.other_rooms) {
         /* '~' cannot appear in a room name, so this label never clashes. */
-        rc = buf_printf(out, "sse_subscribers{room=\"~other\"} %zu\n", s.other_subscribers);
+        rc = buf_printf(out, "sse_subscribers{room=\"~other\"} %zu\n",
+                        s.by_subscribers.other_subscribers);
     }
     return rc;
 }

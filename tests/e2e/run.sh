@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end browser tests of the chat page: installs what is missing (Debian's
+# End-to-end browser tests of the chat page and the dashboard: installs what is missing (Debian's
 # chromium, the pinned playwright-core from package-lock.json), builds the server,
 # then runs tests/e2e/*.test.mjs with Node's test runner (TAP; CI reads "# pass N",
 # "# fail N"). Screenshots: tests/e2e/out/.

@@ -661,6 +661,37 @@ static void test_other_options(void **state)
     unlink(tokfile);
     parse_err(ARGS("--publish-token-file", tokfile)); /* missing */
 
+    /* The admin token: flag, variable or file, within its own field's size. */
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.admin_token, "");
+    parse_ok(&cfg, ARGS("--admin-token", "adm1n"));
+    assert_string_equal(cfg.admin_token, "adm1n");
+    assert_string_equal(cfg.publish_token, "");
+    setenv("SSE_ADMIN_TOKEN", "from-env", 1);
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.admin_token, "from-env");
+    parse_ok(&cfg, ARGS("--admin-token=flag-wins"));
+    assert_string_equal(cfg.admin_token, "flag-wins");
+    unsetenv("SSE_ADMIN_TOKEN");
+    parse_err(ARGS("--admin-token", "a\rb"));
+    char longest[sizeof cfg.admin_token + 1];
+    memset(longest, 't', sizeof longest);
+    longest[sizeof cfg.admin_token - 1] = '\0';
+    parse_ok(&cfg, ARGS("--admin-token", longest));
+    assert_int_equal(strlen(cfg.admin_token), sizeof cfg.admin_token - 1);
+    longest[sizeof cfg.admin_token - 1] = 't';
+    longest[sizeof cfg.admin_token] = '\0';
+    parse_err(ARGS("--admin-token", longest));
+    char admfile[] = "/tmp/sse-config-test-XXXXXX";
+    fd = mkstemp(admfile);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "adm-file\n", 9), 9);
+    close(fd);
+    parse_ok(&cfg, ARGS("--admin-token-file", admfile));
+    assert_string_equal(cfg.admin_token, "adm-file");
+    unlink(admfile);
+    parse_err(ARGS("--admin-token-file", admfile)); /* missing */
+
     /* CORS origins: repeatable flags, or a comma list in the variable. */
     parse_ok(&cfg,
              ARGS("--cors-origin", "https://a.example", "--cors-origin", "http://localhost:3000"));

@@ -466,6 +466,41 @@ static void test_publish_ids(void **state)
     hub_free(hub);
 }
 
+/* Published counts per room, and the part since the last mark (what the
+ * stats stream turns into messages per second). */
+static void test_published_counts(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(2, 1u << 20, 1000, 1);
+    hub_set_deferred_commit(hub, true);
+    struct room *a = room_of(hub, "a");
+    struct room *b = room_of(hub, "b");
+    assert_int_equal(room_published(a), 0);
+    for (int i = 0; i < 5; i++) {
+        pub(a, "x");
+    }
+    pub(b, "y");
+    /* Counted whatever the ring keeps (history 2 here). */
+    assert_int_equal(room_published(a), 5);
+    assert_int_equal(room_frames(a), 2);
+    assert_int_equal(room_published_recent(a), 5);
+    assert_int_equal(room_published_recent(b), 1);
+    hub_mark_published(hub);
+    assert_int_equal(room_published_recent(a), 0);
+    assert_int_equal(room_published_recent(b), 0);
+    uint64_t first = pub(a, "z");
+    pub(a, "z");
+    assert_int_equal(room_published(a), 7);
+    assert_int_equal(room_published_recent(a), 2);
+    /* Messages taken back after a failed sync were never published. */
+    assert_int_equal(hub_cancel_from(hub, first), 2);
+    assert_int_equal(room_published(a), 5);
+    assert_int_equal(room_published_recent(a), 0);
+    hub_commit(hub);
+    hub_flush(hub);
+    hub_free(hub);
+}
+
 static void test_frame_bytes(void **state)
 {
     (void)state;
@@ -1693,6 +1728,7 @@ int main(void)
         cmocka_unit_test(test_hub_room_create_find),
         cmocka_unit_test(test_hub_room_find_foreach),
         cmocka_unit_test(test_publish_ids),
+        cmocka_unit_test(test_published_counts),
         cmocka_unit_test(test_frame_bytes),
         cmocka_unit_test(test_ring_evict_by_count),
         cmocka_unit_test(test_ring_evict_by_bytes),
