@@ -45,6 +45,14 @@ enum config_fsync { FSYNC_BATCH = 0, FSYNC_ALWAYS, FSYNC_NEVER };
 /* True when origin[0..len) is one of the configured CORS origins. */
 int config_origin_allowed(const struct config *cfg, const char *origin, size_t len);
 
+/*
+ * The Access-Control-Allow-Origin value for a request whose Origin header is
+ * origin[0..len) (origin NULL: it sent none): "*" when no origin is
+ * configured, the matching configured origin (a string inside cfg) when it is
+ * one of them, else NULL: no header. Every answer uses this one rule.
+ */
+const char *config_cors_origin(const struct config *cfg, const char *origin, size_t len);
+
 /* What config_parse decided. */
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };
 

@@ -137,16 +137,31 @@ static void config_defaults(struct config *cfg)
     cfg->retain_bytes = (size_t)1 << 30;
 }
 
-int config_origin_allowed(const struct config *cfg, const char *origin, size_t len)
+/* The configured origin equal to origin[0..len), or NULL. */
+static const char *find_origin(const struct config *cfg, const char *origin, size_t len)
 {
     for (size_t i = 0; i < cfg->cors_origins_len;) {
-        size_t n = strlen(cfg->cors_origins + i);
-        if (n == len && memcmp(cfg->cors_origins + i, origin, len) == 0) {
-            return 1;
+        const char *o = cfg->cors_origins + i;
+        size_t n = strlen(o);
+        if (n == len && memcmp(o, origin, len) == 0) {
+            return o;
         }
         i += n + 1;
     }
-    return 0;
+    return NULL;
+}
+
+int config_origin_allowed(const struct config *cfg, const char *origin, size_t len)
+{
+    return find_origin(cfg, origin, len) != NULL;
+}
+
+const char *config_cors_origin(const struct config *cfg, const char *origin, size_t len)
+{
+    if (!cfg->cors_origins_len) {
+        return "*";
+    }
+    return origin ? find_origin(cfg, origin, len) : NULL;
 }
 
 /* Adds one origin, or a comma-separated list of them. */

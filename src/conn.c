@@ -281,7 +281,7 @@ int conn_accept(struct server *srv, int fd)
     c->srv = srv;
     c->watch.fd = -1;
     c->peer_local = peer_is_loopback(fd);
-    c->cors_origin = srv->cfg.cors_origins_len ? NULL : "*";
+    c->cors_origin = config_cors_origin(&srv->cfg, NULL, 0);
     list_init(&c->sub.node);
     list_init(&c->held_node);
     list_push_back(&srv->conns, &c->node);
@@ -708,27 +708,11 @@ void conn_hub_ready(struct subscriber *sub, void *arg)
 
 /* ------------------------------------------------------------ requests */
 
-/* Access-Control-Allow-Origin for a request: "*" when any origin is allowed,
- * the request's Origin when it is one of the configured ones, else none. */
+/* Access-Control-Allow-Origin for a request (see config_cors_origin). */
 static const char *cors_origin_for(struct server *srv, const struct http_request *req)
 {
-    const struct config *cfg = &srv->cfg;
-    if (!cfg->cors_origins_len) {
-        return "*";
-    }
     const struct http_str *origin = http_request_header(req, "origin");
-    if (!origin) {
-        return NULL;
-    }
-    for (size_t i = 0; i < cfg->cors_origins_len;) {
-        const char *o = cfg->cors_origins + i;
-        size_t n = strlen(o);
-        if (n == origin->len && memcmp(o, origin->ptr, n) == 0) {
-            return o;
-        }
-        i += n + 1;
-    }
-    return NULL;
+    return config_cors_origin(&srv->cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
 }
 
 /* The request head is at the front of `in` and its body (if any) follows

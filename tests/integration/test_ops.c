@@ -1162,6 +1162,77 @@ static void test_cors_default(void **state)
     stop_ok(s);
 }
 
+/* The 503 of a connection over --max-clients, whose request (if any) was
+ * sent before the server accepted it: sent = NULL sends nothing. */
+static void busy_answer(struct itest_server *s, const char *sent, struct itest_response *r)
+{
+    struct itest_conn c;
+    if (sent) {
+        /* Stopped, the server accepts only once the request is in its socket
+         * buffer: the answer may then depend on the request, as it should. */
+        assert_int_equal(kill(s->pid, SIGSTOP), 0);
+        assert_int_equal(itest_conn_open(&c, s->port), 0);
+        assert_true(itest_conn_send(&c, sent));
+        assert_int_equal(kill(s->pid, SIGCONT), 0);
+    } else {
+        assert_int_equal(itest_conn_open(&c, s->port), 0);
+    }
+    assert_int_equal(itest_read_response(&c, r, 0, itest_timeout()), 0);
+    if (r->status != 503)
+        itest_show_response("over --max-clients", r, 300);
+    assert_int_equal(r->status, 503);
+    assert_true(itest_conn_wait_close(&c, itest_timeout()));
+    itest_conn_close(&c);
+}
+
+/* The 503 at --max-clients carries the CORS headers of every other answer. */
+static void test_cors_busy(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-clients", "1", "--cors-origin", "https://a.example", NULL};
+    struct itest_server *s = start(args);
+    struct itest_conn hold;
+    struct itest_response r;
+    assert_int_equal(itest_conn_open(&hold, s->port), 0);
+    assert_true(itest_conn_send(&hold, "GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n"));
+    assert_int_equal(itest_read_response(&hold, &r, 0, itest_timeout()), 0);
+    assert_int_equal(r.status, 200);
+    itest_response_free(&r);
+
+    static const struct {
+        const char *sent; /* NULL: nothing before the answer */
+        const char *allowed;
+    } cases[] = {
+        {NULL, "https://a.example"},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\nOrigin: https://a.example\r\n\r\n",
+         "https://a.example"},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\nOrigin: https://evil.example\r\n\r\n", NULL},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        busy_answer(s, cases[i].sent, &r);
+        expect_cors(&r, cases[i].allowed);
+        assert_true(itest_header_has_token(&r, "Vary", "Origin"));
+        itest_response_free(&r);
+    }
+    itest_conn_close(&hold);
+    stop_ok(s);
+
+    /* Without --cors-origin: "*", as everywhere. */
+    const char *any_args[] = {"--max-clients", "1", NULL};
+    s = start(any_args);
+    assert_int_equal(itest_conn_open(&hold, s->port), 0);
+    assert_true(itest_conn_send(&hold, "GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n"));
+    assert_int_equal(itest_read_response(&hold, &r, 0, itest_timeout()), 0);
+    itest_response_free(&r);
+    busy_answer(s, NULL, &r);
+    expect_cors(&r, "*");
+    assert_null(itest_header(&r, "Vary"));
+    itest_response_free(&r);
+    itest_conn_close(&hold);
+    stop_ok(s);
+}
+
 /* GET target from a given loopback source address; returns the status. */
 static int get_from(int port, const char *src, const char *target)
 {
@@ -1718,6 +1789,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_options_from_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_allow_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cors_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_json_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_bad_requests_rate_limited, setup, teardown),
