@@ -618,10 +618,11 @@ static enum write_result conn_write(struct conn *c)
         }
         c->stream_bytes += (size_t)w;
         if (done && c->stream == STREAM_ROOM) {
-            uint64_t before = c->sub.cursor;
-            room_sub_advance(&c->sub, done);
-            srv->stats.deliveries += c->sub.cursor - before;
-            c->stream_events += c->sub.cursor - before;
+            /* Frames written, not cursor moves: the cursor also skips the
+             * subscriber's own frames (sender exclusion). */
+            size_t frames = room_sub_advance(&c->sub, done);
+            srv->stats.deliveries += frames;
+            c->stream_events += frames;
         }
     }
     return WRITE_BUDGET;

@@ -785,6 +785,59 @@ static size_t open_rooms(struct itest_sub *subs, const char *const *rooms, size_
     return itest_subs_drive(subs, n, 0, itest_timeout());
 }
 
+/* deliveries counts frames written to a client, never the frames sender
+ * exclusion skips: one subscriber is the sender of N messages (and gets
+ * none of them), the other gets all. The messages arrive pipelined after one
+ * from nobody in particular, so the sender's subscriber is written that one
+ * with its own N right behind it in the ring. */
+static void test_deliveries_exclusion(void **state)
+{
+    (void)state;
+    enum { NMSG = 10 };
+    struct itest_server *s = start(NULL);
+    struct itest_sub sender, other;
+    assert_int_equal(itest_sub_open(&sender, s->port, "/messages?client=alice", itest_timeout()),
+                     0);
+    assert_int_equal(itest_sub_open(&other, s->port, "/messages", itest_timeout()), 0);
+
+    static const char body[] = "{\"n\":1}";
+    char raw[(NMSG + 1) * 160];
+    size_t len = 0;
+    for (int i = 0; i <= NMSG; i++)
+        len += (size_t)snprintf(raw + len, sizeof raw - len,
+                                "POST /message%s HTTP/1.1\r\nHost: ops.test\r\n"
+                                "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                i ? "?client=alice" : "", sizeof body - 1, body);
+    struct itest_conn c;
+    assert_int_equal(itest_conn_open(&c, s->port), 0);
+    assert_true(itest_conn_sendn(&c, raw, len));
+    struct itest_response r;
+    for (int i = 0; i <= NMSG; i++) {
+        assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
+        assert_int_equal(r.status, 202);
+        itest_response_free(&r);
+    }
+    itest_conn_close(&c);
+
+    assert_true(itest_sub_wait(&other, NMSG + 1, itest_timeout()));
+    assert_true(itest_sub_wait(&sender, 1, itest_timeout()));
+    assert_int_equal(other.events.count, NMSG + 1);
+    assert_int_equal(sender.events.count, 1);
+
+    get_stats(s->port, "/stats", &r);
+    assert_int_equal(stat_of(&r, "messages_published"), NMSG + 1);
+    if (stat_of(&r, "deliveries") != NMSG + 2)
+        fprintf(stderr, "/stats: %s", r.body);
+    assert_int_equal(stat_of(&r, "deliveries"), NMSG + 2);
+    itest_response_free(&r);
+    get_metrics(s->port, &r);
+    assert_true(metric_value(r.body, "sse_deliveries_total") == NMSG + 2);
+    itest_response_free(&r);
+    itest_sub_close(&sender);
+    itest_sub_close(&other);
+    stop_ok(s);
+}
+
 static void test_metrics_room_cardinality(void **state)
 {
     (void)state;
@@ -1783,6 +1836,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_figures, setup_room_a, teardown_room_a),
         cmocka_unit_test_setup_teardown(test_metrics_figures, setup_room_a, teardown_room_a),
         cmocka_unit_test_setup_teardown(test_metrics_room_cardinality, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliveries_exclusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_promtool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_token_file, setup, teardown),
