@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest publish token, bytes: a longer one is refused at start, never cut. */
+#define CONFIG_TOKEN_MAX 4096
+
 struct config {
     char bind[64];
     int port;                  /* 0: the kernel picks one */
@@ -27,7 +30,7 @@ struct config {
     int log_level;
     int log_format; /* enum log_format */
 
-    char publish_token[256]; /* "" = publishing needs no token */
+    char publish_token[CONFIG_TOKEN_MAX + 1]; /* "" = publishing needs no token */
     /* Allowed CORS origins, NUL-separated ("" = any origin, answered "*"). */
     char cors_origins[1024];
     size_t cors_origins_len;

@@ -38,6 +38,8 @@ struct option_def {
 
 #define FIELD(f) offsetof(struct config, f)
 
+_Static_assert(CONFIG_TOKEN_MAX == 4096, "the token messages below say 4096");
+
 static const struct option_def options[] = {
     {"port", "SSE_PORT", OPT_INT, FIELD(port), 0, 65535,
      "TCP port to listen on; 0 picks a free one"},
@@ -194,20 +196,47 @@ static int add_origins(struct config *cfg, const char *val)
     }
 }
 
-/* Reads the first line of a file into out. */
-static int read_secret_file(const char *path, char *out, size_t cap)
+/*
+ * Reads the publish token, the first line of a file (up to the first CR or
+ * LF), into out[0..CONFIG_TOKEN_MAX]. A token that cannot be used whole is
+ * refused with the reason: one silently cut short would lock every
+ * publisher out, and an empty one would turn the check off.
+ */
+static int read_secret_file(const char *path, char *out)
 {
+    char buf[CONFIG_TOKEN_MAX + 2]; /* the longest token and a byte more */
     FILE *f = fopen(path, "re");
     if (!f) {
+        fprintf(stderr, "sse-server: cannot read the publish token file '%s': %s\n", path,
+                strerror(errno));
         return -1;
     }
-    char *line = fgets(out, (int)cap, f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int failed = ferror(f);
     fclose(f);
-    if (!line) {
+    if (failed) {
+        fprintf(stderr, "sse-server: cannot read the publish token file '%s'\n", path);
         return -1;
     }
-    out[strcspn(out, "\r\n")] = '\0';
-    return *out ? 0 : -1;
+    size_t len = 0;
+    while (len < n && buf[len] != '\r' && buf[len] != '\n') {
+        len++;
+    }
+    const char *why = NULL;
+    if (len > CONFIG_TOKEN_MAX) {
+        why = "holds a token longer than 4096 bytes";
+    } else if (len == 0) {
+        why = "is empty (the token is its first line)";
+    } else if (memchr(buf, '\0', len)) {
+        why = "holds a NUL byte in its first line";
+    }
+    if (why) {
+        fprintf(stderr, "sse-server: the publish token file '%s' %s\n", path, why);
+        return -1;
+    }
+    memcpy(out, buf, len);
+    out[len] = '\0';
+    return 0;
 }
 
 /* Parses a decimal number with an optional k/m/g (KiB/MiB/GiB) suffix. */
@@ -298,17 +327,18 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         return 0;
     case OPT_SECRET:
-        if (strlen(val) >= sizeof cfg->publish_token || strpbrk(val, "\r\n")) {
+        if (strlen(val) > CONFIG_TOKEN_MAX) {
+            /* Not echoed: it is a secret. */
+            fprintf(stderr, "sse-server: the token of %s is longer than 4096 bytes\n", source);
+            return -1;
+        }
+        if (strpbrk(val, "\r\n")) {
             goto bad;
         }
         snprintf(field, sizeof cfg->publish_token, "%s", val);
         return 0;
     case OPT_SECRET_FILE:
-        if (read_secret_file(val, field, sizeof cfg->publish_token) < 0) {
-            fprintf(stderr, "sse-server: cannot read a token from '%s'\n", val);
-            return -1;
-        }
-        return 0;
+        return read_secret_file(val, field);
     case OPT_ORIGIN:
         if (add_origins(cfg, val) < 0) {
             goto bad;

@@ -129,7 +129,8 @@ static void get_expect(int port, const char *target, int status, struct itest_re
 static void post(int port, const char *target, const char *authorization, const char *body,
                  struct itest_response *r)
 {
-    char raw[1024], auth[256] = "";
+    /* Room for the longest token (4096 bytes) and its header. */
+    char raw[16384], auth[8192] = "";
     if (authorization)
         snprintf(auth, sizeof auth, "Authorization: %s\r\n", authorization);
     snprintf(raw, sizeof raw,
@@ -993,7 +994,7 @@ static void check_token(int port, const char *good, const char *bad)
     memset(&sub, 0, sizeof sub);
     assert_int_equal(itest_sub_open(&sub, port, "/messages", itest_timeout()), 0);
 
-    char auth[256];
+    char auth[8192];
     assert_int_equal(post_status(port, NULL, "{\"refused\":1}"), 401);
     snprintf(auth, sizeof auth, "Bearer %s", bad);
     assert_int_equal(post_status(port, auth, "{\"refused\":2}"), 401);
@@ -1067,6 +1068,38 @@ static void test_publish_token_file(void **state)
         itest_server_signal(&t, SIGKILL, itest_ms(5000));
         fail_msg("the server started with an unreadable --publish-token-file");
     }
+
+    /* A 3,000-byte token works in full: not cut short, so neither it without
+     * its last byte nor with that byte changed is accepted. */
+    enum { LONG_TOKEN = 3000, TOO_LONG_TOKEN = 5000 };
+    char *token = malloc(TOO_LONG_TOKEN + 2);
+    char *wrong = malloc(LONG_TOKEN + 1);
+    assert_non_null(token);
+    assert_non_null(wrong);
+    for (size_t i = 0; i < TOO_LONG_TOKEN; i++)
+        token[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"[(i * 7) % 64];
+    token[LONG_TOKEN] = '\n';
+    assert_int_equal(itest_write_file(path, token, LONG_TOKEN + 1), 0);
+    token[LONG_TOKEN] = '\0';
+    memcpy(wrong, token, LONG_TOKEN + 1);
+    wrong[LONG_TOKEN - 1] = wrong[LONG_TOKEN - 1] == 'x' ? 'y' : 'x';
+    s = start(args);
+    check_token(s->port, token, wrong);
+    stop_ok(s);
+
+    /* A 5,000-byte one is refused at start, not truncated. */
+    for (size_t i = LONG_TOKEN; i < TOO_LONG_TOKEN; i++)
+        token[i] = 'z';
+    token[TOO_LONG_TOKEN] = '\n';
+    assert_int_equal(itest_write_file(path, token, TOO_LONG_TOKEN + 1), 0);
+    fprintf(stderr, "(a start failure is expected next)\n");
+    t = itest_server_start(args);
+    if (t.pid > 0) {
+        itest_server_signal(&t, SIGKILL, itest_ms(5000));
+        fail_msg("the server started with a 5000-byte token");
+    }
+    free(token);
+    free(wrong);
 }
 
 static void test_options_from_env(void **state)
