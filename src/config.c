@@ -34,6 +34,12 @@ struct option_def {
     size_t offset;
     unsigned long long min, max;
     const char *help;
+    /* The default, written as the option's value: config_defaults applies it
+     * through set_option and --help shows it, so the two cannot differ. NULL:
+     * the field stays zero (or, for --static, is found at start). */
+    const char *dflt;
+    /* What --help shows instead, for a default that is not a value. */
+    const char *dflt_text;
 };
 
 #define FIELD(f) offsetof(struct config, f)
@@ -42,55 +48,60 @@ _Static_assert(CONFIG_TOKEN_MAX == 4096, "the token messages below say 4096");
 
 static const struct option_def options[] = {
     {"port", "SSE_PORT", OPT_INT, FIELD(port), 0, 65535,
-     "TCP port to listen on; 0 picks a free one"},
-    {"bind", "SSE_BIND", OPT_STR, FIELD(bind), 0, 0, "address to listen on"},
+     "TCP port to listen on; 0 picks a free one", "8080", NULL},
+    {"bind", "SSE_BIND", OPT_STR, FIELD(bind), 0, 0, "address to listen on", "0.0.0.0", NULL},
     {"static", "SSE_STATIC", OPT_PATH, FIELD(static_dir), 0, 0,
-     "directory of static files served at / (default: static/ beside the binary, else ./static)"},
+     "directory of static files served at /", NULL,
+     "static/ beside the binary if it exists, else ./static"},
     {"max-body", "SSE_MAX_BODY", OPT_SIZE, FIELD(max_body), 1, 64u << 20,
-     "largest accepted request body, bytes (also the largest message)"},
+     "largest accepted request body in bytes, also the largest message", "1m", NULL},
     {"history", "SSE_HISTORY", OPT_INT, FIELD(history), 1, 1u << 24,
-     "messages kept per room for replay and resume"},
+     "messages kept per room for replay and resume", "1000", NULL},
     {"history-bytes", "SSE_HISTORY_BYTES", OPT_SIZE, FIELD(history_bytes), 1024,
-     (unsigned long long)1 << 40, "bytes of encoded messages kept per room"},
+     (unsigned long long)1 << 40, "bytes of encoded messages kept per room", "16m", NULL},
     {"max-rooms", "SSE_MAX_ROOMS", OPT_INT, FIELD(max_rooms), 1, 1u << 24,
-     "largest number of rooms at once"},
+     "largest number of rooms at once", "10000", NULL},
     {"max-memory", "SSE_MAX_MEMORY", OPT_SIZE, FIELD(max_memory), 1u << 20,
      (unsigned long long)1 << 50,
      "bytes of messages kept in all rooms together; the least recently used rooms' oldest go "
-     "first"},
+     "first",
+     "256m", NULL},
     {"retry-ms", "SSE_RETRY_MS", OPT_INT, FIELD(retry_ms), 100, 3600000,
-     "reconnection delay suggested to clients, ms (jittered per connection)"},
+     "reconnection delay suggested to clients in ms, jittered per connection", "3000", NULL},
     {"heartbeat", "SSE_HEARTBEAT", OPT_INT, FIELD(heartbeat_s), 1, 3600,
-     "seconds between keep-alive comments on idle streams"},
+     "seconds between keep-alive comments on idle streams", "15", NULL},
     {"ping-ms", "SSE_PING_MS", OPT_INT, FIELD(ping_ms), 10, 3600000,
-     "interval of the /ping stream's pong events, ms"},
+     "interval of the /ping stream's pong events, ms", "2000", NULL},
     {"header-timeout", "SSE_HEADER_TIMEOUT", OPT_INT, FIELD(header_timeout_s), 1, 3600,
-     "seconds a client has to send a complete request"},
+     "seconds a client has to send a complete request", "10", NULL},
     {"keepalive-timeout", "SSE_KEEPALIVE_TIMEOUT", OPT_INT, FIELD(keepalive_timeout_s), 1, 3600,
-     "seconds an idle keep-alive connection is kept"},
+     "seconds an idle keep-alive connection is kept", "30", NULL},
     {"max-clients", "SSE_MAX_CLIENTS", OPT_INT, FIELD(max_clients), 0, 1u << 24,
-     "most connections at once; 0 derives it from the fd limit"},
+     "most connections at once; 0 derives it from the fd limit", "0", NULL},
     {"log-level", "SSE_LOG_LEVEL", OPT_LOGLEVEL, FIELD(log_level), 0, 0,
-     "error, warn, info or debug"},
-    {"log-format", "SSE_LOG_FORMAT", OPT_LOGFORMAT, FIELD(log_format), 0, 0, "text or json"},
+     "error, warn, info or debug", "info", NULL},
+    {"log-format", "SSE_LOG_FORMAT", OPT_LOGFORMAT, FIELD(log_format), 0, 0, "text or json", "text",
+     NULL},
     {"publish-token", "SSE_PUBLISH_TOKEN", OPT_SECRET, FIELD(publish_token), 0, 0,
-     "require 'Authorization: Bearer TOKEN' on POST /message"},
+     "require 'Authorization: Bearer TOKEN' on POST /message", NULL, "none"},
     {"publish-token-file", "SSE_PUBLISH_TOKEN_FILE", OPT_SECRET_FILE, FIELD(publish_token), 0, 0,
-     "read the publish token from a file (first line)"},
+     "read the publish token from the first line of a file", NULL, "none"},
     {"cors-origin", "SSE_CORS_ORIGIN", OPT_ORIGIN, FIELD(cors_origins), 0, 0,
-     "allowed CORS origin (repeatable; the variable takes a comma list; default any)"},
+     "allowed CORS origin, repeatable; the variable takes a comma list", NULL, "any"},
     {"admin-local", "SSE_ADMIN_LOCAL", OPT_FLAG, FIELD(admin_local), 0, 1,
-     "serve /metrics and /stats to loopback clients only"},
+     "serve /metrics and /stats to loopback clients only", NULL, "off"},
     {"data-dir", "SSE_DATA_DIR", OPT_PATH, FIELD(data_dir), 0, 0,
-     "keep a journal of messages there, replayed at start (default: memory only)"},
+     "keep a journal of messages there, replayed at start; without it, memory only", NULL, "none"},
     {"fsync", "SSE_FSYNC", OPT_FSYNC, FIELD(fsync_mode), 0, 0,
-     "journal durability: always, batch (one fdatasync per loop iteration) or never"},
+     "journal durability: always, batch (one fdatasync per loop iteration) or never", "batch",
+     NULL},
     {"segment-bytes", "SSE_SEGMENT_BYTES", OPT_SIZE, FIELD(segment_bytes), 4096,
-     (unsigned long long)1 << 40, "journal segment size before rotation"},
+     (unsigned long long)1 << 40, "journal segment size before rotation", "64m", NULL},
     {"retain-bytes", "SSE_RETAIN_BYTES", OPT_SIZE, FIELD(retain_bytes), 4096,
-     (unsigned long long)1 << 50, "most journal bytes kept on disk"},
+     (unsigned long long)1 << 50, "most journal bytes kept on disk", "1g", NULL},
     {"retain-records", "SSE_RETAIN_RECORDS", OPT_SIZE, FIELD(retain_records), 0,
-     (unsigned long long)1 << 40, "journal records kept at least (0: 10 x --history)"},
+     (unsigned long long)1 << 40, "journal records kept at least; 0 means 10 x --history", "0",
+     NULL},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -113,30 +124,6 @@ static void default_static_dir(char *out, size_t cap)
         }
     }
     snprintf(out, cap, "./static");
-}
-
-static void config_defaults(struct config *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->bind, sizeof cfg->bind, "0.0.0.0");
-    cfg->port = 8080;
-    default_static_dir(cfg->static_dir, sizeof cfg->static_dir);
-    cfg->max_body = 1u << 20;
-    cfg->history = 1000;
-    cfg->history_bytes = 16u << 20;
-    cfg->max_rooms = 10000;
-    cfg->max_memory = (size_t)256 << 20;
-    cfg->retry_ms = 3000;
-    cfg->heartbeat_s = 15;
-    cfg->ping_ms = 2000;
-    cfg->header_timeout_s = 10;
-    cfg->keepalive_timeout_s = 30;
-    cfg->max_clients = 0;
-    cfg->log_level = LOG_INFO;
-    cfg->log_format = LOG_TEXT;
-    cfg->fsync_mode = FSYNC_BATCH;
-    cfg->segment_bytes = 64u << 20;
-    cfg->retain_bytes = (size_t)1 << 30;
 }
 
 /* The configured origin equal to origin[0..len), or NULL. */
@@ -377,6 +364,18 @@ bad:
     return -1;
 }
 
+/* The table's defaults; --static's is looked up beside the binary. */
+static void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (options[i].dflt && set_option(cfg, &options[i], options[i].dflt, "a default") < 0) {
+            abort(); /* a bad entry in the table: the unit tests catch it */
+        }
+    }
+    default_static_dir(cfg->static_dir, sizeof cfg->static_dir);
+}
+
 static void print_help(void)
 {
     printf("Usage: sse-server [OPTION]...\n"
@@ -397,7 +396,8 @@ static void print_help(void)
             [OPT_FSYNC] = "MODE",
         };
         snprintf(flag, sizeof flag, "--%s %s", options[i].flag, metavar[options[i].kind]);
-        printf("  %-26s %s [%s]\n", flag, options[i].help, options[i].env);
+        const char *dflt = options[i].dflt_text ? options[i].dflt_text : options[i].dflt;
+        printf("  %-26s %s (default %s) [%s]\n", flag, options[i].help, dflt, options[i].env);
     }
     printf("  %-26s %s\n  %-26s %s\n", "--help", "show this help and exit", "--version",
            "show the version and exit");

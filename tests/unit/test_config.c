@@ -764,6 +764,83 @@ static void test_token_file_sizes(void **state)
     free(t);
 }
 
+/* ------------------------------------------------------------ help defaults */
+
+/* Defaults --help describes in words, not as a value, and the check that
+ * config_defaults sets just that. */
+static bool descriptive_default(const char *name, const char *shown, const struct config *d)
+{
+    if (strcmp(name, "static") == 0) {
+        size_t n = strlen(d->static_dir);
+        return strcmp(shown, "static/ beside the binary if it exists, else ./static") == 0 &&
+               n >= 7 && strcmp(d->static_dir + n - 7, "/static") == 0;
+    }
+    if (strcmp(name, "publish-token") == 0 || strcmp(name, "publish-token-file") == 0)
+        return strcmp(shown, "none") == 0 && d->publish_token[0] == '\0';
+    if (strcmp(name, "cors-origin") == 0)
+        return strcmp(shown, "any") == 0 && d->cors_origins_len == 0;
+    if (strcmp(name, "admin-local") == 0)
+        return strcmp(shown, "off") == 0 && d->admin_local == 0;
+    if (strcmp(name, "data-dir") == 0)
+        return strcmp(shown, "none") == 0 && d->data_dir[0] == '\0';
+    return false;
+}
+
+/*
+ * Every option's --help line ends "(default X) [SSE_VAR]", and X is what the
+ * defaults are: setting the option to X explicitly changes nothing in the
+ * parsed configuration (a help line showing anything else would). The few
+ * defaults that are not values are checked one by one.
+ */
+static void test_help_defaults(void **state)
+{
+    (void)state;
+    struct config defaults, cfg;
+    parse_ok(&defaults, NULL);
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    char help[sizeof output];
+    memcpy(help, output, sizeof help);
+
+    size_t options = 0, words = 0;
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  --", 4) != 0 || !strstr(line, "[SSE_"))
+            continue; /* not an option, or --help / --version */
+        char name[64];
+        size_t n = strcspn(line + 4, " ");
+        assert_true(n < sizeof name);
+        memcpy(name, line + 4, n);
+        name[n] = '\0';
+        const char *d = strstr(line, " (default ");
+        const char *end = strstr(line, ") [SSE_");
+        if (!d || !end || end < d)
+            fail_msg("no \"(default ...)\" before the variable: %s", line);
+        char shown[128];
+        size_t sl = (size_t)(end - (d + 10));
+        assert_true(sl > 0 && sl < sizeof shown);
+        memcpy(shown, d + 10, sl);
+        shown[sl] = '\0';
+        options++;
+        if (descriptive_default(name, shown, &defaults)) {
+            words++;
+            continue;
+        }
+        char arg[256];
+        snprintf(arg, sizeof arg, "--%s=%s", name, shown);
+        parse_ok(&cfg, ARGS(arg));
+        if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
+            fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
+    }
+    assert_int_equal(options, 25);
+    assert_int_equal(words, 6);
+
+    /* As a user reads it. */
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    assert_non_null(strstr(output, "messages kept per room for replay and resume (default 1000)"));
+    assert_int_equal(defaults.history, 1000);
+    assert_non_null(strstr(output, "(default 16m) [SSE_HISTORY_BYTES]"));
+    assert_int_equal(defaults.history_bytes, 16u << 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +854,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cors_flags_replace_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_defaults, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
