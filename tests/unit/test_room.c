@@ -1544,7 +1544,7 @@ static void test_burst_keeps_live_subscribers(void **state)
 
     struct bytes got = {0}, want = {0};
     for (int i = 0; i < 8; i++) {
-        char data[8];
+        char data[16];
         snprintf(data, sizeof data, "m%d", i);
         expect_frame(&want, pub(r, data), NULL, data);
     }
