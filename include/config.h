@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Longest publish token, bytes: a longer one is refused at start, never cut. */
+#define CONFIG_TOKEN_MAX 4096
+
 struct config {
     char bind[64];
     int port;                  /* 0: the kernel picks one */
@@ -27,12 +30,13 @@ struct config {
     int log_level;
     int log_format; /* enum log_format */
 
-    char publish_token[256]; /* "" = publishing needs no token */
+    char publish_token[CONFIG_TOKEN_MAX + 1]; /* "" = publishing needs no token */
     /* Allowed CORS origins, NUL-separated ("" = any origin, answered "*"). */
     char cors_origins[1024];
     size_t cors_origins_len;
-    int admin_local;       /* /metrics, /stats and /dashboard only for loopback peers */
-    char admin_token[256]; /* "" = the admin endpoints need no token (see admin.h) */
+    int admin_local; /* /metrics, /stats and /dashboard only for loopback peers */
+    char admin_token[CONFIG_TOKEN_MAX +
+                     1]; /* "" = the admin endpoints need no token (see admin.h) */
 
     char data_dir[PATH_MAX]; /* "" = no journal */
     int fsync_mode;          /* enum config_fsync */
@@ -45,6 +49,14 @@ enum config_fsync { FSYNC_BATCH = 0, FSYNC_ALWAYS, FSYNC_NEVER };
 
 /* True when origin[0..len) is one of the configured CORS origins. */
 int config_origin_allowed(const struct config *cfg, const char *origin, size_t len);
+
+/*
+ * The Access-Control-Allow-Origin value for a request whose Origin header is
+ * origin[0..len) (origin NULL: it sent none): "*" when no origin is
+ * configured, the matching configured origin (a string inside cfg) when it is
+ * one of them, else NULL: no header. Every answer uses this one rule.
+ */
+const char *config_cors_origin(const struct config *cfg, const char *origin, size_t len);
 
 /* What config_parse decided. */
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };

@@ -27,12 +27,13 @@ int net_accept(int listen_fd);
 
 /*
  * Sheds one pending connection when out of descriptors: the spare fd kept in
- * *spare (from net_spare_open) is closed, one connection is accepted, sent
- * `answer` (best effort, never blocking) and closed at once, and the spare is
- * reopened. Without this a level-triggered listener at EMFILE would wake the
- * loop forever. Returns 1 if a connection was shed, 0 otherwise.
+ * *spare (from net_spare_open) is closed, one connection is accepted, handed
+ * to answer(fd, arg) (which must not block nor close it) and closed at once,
+ * and the spare is reopened. Without this a level-triggered listener at
+ * EMFILE would wake the loop forever. Returns 1 if a connection was shed, 0
+ * otherwise.
  */
-int net_shed_one(int listen_fd, int *spare, const char *answer, size_t answer_len);
+int net_shed_one(int listen_fd, int *spare, void (*answer)(int fd, void *arg), void *arg);
 
 /* Opens the spare fd (on /dev/null). -1 on failure. */
 int net_spare_open(void);

@@ -205,8 +205,10 @@ static inline bool room_sub_between_frames(const struct subscriber *sub)
     return !sub->waiting && sub->offset == 0;
 }
 
-/* Records that n bytes of what room_sub_iov handed out were written. */
-void room_sub_advance(struct subscriber *sub, size_t n);
+/* Records that n bytes of what room_sub_iov handed out were written.
+ * Returns how many frames were thereby written in full: the deliveries. The
+ * subscriber's own frames it moves past (sender exclusion) are not counted. */
+size_t room_sub_advance(struct subscriber *sub, size_t n);
 /* True when the subscriber fell out of the ring: it is owed frames that were
  * evicted, so it can never be served in order and must be closed. */
 bool room_sub_lagged(const struct subscriber *sub);

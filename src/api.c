@@ -76,7 +76,6 @@ static bool parse_u64(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
-/* ?room= from the query, else (for a body) a top-level "room" member. */
 /* The room a request names: ?room=, else (for a body) a top-level "room"
  * string member, else the default room. A room that is named must be valid:
  * an empty or malformed name is refused, never taken for the default. */
@@ -94,6 +93,12 @@ static int resolve_room_name(struct conn *c, const struct http_request *req, con
     case PARAM_ABSENT: {
         long n =
             body ? json_object_get_string(body, body_len, "room", name, ROOM_NAME_MAX + 1) : -1;
+        if (n == JSON_LONE_SURROGATE) {
+            /* Valid JSON, but no room name: refused, never altered. */
+            conn_reply_error(c, 400,
+                             "invalid room name: a lone surrogate escape has no UTF-8 form");
+            return -1;
+        }
         if (n == -1) {
             memcpy(name, ROOM_DEFAULT, sizeof ROOM_DEFAULT);
             n = sizeof ROOM_DEFAULT - 1;

@@ -34,67 +34,81 @@ struct option_def {
     size_t offset;
     unsigned long long min, max;
     const char *help;
+    /* The default, written as the option's value: config_defaults applies it
+     * through set_option and --help shows it, so the two cannot differ. NULL:
+     * the field stays zero (or, for --static, is found at start). */
+    const char *dflt;
+    /* What --help shows instead, for a default that is not a value. */
+    const char *dflt_text;
 };
 
 #define FIELD(f) offsetof(struct config, f)
-/* For a secret whose field is not publish_token: its size, as the row's max. */
-#define FIELD_SIZE(f) sizeof(((struct config *)0)->f)
+
+_Static_assert(CONFIG_TOKEN_MAX == 4096, "the token messages below say 4096");
+_Static_assert(sizeof((struct config *)0)->admin_token == sizeof((struct config *)0)->publish_token,
+               "every secret option is stored in a field of CONFIG_TOKEN_MAX + 1 bytes");
 
 static const struct option_def options[] = {
     {"port", "SSE_PORT", OPT_INT, FIELD(port), 0, 65535,
-     "TCP port to listen on; 0 picks a free one"},
-    {"bind", "SSE_BIND", OPT_STR, FIELD(bind), 0, 0, "address to listen on"},
+     "TCP port to listen on; 0 picks a free one", "8080", NULL},
+    {"bind", "SSE_BIND", OPT_STR, FIELD(bind), 0, 0, "address to listen on", "0.0.0.0", NULL},
     {"static", "SSE_STATIC", OPT_PATH, FIELD(static_dir), 0, 0,
-     "directory of static files served at / (default: static/ beside the binary, else ./static)"},
+     "directory of static files served at /", NULL,
+     "static/ beside the binary if it exists, else ./static"},
     {"max-body", "SSE_MAX_BODY", OPT_SIZE, FIELD(max_body), 1, 64u << 20,
-     "largest accepted request body, bytes (also the largest message)"},
+     "largest accepted request body in bytes, also the largest message", "1m", NULL},
     {"history", "SSE_HISTORY", OPT_INT, FIELD(history), 1, 1u << 24,
-     "messages kept per room for replay and resume"},
+     "messages kept per room for replay and resume", "1000", NULL},
     {"history-bytes", "SSE_HISTORY_BYTES", OPT_SIZE, FIELD(history_bytes), 1024,
-     (unsigned long long)1 << 40, "bytes of encoded messages kept per room"},
+     (unsigned long long)1 << 40, "bytes of encoded messages kept per room", "16m", NULL},
     {"max-rooms", "SSE_MAX_ROOMS", OPT_INT, FIELD(max_rooms), 1, 1u << 24,
-     "largest number of rooms at once"},
+     "largest number of rooms at once", "10000", NULL},
     {"max-memory", "SSE_MAX_MEMORY", OPT_SIZE, FIELD(max_memory), 1u << 20,
      (unsigned long long)1 << 50,
      "bytes of messages kept in all rooms together; the least recently used rooms' oldest go "
-     "first"},
+     "first",
+     "256m", NULL},
     {"retry-ms", "SSE_RETRY_MS", OPT_INT, FIELD(retry_ms), 100, 3600000,
-     "reconnection delay suggested to clients, ms (jittered per connection)"},
+     "reconnection delay suggested to clients in ms, jittered per connection", "3000", NULL},
     {"heartbeat", "SSE_HEARTBEAT", OPT_INT, FIELD(heartbeat_s), 1, 3600,
-     "seconds between keep-alive comments on idle streams"},
+     "seconds between keep-alive comments on idle streams", "15", NULL},
     {"ping-ms", "SSE_PING_MS", OPT_INT, FIELD(ping_ms), 10, 3600000,
-     "interval of the /ping stream's pong events, ms"},
+     "interval of the /ping stream's pong events, ms", "2000", NULL},
     {"header-timeout", "SSE_HEADER_TIMEOUT", OPT_INT, FIELD(header_timeout_s), 1, 3600,
-     "seconds a client has to send a complete request"},
+     "seconds a client has to send a complete request", "10", NULL},
     {"keepalive-timeout", "SSE_KEEPALIVE_TIMEOUT", OPT_INT, FIELD(keepalive_timeout_s), 1, 3600,
-     "seconds an idle keep-alive connection is kept"},
+     "seconds an idle keep-alive connection is kept", "30", NULL},
     {"max-clients", "SSE_MAX_CLIENTS", OPT_INT, FIELD(max_clients), 0, 1u << 24,
-     "most connections at once; 0 derives it from the fd limit"},
+     "most connections at once; 0 derives it from the fd limit", "0", NULL},
     {"log-level", "SSE_LOG_LEVEL", OPT_LOGLEVEL, FIELD(log_level), 0, 0,
-     "error, warn, info or debug"},
-    {"log-format", "SSE_LOG_FORMAT", OPT_LOGFORMAT, FIELD(log_format), 0, 0, "text or json"},
+     "error, warn, info or debug", "info", NULL},
+    {"log-format", "SSE_LOG_FORMAT", OPT_LOGFORMAT, FIELD(log_format), 0, 0, "text or json", "text",
+     NULL},
     {"publish-token", "SSE_PUBLISH_TOKEN", OPT_SECRET, FIELD(publish_token), 0, 0,
-     "require 'Authorization: Bearer TOKEN' on POST /message"},
+     "require 'Authorization: Bearer TOKEN' on POST /message", NULL, "none"},
     {"publish-token-file", "SSE_PUBLISH_TOKEN_FILE", OPT_SECRET_FILE, FIELD(publish_token), 0, 0,
-     "read the publish token from a file (first line)"},
+     "read the publish token from the first line of a file", NULL, "none"},
     {"cors-origin", "SSE_CORS_ORIGIN", OPT_ORIGIN, FIELD(cors_origins), 0, 0,
-     "allowed CORS origin (repeatable; the variable takes a comma list; default any)"},
+     "allowed CORS origin, repeatable; the variable takes a comma list", NULL, "any"},
     {"admin-local", "SSE_ADMIN_LOCAL", OPT_FLAG, FIELD(admin_local), 0, 1,
-     "serve /metrics, /stats and /dashboard to loopback clients only"},
-    {"admin-token", "SSE_ADMIN_TOKEN", OPT_SECRET, FIELD(admin_token), 0, FIELD_SIZE(admin_token),
-     "require TOKEN (Bearer, cookie sse_admin or ?token=) for /metrics, /stats and /dashboard"},
-    {"admin-token-file", "SSE_ADMIN_TOKEN_FILE", OPT_SECRET_FILE, FIELD(admin_token), 0,
-     FIELD_SIZE(admin_token), "read the admin token from a file (first line)"},
+     "serve /metrics, /stats and /dashboard to loopback clients only", NULL, "off"},
+    {"admin-token", "SSE_ADMIN_TOKEN", OPT_SECRET, FIELD(admin_token), 0, 0,
+     "require TOKEN (Bearer, cookie sse_admin or ?token=) for /metrics, /stats and /dashboard",
+     NULL, "none"},
+    {"admin-token-file", "SSE_ADMIN_TOKEN_FILE", OPT_SECRET_FILE, FIELD(admin_token), 0, 0,
+     "read the admin token from the first line of a file", NULL, "none"},
     {"data-dir", "SSE_DATA_DIR", OPT_PATH, FIELD(data_dir), 0, 0,
-     "keep a journal of messages there, replayed at start (default: memory only)"},
+     "keep a journal of messages there, replayed at start; without it, memory only", NULL, "none"},
     {"fsync", "SSE_FSYNC", OPT_FSYNC, FIELD(fsync_mode), 0, 0,
-     "journal durability: always, batch (one fdatasync per loop iteration) or never"},
+     "journal durability: always, batch (one fdatasync per loop iteration) or never", "batch",
+     NULL},
     {"segment-bytes", "SSE_SEGMENT_BYTES", OPT_SIZE, FIELD(segment_bytes), 4096,
-     (unsigned long long)1 << 40, "journal segment size before rotation"},
+     (unsigned long long)1 << 40, "journal segment size before rotation", "64m", NULL},
     {"retain-bytes", "SSE_RETAIN_BYTES", OPT_SIZE, FIELD(retain_bytes), 4096,
-     (unsigned long long)1 << 50, "most journal bytes kept on disk"},
+     (unsigned long long)1 << 50, "most journal bytes kept on disk", "1g", NULL},
     {"retain-records", "SSE_RETAIN_RECORDS", OPT_SIZE, FIELD(retain_records), 0,
-     (unsigned long long)1 << 40, "journal records kept at least (0: 10 x --history)"},
+     (unsigned long long)1 << 40, "journal records kept at least; 0 means 10 x --history", "0",
+     NULL},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -119,40 +133,31 @@ static void default_static_dir(char *out, size_t cap)
     snprintf(out, cap, "./static");
 }
 
-static void config_defaults(struct config *cfg)
+/* The configured origin equal to origin[0..len), or NULL. */
+static const char *find_origin(const struct config *cfg, const char *origin, size_t len)
 {
-    memset(cfg, 0, sizeof *cfg);
-    snprintf(cfg->bind, sizeof cfg->bind, "0.0.0.0");
-    cfg->port = 8080;
-    default_static_dir(cfg->static_dir, sizeof cfg->static_dir);
-    cfg->max_body = 1u << 20;
-    cfg->history = 1000;
-    cfg->history_bytes = 16u << 20;
-    cfg->max_rooms = 10000;
-    cfg->max_memory = (size_t)256 << 20;
-    cfg->retry_ms = 3000;
-    cfg->heartbeat_s = 15;
-    cfg->ping_ms = 2000;
-    cfg->header_timeout_s = 10;
-    cfg->keepalive_timeout_s = 30;
-    cfg->max_clients = 0;
-    cfg->log_level = LOG_INFO;
-    cfg->log_format = LOG_TEXT;
-    cfg->fsync_mode = FSYNC_BATCH;
-    cfg->segment_bytes = 64u << 20;
-    cfg->retain_bytes = (size_t)1 << 30;
+    for (size_t i = 0; i < cfg->cors_origins_len;) {
+        const char *o = cfg->cors_origins + i;
+        size_t n = strlen(o);
+        if (n == len && memcmp(o, origin, len) == 0) {
+            return o;
+        }
+        i += n + 1;
+    }
+    return NULL;
 }
 
 int config_origin_allowed(const struct config *cfg, const char *origin, size_t len)
 {
-    for (size_t i = 0; i < cfg->cors_origins_len;) {
-        size_t n = strlen(cfg->cors_origins + i);
-        if (n == len && memcmp(cfg->cors_origins + i, origin, len) == 0) {
-            return 1;
-        }
-        i += n + 1;
+    return find_origin(cfg, origin, len) != NULL;
+}
+
+const char *config_cors_origin(const struct config *cfg, const char *origin, size_t len)
+{
+    if (!cfg->cors_origins_len) {
+        return "*";
     }
-    return 0;
+    return origin ? find_origin(cfg, origin, len) : NULL;
 }
 
 /* Adds one origin, or a comma-separated list of them. */
@@ -185,20 +190,47 @@ static int add_origins(struct config *cfg, const char *val)
     }
 }
 
-/* Reads the first line of a file into out. */
-static int read_secret_file(const char *path, char *out, size_t cap)
+/*
+ * Reads the publish token, the first line of a file (up to the first CR or
+ * LF), into out[0..CONFIG_TOKEN_MAX]. A token that cannot be used whole is
+ * refused with the reason: one silently cut short would lock every
+ * publisher out, and an empty one would turn the check off.
+ */
+static int read_secret_file(const char *path, char *out)
 {
+    char buf[CONFIG_TOKEN_MAX + 2]; /* the longest token and a byte more */
     FILE *f = fopen(path, "re");
     if (!f) {
+        fprintf(stderr, "sse-server: cannot read the publish token file '%s': %s\n", path,
+                strerror(errno));
         return -1;
     }
-    char *line = fgets(out, (int)cap, f);
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int failed = ferror(f);
     fclose(f);
-    if (!line) {
+    if (failed) {
+        fprintf(stderr, "sse-server: cannot read the publish token file '%s'\n", path);
         return -1;
     }
-    out[strcspn(out, "\r\n")] = '\0';
-    return *out ? 0 : -1;
+    size_t len = 0;
+    while (len < n && buf[len] != '\r' && buf[len] != '\n') {
+        len++;
+    }
+    const char *why = NULL;
+    if (len > CONFIG_TOKEN_MAX) {
+        why = "holds a token longer than 4096 bytes";
+    } else if (len == 0) {
+        why = "is empty (the token is its first line)";
+    } else if (memchr(buf, '\0', len)) {
+        why = "holds a NUL byte in its first line";
+    }
+    if (why) {
+        fprintf(stderr, "sse-server: the publish token file '%s' %s\n", path, why);
+        return -1;
+    }
+    memcpy(out, buf, len);
+    out[len] = '\0';
+    return 0;
 }
 
 /* Parses a decimal number with an optional k/m/g (KiB/MiB/GiB) suffix. */
@@ -249,8 +281,6 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
 {
     char *field = (char *)cfg + o->offset;
     unsigned long long v;
-    /* A secret's row gives its field's size as max, or 0 for publish_token. */
-    size_t secret_cap = o->max ? (size_t)o->max : sizeof cfg->publish_token;
 
     switch (o->kind) {
     case OPT_STR:
@@ -291,17 +321,18 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         return 0;
     case OPT_SECRET:
-        if (strlen(val) >= secret_cap || strpbrk(val, "\r\n")) {
-            goto bad;
-        }
-        snprintf(field, secret_cap, "%s", val);
-        return 0;
-    case OPT_SECRET_FILE:
-        if (read_secret_file(val, field, secret_cap) < 0) {
-            fprintf(stderr, "sse-server: cannot read a token from '%s'\n", val);
+        if (strlen(val) > CONFIG_TOKEN_MAX) {
+            /* Not echoed: it is a secret. */
+            fprintf(stderr, "sse-server: the token of %s is longer than 4096 bytes\n", source);
             return -1;
         }
+        if (strpbrk(val, "\r\n")) {
+            goto bad;
+        }
+        snprintf(field, CONFIG_TOKEN_MAX + 1, "%s", val);
         return 0;
+    case OPT_SECRET_FILE:
+        return read_secret_file(val, field);
     case OPT_ORIGIN:
         if (add_origins(cfg, val) < 0) {
             goto bad;
@@ -340,6 +371,18 @@ bad:
     return -1;
 }
 
+/* The table's defaults; --static's is looked up beside the binary. */
+static void config_defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        if (options[i].dflt && set_option(cfg, &options[i], options[i].dflt, "a default") < 0) {
+            abort(); /* a bad entry in the table: the unit tests catch it */
+        }
+    }
+    default_static_dir(cfg->static_dir, sizeof cfg->static_dir);
+}
+
 static void print_help(void)
 {
     printf("Usage: sse-server [OPTION]...\n"
@@ -361,7 +404,8 @@ static void print_help(void)
             [OPT_FSYNC] = "MODE",
         };
         snprintf(flag, sizeof flag, "--%s %s", options[i].flag, metavar[options[i].kind]);
-        printf("  %-26s %s [%s]\n", flag, options[i].help, options[i].env);
+        const char *dflt = options[i].dflt_text ? options[i].dflt_text : options[i].dflt;
+        printf("  %-26s %s (default %s) [%s]\n", flag, options[i].help, dflt, options[i].env);
     }
     printf("  %-26s %s\n  %-26s %s\n", "--help", "show this help and exit", "--version",
            "show the version and exit");

@@ -286,7 +286,7 @@ int conn_accept(struct server *srv, int fd)
     c->srv = srv;
     c->watch.fd = -1;
     c->peer_local = peer_is_loopback(fd);
-    c->cors_origin = srv->cfg.cors_origins_len ? NULL : "*";
+    c->cors_origin = config_cors_origin(&srv->cfg, NULL, 0);
     list_init(&c->sub.node);
     list_init(&c->held_node);
     list_push_back(&srv->conns, &c->node);
@@ -647,10 +647,11 @@ static enum write_result conn_write(struct conn *c)
         }
         c->stream_bytes += (size_t)w;
         if (done && c->stream == STREAM_ROOM) {
-            uint64_t before = c->sub.cursor;
-            room_sub_advance(&c->sub, done);
-            srv->stats.deliveries += c->sub.cursor - before;
-            c->stream_events += c->sub.cursor - before;
+            /* Frames written, not cursor moves: the cursor also skips the
+             * subscriber's own frames (sender exclusion). */
+            size_t frames = room_sub_advance(&c->sub, done);
+            srv->stats.deliveries += frames;
+            c->stream_events += frames;
         }
     }
     return WRITE_BUDGET;
@@ -737,27 +738,11 @@ void conn_hub_ready(struct subscriber *sub, void *arg)
 
 /* ------------------------------------------------------------ requests */
 
-/* Access-Control-Allow-Origin for a request: "*" when any origin is allowed,
- * the request's Origin when it is one of the configured ones, else none. */
+/* Access-Control-Allow-Origin for a request (see config_cors_origin). */
 static const char *cors_origin_for(struct server *srv, const struct http_request *req)
 {
-    const struct config *cfg = &srv->cfg;
-    if (!cfg->cors_origins_len) {
-        return "*";
-    }
     const struct http_str *origin = http_request_header(req, "origin");
-    if (!origin) {
-        return NULL;
-    }
-    for (size_t i = 0; i < cfg->cors_origins_len;) {
-        const char *o = cfg->cors_origins + i;
-        size_t n = strlen(o);
-        if (n == origin->len && memcmp(o, origin->ptr, n) == 0) {
-            return o;
-        }
-        i += n + 1;
-    }
-    return NULL;
+    return config_cors_origin(&srv->cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
 }
 
 /* The request head is at the front of `in` and its body (if any) follows

@@ -10,7 +10,7 @@
  * Error offsets point at the first byte that cannot belong to a valid
  * document, with these conventions:
  *   - "unexpected end", "empty input": len (the input ran out);
- *   - a bad escape or lone surrogate: the backslash that starts the escape;
+ *   - a bad escape: the backslash that starts the escape;
  *   - ill-formed UTF-8: the first byte of the ill-formed sequence;
  *   - "leading zero": the zero; "invalid literal": the literal's first byte;
  *   - "trailing comma": the comma; "too deep": the bracket that overflows.
@@ -141,12 +141,18 @@ static int utf8_sequence(const unsigned char *s, size_t avail)
     return n;
 }
 
-/* c->i is at a backslash inside a string; on success it is past the escape. */
+/*
+ * c->i is at a backslash inside a string; on success it is past the escape.
+ * Any four hex digits make a valid \u escape, surrogates included: RFC 8259's
+ * grammar accepts a lone or mis-ordered surrogate escape (section 8.2 only
+ * warns that such a string has no Unicode meaning), and JavaScript writes
+ * one for a string cut inside a pair. Only raw bytes must be UTF-8.
+ */
 static bool scan_escape(struct cursor *c)
 {
     const unsigned char *p = c->p;
     size_t start = c->i;
-    unsigned cp, lo;
+    unsigned cp;
 
     if (start + 1 >= c->len)
         return fail_end(c);
@@ -174,30 +180,6 @@ static bool scan_escape(struct cursor *c)
         return fail(c, start, "invalid unicode escape");
     }
     c->i = start + 6;
-    if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return fail(c, start, "lone surrogate");
-    if (cp < 0xD800 || cp > 0xDBFF)
-        return true;
-
-    /*
-     * A high surrogate only denotes a character together with a low
-     * surrogate escape written immediately after it (RFC 8259 section 7);
-     * anything else, including another high surrogate, leaves it unpaired.
-     */
-    size_t i = c->i;
-    if (i >= c->len || (p[i] == '\\' && i + 1 >= c->len))
-        return fail_end(c);
-    if (p[i] != '\\' || p[i + 1] != 'u')
-        return fail(c, start, "lone surrogate");
-    switch (read_hex4(p, c->len, i + 2, &lo)) {
-    case -1:
-        return fail_end(c);
-    case 0:
-        return fail(c, i, "invalid unicode escape");
-    }
-    if (lo < 0xDC00 || lo > 0xDFFF)
-        return fail(c, start, "lone surrogate");
-    c->i = i + 6;
     return true;
 }
 
@@ -481,11 +463,15 @@ static size_t utf8_encode(unsigned cp, unsigned char out[4])
     return 4;
 }
 
+/* What string_next returns for a lone surrogate escape (no UTF-8 form). */
+#define LONE_SURROGATE (-2)
+
 /*
  * Decodes the next piece of string content at p[*i] (inside the quotes) into
  * u[]: one raw byte, or the UTF-8 form of an escape (a surrogate pair counts
  * as one escape). Returns the number of bytes put in u (1..4), 0 at the
- * closing quote (then *i is past it), -1 when the input is malformed.
+ * closing quote (then *i is past it), LONE_SURROGATE (with *i past it) for a
+ * surrogate escape that is not half of a pair, -1 when the input is malformed.
  */
 static int string_next(const unsigned char *p, size_t len, size_t *i, unsigned char u[4])
 {
@@ -537,10 +523,12 @@ static int string_next(const unsigned char *p, size_t len, size_t *i, unsigned c
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 k += 6;
             } else {
-                cp = 0xFFFD; /* unreachable on validated input */
+                *i = k + 2;
+                return LONE_SURROGATE;
             }
         } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-            cp = 0xFFFD; /* unreachable on validated input */
+            *i = k + 2;
+            return LONE_SURROGATE;
         }
         break;
     default:
@@ -618,16 +606,51 @@ static bool member_name_equals(const unsigned char *p, size_t len, size_t *i, co
     bool same = true;
     int n;
 
-    while ((n = string_next(p, len, &k, u)) > 0) {
+    while ((n = string_next(p, len, &k, u)) != 0) {
+        if (n == LONE_SURROGATE) {
+            same = false; /* no name given as UTF-8 can equal it */
+            continue;
+        }
+        if (n < 0)
+            return false;
         if (same && (pos + (size_t)n > name_len || memcmp(name + pos, u, (size_t)n) != 0))
             same = false; /* keep going: we still need the end of the name */
         pos += (size_t)n;
     }
-    if (n < 0)
-        return false;
     *i = k;
     *match = same && pos == name_len;
     return true;
+}
+
+/*
+ * Unescapes the string whose opening quote is p[i] into out[0..out_cap), as
+ * json_object_get_string returns it. A lone surrogate anywhere in it decides
+ * the result, even past the point where the value stopped fitting.
+ */
+static long unescape_value(const unsigned char *p, size_t len, size_t i, char *out, size_t out_cap)
+{
+    unsigned char u[4];
+    size_t k = i + 1, used = 0;
+    bool too_long = false;
+    int n;
+    while ((n = string_next(p, len, &k, u)) != 0) {
+        if (n == LONE_SURROGATE)
+            return JSON_LONE_SURROGATE;
+        if (n < 0)
+            return -1;
+        if (too_long || (size_t)n > out_cap - used) {
+            too_long = true;
+            continue;
+        }
+        memcpy(out + used, u, (size_t)n);
+        used += (size_t)n;
+    }
+    if (too_long || used > LONG_MAX)
+        return -2;
+    /* Convenience only: the value may itself contain NUL (\u0000). */
+    if (used < out_cap)
+        out[used] = '\0';
+    return (long)used;
 }
 
 long json_object_get_string(const char *buf, size_t len, const char *name, char *out,
@@ -662,23 +685,7 @@ long json_object_get_string(const char *buf, size_t len, const char *name, char 
             /* The first member with this name decides, string or not. */
             if (p[i] != '"')
                 return -1;
-            unsigned char u[4];
-            size_t k = i + 1, used = 0;
-            int n;
-            while ((n = string_next(p, len, &k, u)) > 0) {
-                if ((size_t)n > out_cap - used)
-                    return -2;
-                memcpy(out + used, u, (size_t)n);
-                used += (size_t)n;
-            }
-            if (n < 0)
-                return -1;
-            if (used > LONG_MAX)
-                return -2;
-            /* Convenience only: the value may itself contain NUL (\u0000). */
-            if (used < out_cap)
-                out[used] = '\0';
-            return (long)used;
+            return unescape_value(p, len, i, out, out_cap);
         }
 
         if (!skip_value(p, len, &i))

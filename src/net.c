@@ -96,7 +96,7 @@ int net_spare_open(void)
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-int net_shed_one(int listen_fd, int *spare, const char *answer, size_t answer_len)
+int net_shed_one(int listen_fd, int *spare, void (*answer)(int fd, void *arg), void *arg)
 {
     int shed = 0;
     if (*spare >= 0) {
@@ -105,8 +105,7 @@ int net_shed_one(int listen_fd, int *spare, const char *answer, size_t answer_le
     }
     int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd >= 0) {
-        ssize_t n = send(fd, answer, answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)n;
+        answer(fd, arg);
         close(fd);
         shed = 1;
     }

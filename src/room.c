@@ -734,22 +734,25 @@ size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, s
     return n;
 }
 
-void room_sub_advance(struct subscriber *sub, size_t n)
+size_t room_sub_advance(struct subscriber *sub, size_t n)
 {
     const struct room *room = sub->room;
+    size_t written = 0;
     skip_excluded(sub);
     while (n > 0 && sub->cursor < room->head) {
         const struct frame *f = room_frame(room, sub->cursor);
         size_t left = f->len - sub->offset;
         if (n < left) {
             sub->offset += n;
-            return;
+            return written;
         }
         n -= left;
         sub->cursor++;
         sub->offset = 0;
+        written++;
         skip_excluded(sub);
     }
+    return written;
 }
 
 bool room_sub_lagged(const struct subscriber *sub)

@@ -27,24 +27,55 @@
 #define ACCEPT_RETRY_MS 100
 
 #define BUSY_BODY "{\"error\":\"too many clients\"}\n"
+/* Bytes of a refused connection's request looked at for its Origin. */
+#define BUSY_PEEK 4096
 
-/* The canned answer at --max-clients, made once with its length computed. */
-static const char *busy_response(size_t *len)
+/*
+ * Access-Control-Allow-Origin of the 503 for a connection refused at once:
+ * by the rule of every answer (config_cors_origin) when its request head has
+ * already arrived, read here without waiting. Reading it also means closing
+ * sends a FIN, not a reset that could destroy the answer in flight. When
+ * nothing complete has arrived yet and a single origin is configured, that
+ * origin: browsers show the answer only to a page of exactly that origin, so
+ * it tells no other page anything, and that page can see why it was refused.
+ */
+static const char *busy_cors_origin(struct server *srv, int fd)
 {
-    static char response[256];
-    static size_t n;
-    if (!n) {
-        n = (size_t)snprintf(response, sizeof response,
-                             "HTTP/1.1 503 Service Unavailable\r\n"
-                             "Content-Type: application/json\r\n"
-                             "Content-Length: %zu\r\n"
-                             "Retry-After: 1\r\n"
-                             "Access-Control-Allow-Origin: *\r\n"
-                             "Connection: close\r\n\r\n%s",
-                             sizeof BUSY_BODY - 1, BUSY_BODY);
+    const struct config *cfg = &srv->cfg;
+    char head[BUSY_PEEK];
+    int status;
+    ssize_t n = recv(fd, head, sizeof head, MSG_DONTWAIT);
+    if (n > 0 && http_parse_head(head, (size_t)n, 0, &srv->req, &status) > 0) {
+        const struct http_str *origin = http_request_header(&srv->req, "origin");
+        return config_cors_origin(cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
     }
-    *len = n;
-    return response;
+    if (cfg->cors_origins_len && strlen(cfg->cors_origins) + 1 == cfg->cors_origins_len) {
+        return cfg->cors_origins;
+    }
+    return config_cors_origin(cfg, NULL, 0);
+}
+
+/* The answer at --max-clients (and to a connection shed when out of
+ * descriptors): best effort, never blocking; the caller closes fd. */
+static void send_busy(int fd, void *arg)
+{
+    struct server *srv = arg;
+    const char *origin = busy_cors_origin(srv, fd);
+    char response[256 + sizeof srv->cfg.cors_origins];
+    int n = snprintf(response, sizeof response,
+                     "HTTP/1.1 503 Service Unavailable\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Retry-After: 1\r\n"
+                     "%s%s%s%s"
+                     "Connection: close\r\n\r\n%s",
+                     sizeof BUSY_BODY - 1, origin ? "Access-Control-Allow-Origin: " : "",
+                     origin ? origin : "", origin ? "\r\n" : "",
+                     srv->cfg.cors_origins_len ? "Vary: Origin\r\n" : "", BUSY_BODY);
+    if (n > 0 && (size_t)n < sizeof response) {
+        ssize_t w = send(fd, response, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
 }
 
 uint32_t server_random(struct server *srv)
@@ -112,9 +143,7 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
                 log_warn("out of file descriptors with %zu connections: shedding new ones",
                          srv->nconns);
             }
-            size_t len;
-            const char *answer = busy_response(&len);
-            if (!net_shed_one(srv->listen_fd, &srv->spare_fd, answer, len)) {
+            if (!net_shed_one(srv->listen_fd, &srv->spare_fd, send_busy, srv)) {
                 server_pause_accept(srv);
             }
             return;
@@ -127,10 +156,7 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
             /* Admission control before any allocation: a polite, best-effort
              * answer on a fresh socket whose buffer is empty. */
             srv->stats.rejected_busy++;
-            size_t len;
-            const char *answer = busy_response(&len);
-            ssize_t n = send(fd, answer, len, MSG_NOSIGNAL);
-            (void)n;
+            send_busy(fd, srv);
             close(fd);
             continue;
         }

@@ -7,7 +7,8 @@
 #  - the required sections are there;
 #  - the options documented in OPTIONS (the .TP entries) are exactly the
 #    options of `sse-server --help`, each entry names the option's variable
-#    as --help does, and ENVIRONMENT lists every variable;
+#    as --help does, each states the default --help shows ("default X"), and
+#    ENVIRONMENT lists every variable;
 #  - every endpoint of --help is in ENDPOINTS;
 #  - the version in .TH is the binary's.
 # Last line: "N passed, N failed".
@@ -32,6 +33,8 @@ if need_pkg man man-db; then
     else
         bad "man --warnings -l docs/sse-server.1" "exit $rc: $(head -n 5 "$T/warnings")"
     fi
+    # Rendered wide, each entry's text is on one line: what the default check reads.
+    MANWIDTH=1000 LC_ALL=C man -l "$PAGE" >"$T/wide" 2>/dev/null
     if grep -q 'sse-server - Server-Sent Events broadcast server' "$T/rendered"; then
         ok "the page renders its NAME line"
     else
@@ -97,6 +100,25 @@ if [ "$nv" -gt 5 ] && [ -z "$wrong" ]; then
     ok "each option entry names its variable as --help does ($nv)"
 else
     bad "option entries name their variables" "wrong or missing:${wrong:- (no variable parsed from --help)}"
+fi
+# Each entry states the default --help shows: "(default X)" there, "default X"
+# followed by a space or punctuation in the rendered entry.
+wrong_def=""
+nd=0
+while IFS=$'\t' read -r opt def; do
+    nd=$((nd + 1))
+    body=$(awk -v o="$opt" '/^       --/ { on = ($1 == o); next } on' "$T/wide" 2>/dev/null |
+        tr -s ' \t\n' '   ')
+    case "$body" in
+    *"default $def"[.\ \(\;,]*) ;;
+    *) wrong_def="$wrong_def $opt($def)" ;;
+    esac
+done < <(sed -nE 's/^  (--[a-z-]+) .*\(default (.*)\) \[SSE_[A-Z_]+\]$/\1\t\2/p' "$T/help")
+if [ "$nd" -gt 5 ] && [ "$nd" -eq "$nv" ] && [ -z "$wrong_def" ]; then
+    ok "each option entry states the default --help shows ($nd)"
+else
+    bad "option entries state the defaults of --help" \
+        "$nd of $nv defaults parsed from --help; wrong or missing:${wrong_def:- (none)}"
 fi
 env_missing=""
 for v in $(grep -oE '\[SSE_[A-Z_]+\]$' "$T/help" | tr -d '[]'); do

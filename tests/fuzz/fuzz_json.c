@@ -8,7 +8,9 @@
  *   1. a small recursive-descent reference parser, written differently on
  *      purpose (pointer-based, decodes UTF-8 by bit patterns and checks code
  *      point ranges instead of byte ranges), must agree on validity and on
- *      the value json_object_get_string returns for a few member names;
+ *      the value json_object_get_string returns for a few member names
+ *      (lone surrogate escapes are valid; a value holding one is refused
+ *      with JSON_LONE_SURROGATE, a name holding one matches nothing);
  *   2. whitespace around the input never changes validity;
  *   3. a valid document stays valid as an array element or a member value,
  *      unless it is already nested JSON_MAX_DEPTH deep ("too deep");
@@ -45,7 +47,9 @@ struct ref {
     /* lookup of a top-level member */
     const unsigned char *name;
     size_t name_len;
-    int found; /* 0: no member yet, 1: first match is a string, 2: it is not */
+    int found; /* 0: no member yet, 1: first match is a string, 2: it is not,
+                  3: a string with a lone surrogate escape */
+    bool lone; /* the last string parsed held a lone surrogate escape */
     unsigned char *val;
     size_t val_len;
     unsigned char *key; /* scratch for top-level member names */
@@ -148,6 +152,7 @@ static bool ref_string(struct ref *r, unsigned char *dec, size_t *dec_len)
     if (r->p >= r->end || *r->p != '"')
         return false;
     r->p++;
+    r->lone = false;
     for (;;) {
         if (r->p >= r->end)
             return false;
@@ -172,18 +177,24 @@ static bool ref_string(struct ref *r, unsigned char *dec, size_t *dec_len)
             } else if (c == 'u') {
                 if (!ref_hex4(r, &cp))
                     return false;
-                if (cp >= 0xDC00 && cp <= 0xDFFF)
-                    return false;
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    uint32_t lo;
-                    if (r->end - r->p < 2 || r->p[0] != '\\' || r->p[1] != 'u')
-                        return false;
+                /* Any escape is valid; a high half followed at once by a low
+                 * one makes a pair, any other surrogate stays lone. */
+                const unsigned char *after = r->p;
+                uint32_t lo;
+                if (cp >= 0xD800 && cp <= 0xDBFF && r->end - r->p >= 2 && r->p[0] == '\\' &&
+                    r->p[1] == 'u') {
                     r->p += 2;
-                    if (!ref_hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                        return false;
-                    cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
+                    if (ref_hex4(r, &lo) && lo >= 0xDC00 && lo <= 0xDFFF)
+                        cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
+                    else
+                        r->p = after;
                 }
-                k = put_utf8(tmp, cp);
+                if (cp >= 0xD800 && cp <= 0xDFFF) {
+                    r->lone = true;
+                    k = 0;
+                } else {
+                    k = put_utf8(tmp, cp);
+                }
             } else {
                 return false;
             }
@@ -268,6 +279,7 @@ static bool ref_value(struct ref *r, int depth)
             ref_ws(r);
             if (!ref_string(r, top ? r->key : NULL, &klen))
                 return false;
+            bool key_lone = r->lone; /* such a name matches no name */
             if (top && !r->have_first_key) {
                 memcpy(r->first_key, r->key, klen);
                 r->first_key_len = klen;
@@ -282,12 +294,12 @@ static bool ref_value(struct ref *r, int depth)
                 return false;
             r->p++;
             ref_ws(r);
-            bool match = top && r->found == 0 && r->name != NULL && klen == r->name_len &&
-                         memcmp(r->key, r->name, klen) == 0;
+            bool match = top && r->found == 0 && r->name != NULL && !key_lone &&
+                         klen == r->name_len && memcmp(r->key, r->name, klen) == 0;
             if (match && r->p < r->end && *r->p == '"') {
-                r->found = 1;
                 if (!ref_string(r, r->val, &r->val_len))
                     return false;
+                r->found = r->lone ? 3 : 1;
             } else {
                 if (match)
                     r->found = 2;
@@ -410,7 +422,11 @@ static void check_lookup(const uint8_t *data, size_t size, const unsigned char *
     char *out = malloc(cap > 0 ? cap : 1);
     CHECK(out != NULL);
     long got = json_object_get_string((const char *)data, size, cname, out, cap);
-    if (r.found != 1) {
+    if (r.found == 3) {
+        CHECK(got == JSON_LONE_SURROGATE);
+        CHECK(json_object_get_string((const char *)data, size, cname, out, 0) ==
+              JSON_LONE_SURROGATE);
+    } else if (r.found != 1) {
         CHECK(got == -1);
     } else {
         CHECK(got == (long)r.val_len);
@@ -543,7 +559,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Lookups never misbehave, even on documents the validator rejected. */
     char small[8];
     long any = json_object_get_string((const char *)data, size, "room", small, sizeof(small));
-    CHECK(any >= -2 && any <= (long)sizeof(small));
+    CHECK(any >= JSON_LONE_SURROGATE && any <= (long)sizeof(small));
 
     if (ok) {
         /* 3: nesting one level deeper. */

@@ -129,7 +129,8 @@ static void get_expect(int port, const char *target, int status, struct itest_re
 static void post(int port, const char *target, const char *authorization, const char *body,
                  struct itest_response *r)
 {
-    char raw[1024], auth[256] = "";
+    /* Room for the longest token (4096 bytes) and its header. */
+    char raw[16384], auth[8192] = "";
     if (authorization)
         snprintf(auth, sizeof auth, "Authorization: %s\r\n", authorization);
     snprintf(raw, sizeof raw,
@@ -785,6 +786,59 @@ static size_t open_rooms(struct itest_sub *subs, const char *const *rooms, size_
     return itest_subs_drive(subs, n, 0, itest_timeout());
 }
 
+/* deliveries counts frames written to a client, never the frames sender
+ * exclusion skips: one subscriber is the sender of N messages (and gets
+ * none of them), the other gets all. The messages arrive pipelined after one
+ * from nobody in particular, so the sender's subscriber is written that one
+ * with its own N right behind it in the ring. */
+static void test_deliveries_exclusion(void **state)
+{
+    (void)state;
+    enum { NMSG = 10 };
+    struct itest_server *s = start(NULL);
+    struct itest_sub sender, other;
+    assert_int_equal(itest_sub_open(&sender, s->port, "/messages?client=alice", itest_timeout()),
+                     0);
+    assert_int_equal(itest_sub_open(&other, s->port, "/messages", itest_timeout()), 0);
+
+    static const char body[] = "{\"n\":1}";
+    char raw[(NMSG + 1) * 160];
+    size_t len = 0;
+    for (int i = 0; i <= NMSG; i++)
+        len += (size_t)snprintf(raw + len, sizeof raw - len,
+                                "POST /message%s HTTP/1.1\r\nHost: ops.test\r\n"
+                                "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                                i ? "?client=alice" : "", sizeof body - 1, body);
+    struct itest_conn c;
+    assert_int_equal(itest_conn_open(&c, s->port), 0);
+    assert_true(itest_conn_sendn(&c, raw, len));
+    struct itest_response r;
+    for (int i = 0; i <= NMSG; i++) {
+        assert_int_equal(itest_read_response(&c, &r, 0, itest_timeout()), 0);
+        assert_int_equal(r.status, 202);
+        itest_response_free(&r);
+    }
+    itest_conn_close(&c);
+
+    assert_true(itest_sub_wait(&other, NMSG + 1, itest_timeout()));
+    assert_true(itest_sub_wait(&sender, 1, itest_timeout()));
+    assert_int_equal(other.events.count, NMSG + 1);
+    assert_int_equal(sender.events.count, 1);
+
+    get_stats(s->port, "/stats", &r);
+    assert_int_equal(stat_of(&r, "messages_published"), NMSG + 1);
+    if (stat_of(&r, "deliveries") != NMSG + 2)
+        fprintf(stderr, "/stats: %s", r.body);
+    assert_int_equal(stat_of(&r, "deliveries"), NMSG + 2);
+    itest_response_free(&r);
+    get_metrics(s->port, &r);
+    assert_true(metric_value(r.body, "sse_deliveries_total") == NMSG + 2);
+    itest_response_free(&r);
+    itest_sub_close(&sender);
+    itest_sub_close(&other);
+    stop_ok(s);
+}
+
 static void test_metrics_room_cardinality(void **state)
 {
     (void)state;
@@ -940,7 +994,7 @@ static void check_token(int port, const char *good, const char *bad)
     memset(&sub, 0, sizeof sub);
     assert_int_equal(itest_sub_open(&sub, port, "/messages", itest_timeout()), 0);
 
-    char auth[256];
+    char auth[8192];
     assert_int_equal(post_status(port, NULL, "{\"refused\":1}"), 401);
     snprintf(auth, sizeof auth, "Bearer %s", bad);
     assert_int_equal(post_status(port, auth, "{\"refused\":2}"), 401);
@@ -1014,6 +1068,38 @@ static void test_publish_token_file(void **state)
         itest_server_signal(&t, SIGKILL, itest_ms(5000));
         fail_msg("the server started with an unreadable --publish-token-file");
     }
+
+    /* A 3,000-byte token works in full: not cut short, so neither it without
+     * its last byte nor with that byte changed is accepted. */
+    enum { LONG_TOKEN = 3000, TOO_LONG_TOKEN = 5000 };
+    char *token = malloc(TOO_LONG_TOKEN + 2);
+    char *wrong = malloc(LONG_TOKEN + 1);
+    assert_non_null(token);
+    assert_non_null(wrong);
+    for (size_t i = 0; i < TOO_LONG_TOKEN; i++)
+        token[i] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"[(i * 7) % 64];
+    token[LONG_TOKEN] = '\n';
+    assert_int_equal(itest_write_file(path, token, LONG_TOKEN + 1), 0);
+    token[LONG_TOKEN] = '\0';
+    memcpy(wrong, token, LONG_TOKEN + 1);
+    wrong[LONG_TOKEN - 1] = wrong[LONG_TOKEN - 1] == 'x' ? 'y' : 'x';
+    s = start(args);
+    check_token(s->port, token, wrong);
+    stop_ok(s);
+
+    /* A 5,000-byte one is refused at start, not truncated. */
+    for (size_t i = LONG_TOKEN; i < TOO_LONG_TOKEN; i++)
+        token[i] = 'z';
+    token[TOO_LONG_TOKEN] = '\n';
+    assert_int_equal(itest_write_file(path, token, TOO_LONG_TOKEN + 1), 0);
+    fprintf(stderr, "(a start failure is expected next)\n");
+    t = itest_server_start(args);
+    if (t.pid > 0) {
+        itest_server_signal(&t, SIGKILL, itest_ms(5000));
+        fail_msg("the server started with a 5000-byte token");
+    }
+    free(token);
+    free(wrong);
 }
 
 static void test_options_from_env(void **state)
@@ -1159,6 +1245,77 @@ static void test_cors_default(void **state)
         expect_cors(&r, "*");
         itest_response_free(&r);
     }
+    stop_ok(s);
+}
+
+/* The 503 of a connection over --max-clients, whose request (if any) was
+ * sent before the server accepted it: sent = NULL sends nothing. */
+static void busy_answer(struct itest_server *s, const char *sent, struct itest_response *r)
+{
+    struct itest_conn c;
+    if (sent) {
+        /* Stopped, the server accepts only once the request is in its socket
+         * buffer: the answer may then depend on the request, as it should. */
+        assert_int_equal(kill(s->pid, SIGSTOP), 0);
+        assert_int_equal(itest_conn_open(&c, s->port), 0);
+        assert_true(itest_conn_send(&c, sent));
+        assert_int_equal(kill(s->pid, SIGCONT), 0);
+    } else {
+        assert_int_equal(itest_conn_open(&c, s->port), 0);
+    }
+    assert_int_equal(itest_read_response(&c, r, 0, itest_timeout()), 0);
+    if (r->status != 503)
+        itest_show_response("over --max-clients", r, 300);
+    assert_int_equal(r->status, 503);
+    assert_true(itest_conn_wait_close(&c, itest_timeout()));
+    itest_conn_close(&c);
+}
+
+/* The 503 at --max-clients carries the CORS headers of every other answer. */
+static void test_cors_busy(void **state)
+{
+    (void)state;
+    const char *args[] = {"--max-clients", "1", "--cors-origin", "https://a.example", NULL};
+    struct itest_server *s = start(args);
+    struct itest_conn hold;
+    struct itest_response r;
+    assert_int_equal(itest_conn_open(&hold, s->port), 0);
+    assert_true(itest_conn_send(&hold, "GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n"));
+    assert_int_equal(itest_read_response(&hold, &r, 0, itest_timeout()), 0);
+    assert_int_equal(r.status, 200);
+    itest_response_free(&r);
+
+    static const struct {
+        const char *sent; /* NULL: nothing before the answer */
+        const char *allowed;
+    } cases[] = {
+        {NULL, "https://a.example"},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\nOrigin: https://a.example\r\n\r\n",
+         "https://a.example"},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\nOrigin: https://evil.example\r\n\r\n", NULL},
+        {"GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        busy_answer(s, cases[i].sent, &r);
+        expect_cors(&r, cases[i].allowed);
+        assert_true(itest_header_has_token(&r, "Vary", "Origin"));
+        itest_response_free(&r);
+    }
+    itest_conn_close(&hold);
+    stop_ok(s);
+
+    /* Without --cors-origin: "*", as everywhere. */
+    const char *any_args[] = {"--max-clients", "1", NULL};
+    s = start(any_args);
+    assert_int_equal(itest_conn_open(&hold, s->port), 0);
+    assert_true(itest_conn_send(&hold, "GET /healthz HTTP/1.1\r\nHost: ops.test\r\n\r\n"));
+    assert_int_equal(itest_read_response(&hold, &r, 0, itest_timeout()), 0);
+    itest_response_free(&r);
+    busy_answer(s, NULL, &r);
+    expect_cors(&r, "*");
+    assert_null(itest_header(&r, "Vary"));
+    itest_response_free(&r);
+    itest_conn_close(&hold);
     stop_ok(s);
 }
 
@@ -1712,12 +1869,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_figures, setup_room_a, teardown_room_a),
         cmocka_unit_test_setup_teardown(test_metrics_figures, setup_room_a, teardown_room_a),
         cmocka_unit_test_setup_teardown(test_metrics_room_cardinality, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliveries_exclusion, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_promtool, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_options_from_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_allow_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_default, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cors_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_admin_local, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_json_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_bad_requests_rate_limited, setup, teardown),

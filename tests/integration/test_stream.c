@@ -288,6 +288,49 @@ static void test_large_message(void **state)
     itest_sub_close(&s);
 }
 
+/* Lone surrogate escapes are valid JSON (RFC 8259's grammar takes any
+ * \uXXXX; JavaScript's JSON.stringify writes one for a string cut inside a
+ * pair): such a message is broadcast byte for byte. A room named with one
+ * is refused, since the name has no UTF-8 form, and nothing is broadcast. */
+static void test_lone_surrogate_escapes(void **state)
+{
+    int port = itest_state_port(state);
+    static const char *const bodies[] = {
+        "{\"data\":\"\\ud83d\"}",
+        "\"\\udc00\\ud800\"",
+        "[\"\\uDE00\",\"cut \\uD83D\",{\"\\uDBFF\":\"\\uDFFF\\uD83D\\uDE00\"}]",
+    };
+    enum { NB = sizeof bodies / sizeof bodies[0] };
+    struct itest_sub s;
+    assert_int_equal(itest_sub_open(&s, port, "/messages", itest_timeout()), 0);
+    uint64_t ids[NB];
+    for (size_t i = 0; i < NB; i++) {
+        long clients = -1;
+        assert_int_equal(
+            itest_post_message(port, NULL, bodies[i], strlen(bodies[i]), &ids[i], &clients), 202);
+        assert_int_equal(clients, 1);
+    }
+    assert_true(itest_sub_wait(&s, NB, itest_timeout()));
+    for (size_t i = 0; i < NB; i++)
+        check_event(&s.events.ev[i], bodies[i], strlen(bodies[i]), ids[i]);
+
+    static const char room_body[] = "{\"room\":\"\\ud83d\",\"data\":1}";
+    char raw[256];
+    int hl = snprintf(raw, sizeof raw,
+                      "POST /message HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s",
+                      sizeof room_body - 1, room_body);
+    struct itest_response r;
+    assert_int_equal(itest_request_n(port, raw, (size_t)hl, 0, &r), 0);
+    if (r.status != 400)
+        itest_show_response("room named with a lone surrogate", &r, 300);
+    assert_int_equal(r.status, 400);
+    assert_true(itest_is_json_error(&r));
+    assert_non_null(strstr(r.body, "invalid room name: a lone surrogate"));
+    itest_response_free(&r);
+    assert_false(itest_sub_wait(&s, NB + 1, 300));
+    itest_sub_close(&s);
+}
+
 static void test_invalid_json_not_broadcast(void **state)
 {
     int port = itest_state_port(state);
@@ -301,8 +344,8 @@ static void test_invalid_json_not_broadcast(void **state)
         B("{\"a\":01}"),
         B("{\"a\":\"\xff\"}"),
         B("{\"a\":\"\xc0\xaf\"}"),
-        B("\"\\ud800\""),
-        B("\"\\udc00\\ud800\""),
+        B("\"\xed\xa0\xbd\""), /* a surrogate as raw bytes is not UTF-8 */
+        B("{\"a\":\"\\ud83d\xed\xb8\x80\"}"),
         B(""),
         B("   "),
         B("{\"a\":1}{\"b\":2}"),
@@ -466,6 +509,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_line_breaks_and_bytes, itest_setup_server,
                                         itest_teardown_server),
         cmocka_unit_test_setup_teardown(test_large_message, itest_setup_server,
+                                        itest_teardown_server),
+        cmocka_unit_test_setup_teardown(test_lone_surrogate_escapes, itest_setup_server,
                                         itest_teardown_server),
         cmocka_unit_test_setup_teardown(test_invalid_json_not_broadcast, itest_setup_server,
                                         itest_teardown_server),

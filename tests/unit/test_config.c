@@ -712,6 +712,168 @@ static void test_other_options(void **state)
     parse_err(ARGS("--cors-origin", many));
 }
 
+/* ------------------------------------------------------------ token file */
+
+/* Writes len bytes of `bytes` to a new temporary file named in path. */
+static void write_temp(char *path, const char *bytes, size_t len)
+{
+    strcpy(path, "/tmp/sse-config-test-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, bytes, len), (ssize_t)len);
+    close(fd);
+}
+
+/* Expects the token file with these bytes to give a token of want_len bytes
+ * (the first want_len bytes of the file), or when want_len is 0 to be refused
+ * with `why` in the message. */
+static void expect_token_file(const char *bytes, size_t len, size_t want_len, const char *why)
+{
+    char path[64];
+    write_temp(path, bytes, len);
+    struct config cfg;
+    if (want_len) {
+        parse_ok(&cfg, ARGS("--publish-token-file", path));
+        assert_int_equal(strlen(cfg.publish_token), want_len);
+        assert_memory_equal(cfg.publish_token, bytes, want_len);
+    } else {
+        parse_err(ARGS("--publish-token-file", path));
+        if (!strstr(output, why))
+            fail_msg("no \"%s\" in: %s", why, output);
+    }
+    unlink(path);
+}
+
+/* Tokens up to CONFIG_TOKEN_MAX bytes are read in full; a longer one, an
+ * empty one or one with a NUL byte stops the start with a message that says
+ * which: never a token silently cut short. */
+static void test_token_file_sizes(void **state)
+{
+    (void)state;
+    enum { BIG = CONFIG_TOKEN_MAX + 10 };
+    char *t = malloc(BIG + 2);
+    assert_non_null(t);
+    for (size_t i = 0; i < BIG; i++)
+        t[i] = (char)('a' + i % 26);
+    static const size_t fits[] = {1, 255, 256, 3000, CONFIG_TOKEN_MAX - 1, CONFIG_TOKEN_MAX};
+    for (size_t k = 0; k < sizeof fits / sizeof fits[0]; k++) {
+        size_t n = fits[k];
+        expect_token_file(t, n, n, NULL); /* no line end at all */
+        t[n] = '\n';
+        expect_token_file(t, n + 1, n, NULL);
+        t[n] = '\r';
+        t[n + 1] = '\n';
+        expect_token_file(t, n + 2, n, NULL);
+        expect_token_file(t, BIG, n, NULL); /* a long second line */
+        t[n] = (char)('a' + n % 26);
+        t[n + 1] = (char)('a' + (n + 1) % 26);
+    }
+    expect_token_file(t, CONFIG_TOKEN_MAX + 1, 0, "longer than 4096 bytes");
+    t[CONFIG_TOKEN_MAX + 1] = '\n';
+    expect_token_file(t, CONFIG_TOKEN_MAX + 2, 0, "longer than 4096 bytes");
+    t[CONFIG_TOKEN_MAX + 1] = '\r';
+    expect_token_file(t, BIG, 0, "longer than 4096 bytes");
+    t[CONFIG_TOKEN_MAX + 1] = 'x';
+    expect_token_file(t, BIG, 0, "longer than 4096 bytes"); /* no line end at all */
+    expect_token_file("", 0, 0, "is empty");
+    expect_token_file("\n", 1, 0, "is empty");
+    expect_token_file("\r\nsecond line\n", 14, 0, "is empty");
+    expect_token_file("ab\0cd\n", 6, 0, "NUL");
+    parse_err(ARGS("--publish-token-file", "/nonexistent/sse-token"));
+    assert_non_null(strstr(output, "/nonexistent/sse-token"));
+
+    /* Inline, the same limit. */
+    struct config cfg;
+    t[CONFIG_TOKEN_MAX] = '\0';
+    parse_ok(&cfg, ARGS("--publish-token", t));
+    assert_int_equal(strlen(cfg.publish_token), CONFIG_TOKEN_MAX);
+    t[CONFIG_TOKEN_MAX] = 'x';
+    t[CONFIG_TOKEN_MAX + 1] = '\0';
+    parse_err(ARGS("--publish-token", t));
+    assert_non_null(strstr(output, "longer than 4096 bytes"));
+    assert_null(strstr(output, t)); /* the secret is not echoed */
+    free(t);
+}
+
+/* ------------------------------------------------------------ help defaults */
+
+/* Defaults --help describes in words, not as a value, and the check that
+ * config_defaults sets just that. */
+static bool descriptive_default(const char *name, const char *shown, const struct config *d)
+{
+    if (strcmp(name, "static") == 0) {
+        size_t n = strlen(d->static_dir);
+        return strcmp(shown, "static/ beside the binary if it exists, else ./static") == 0 &&
+               n >= 7 && strcmp(d->static_dir + n - 7, "/static") == 0;
+    }
+    if (strcmp(name, "publish-token") == 0 || strcmp(name, "publish-token-file") == 0)
+        return strcmp(shown, "none") == 0 && d->publish_token[0] == '\0';
+    if (strcmp(name, "admin-token") == 0 || strcmp(name, "admin-token-file") == 0)
+        return strcmp(shown, "none") == 0 && d->admin_token[0] == '\0';
+    if (strcmp(name, "cors-origin") == 0)
+        return strcmp(shown, "any") == 0 && d->cors_origins_len == 0;
+    if (strcmp(name, "admin-local") == 0)
+        return strcmp(shown, "off") == 0 && d->admin_local == 0;
+    if (strcmp(name, "data-dir") == 0)
+        return strcmp(shown, "none") == 0 && d->data_dir[0] == '\0';
+    return false;
+}
+
+/*
+ * Every option's --help line ends "(default X) [SSE_VAR]", and X is what the
+ * defaults are: setting the option to X explicitly changes nothing in the
+ * parsed configuration (a help line showing anything else would). The few
+ * defaults that are not values are checked one by one.
+ */
+static void test_help_defaults(void **state)
+{
+    (void)state;
+    struct config defaults, cfg;
+    parse_ok(&defaults, NULL);
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    char help[sizeof output];
+    memcpy(help, output, sizeof help);
+
+    size_t options = 0, words = 0;
+    for (char *line = strtok(help, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  --", 4) != 0 || !strstr(line, "[SSE_"))
+            continue; /* not an option, or --help / --version */
+        char name[64];
+        size_t n = strcspn(line + 4, " ");
+        assert_true(n < sizeof name);
+        memcpy(name, line + 4, n);
+        name[n] = '\0';
+        const char *d = strstr(line, " (default ");
+        const char *end = strstr(line, ") [SSE_");
+        if (!d || !end || end < d)
+            fail_msg("no \"(default ...)\" before the variable: %s", line);
+        char shown[128];
+        size_t sl = (size_t)(end - (d + 10));
+        assert_true(sl > 0 && sl < sizeof shown);
+        memcpy(shown, d + 10, sl);
+        shown[sl] = '\0';
+        options++;
+        if (descriptive_default(name, shown, &defaults)) {
+            words++;
+            continue;
+        }
+        char arg[256];
+        snprintf(arg, sizeof arg, "--%s=%s", name, shown);
+        parse_ok(&cfg, ARGS(arg));
+        if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
+            fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
+    }
+    assert_int_equal(options, 27);
+    assert_int_equal(words, 8);
+
+    /* As a user reads it. */
+    assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
+    assert_non_null(strstr(output, "messages kept per room for replay and resume (default 1000)"));
+    assert_int_equal(defaults.history, 1000);
+    assert_non_null(strstr(output, "(default 16m) [SSE_HISTORY_BYTES]"));
+    assert_int_equal(defaults.history_bytes, 16u << 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -724,6 +886,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_flags_replace_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_file_sizes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_defaults, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

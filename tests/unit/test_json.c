@@ -587,27 +587,40 @@ static const struct vec surrogates_valid[] = {
     V("[\"\\uD7FF\\uE000\"]"),
 };
 
+/*
+ * Lone and mis-ordered surrogate escapes: RFC 8259's grammar takes any four
+ * hex digits (section 8.2 only says such strings have no Unicode meaning), and
+ * JavaScript's JSON.stringify writes them for a string cut inside a pair.
+ */
+static const struct vec surrogates_lone[] = {
+    V("\"\\uD800\""),
+    V("\"\\uDBFF\""),
+    V("\"\\uDC00\""),
+    V("\"\\uDFFF\""),
+    V("\"\\ud83d\""), /* JSON.stringify("\u{1F600}".slice(0, 1)) */
+    V("{\"data\":\"\\ud83d\"}"),
+    V("\"\\uDC00\\uD800\""), /* mis-ordered */
+    V("\"\\uDE00\\uD83D\""),
+    V("\"\\uD800\\uD800\""), /* high, high */
+    V("\"\\uD800\\uDBFF\""),
+    V("\"\\uD800x\""),
+    V("\"\\uD800\\n\""),
+    V("\"\\uD800\\u0041\""),
+    V("\"\\uD800\\uE000\""),
+    V("\"\\uD800 \\uDC00\""), /* not immediately */
+    V("\"\\uD800\\\\uDC00\""),
+    V("\"\\uD800\\uDC00\\uDC00\""),
+    V("\"x\\uDC00\""),
+    V("{\"\\uD800\":1}"),
+    V("[\"\\udfff\"]"),
+    V("[\"\\uD800\",\"\\uDC00\"]"),
+};
+
 static const struct bad surrogates_invalid[] = {
-    BA("\"\\uD800\"", "lone surrogate", 1),
-    B("\"\\uDBFF\"", "lone surrogate"),
-    BA("\"\\uDC00\"", "lone surrogate", 1),
-    B("\"\\uDFFF\"", "lone surrogate"),
-    BA("\"\\uDC00\\uD800\"", "lone surrogate", 1), /* mis-ordered */
-    B("\"\\uDE00\\uD83D\"", "lone surrogate"),
-    BA("\"\\uD800\\uD800\"", "lone surrogate", 1), /* high, high */
-    B("\"\\uD800\\uDBFF\"", "lone surrogate"),
-    B("\"\\uD800x\"", "lone surrogate"),
-    B("\"\\uD800\\n\"", "lone surrogate"),
-    B("\"\\uD800\\u0041\"", "lone surrogate"),
-    B("\"\\uD800\\uE000\"", "lone surrogate"),
-    B("\"\\uD800 \\uDC00\"", "lone surrogate"), /* not immediately */
-    B("\"\\uD800\\\\uDC00\"", "lone surrogate"),
-    B("\"\\uD800\xED\xB0\x80\"", "lone surrogate"), /* raw low half after it */
-    BA("\"\\uD800\\uDC00\\uDC00\"", "lone surrogate", 13),
-    B("\"x\\uDC00\"", "lone surrogate"),
-    B("{\"\\uD800\":1}", "lone surrogate"),
-    B("[\"\\udfff\"]", "lone surrogate"),
-    B("\"\\uD800\"\"\\uDC00\"", "lone surrogate"),
+    /* Raw bytes must still be UTF-8: an encoded surrogate is not. */
+    BA("\"\\uD800\xED\xB0\x80\"", "invalid utf-8", 7), /* raw low half after it */
+    BA("\"\xED\xA0\xBD\"", "invalid utf-8", 1),
+    BA("\"\\uD800\"\"\\uDC00\"", "trailing garbage", 8),
     BA("\"\\uD800\\u\"", "invalid unicode escape", 7),
     B("\"\\uD800\\uDC0\"", "invalid unicode escape"),
     B("\"\\uD800\\uDCZZ\"", "invalid unicode escape"),
@@ -615,13 +628,14 @@ static const struct bad surrogates_invalid[] = {
     B("\"\\uD800\\", "unexpected end"),
     B("\"\\uD800\\u", "unexpected end"),
     B("\"\\uD800\\uDC", "unexpected end"),
-    B("\"\\uD800\\x\"", "lone surrogate"),
+    BA("\"\\uD800\\x\"", "invalid escape", 7),
 };
 
 static void test_surrogates(void **state)
 {
     (void)state;
     CHECK_VALID(surrogates_valid);
+    CHECK_VALID(surrogates_lone);
     CHECK_INVALID(surrogates_invalid);
 }
 
@@ -1028,8 +1042,7 @@ static const struct bad offsets[] = {
     BA("[\"ok\", \"bad\x01\"]", "control character in string", 11),
     BA("[\"ok\", \"\\q\"]", "invalid escape", 8),
     BA("[\"ok\", \"\\u12x4\"]", "invalid unicode escape", 8),
-    BA("[\"ok\", \"x\\uDC00\"]", "lone surrogate", 9),
-    BA("[\"ok\", \"\\uD800\\uD800\"]", "lone surrogate", 8),
+    BA("[\"\\uDE00\", \"\\uD800\\u12x4\"]", "invalid unicode escape", 18),
     BA("[\"ok\", \"ab\xC0\xAF\"]", "invalid utf-8", 10),
     BA("[\"ok\", \"ab\xE2\x82\x28\"]", "invalid utf-8", 10),
     BA("[1, 02]", "leading zero", 4),
@@ -1045,7 +1058,6 @@ static const struct bad offsets[] = {
     BA("[1, 2", "unexpected end", 5),
     BA("   ", "empty input", 3),
     BA("\xEF\xBB\xBF[]", "byte order mark", 0),
-    BA("[\"\\uD83D\\uDE00\", \"\\uDE00\"]", "lone surrogate", 18),
     BA("\"\xF4\x90\x80\x80\"", "invalid utf-8", 1),
     BA("\"abc\xED\xA0\x80\"", "invalid utf-8", 4),
 };
@@ -1106,7 +1118,7 @@ static void test_exhaustive_escapes(void **state)
     }
 }
 
-/* Every \uXXXX value alone (surrogates must fail), in both letter cases. */
+/* Every \uXXXX value alone (surrogates too), in both letter cases. */
 static void test_exhaustive_u_escapes(void **state)
 {
     (void)state;
@@ -1115,12 +1127,8 @@ static void test_exhaustive_u_escapes(void **state)
             char s[16];
             snprintf(s, sizeof(s), upper ? "\"\\u%04X\"" : "\"\\u%04x\"", cp);
             struct json_error e;
-            bool ok = validate_everywhere(s, 8, &e);
-            bool surrogate = cp >= 0xD800 && cp <= 0xDFFF;
-            if (ok == surrogate)
-                fail_msg("\\u%04X: got %d", cp, ok);
-            if (!ok)
-                assert_string_equal(e.msg, "lone surrogate");
+            if (!validate_everywhere(s, 8, &e))
+                fail_msg("\\u%04X: %s", cp, e.msg);
         }
     }
     /* Every high surrogate with a boundary low surrogate, and the reverse. */
@@ -1129,14 +1137,14 @@ static void test_exhaustive_u_escapes(void **state)
         snprintf(s, sizeof(s), "\"\\u%04X\\uDC00\\u%04x\\uDFFF\"", hi, hi);
         assert_true(validate_everywhere(s, 26, NULL));
         snprintf(s, sizeof(s), "\"\\uDC00\\u%04X\"", hi);
-        assert_false(validate_everywhere(s, 14, NULL));
+        assert_true(validate_everywhere(s, 14, NULL));
     }
     for (unsigned lo = 0xDC00; lo <= 0xDFFF; lo++) {
         char s[32];
         snprintf(s, sizeof(s), "\"\\uD800\\u%04X\"", lo);
         assert_true(validate_everywhere(s, 14, NULL));
         snprintf(s, sizeof(s), "\"\\u%04X\\uD800\"", lo);
-        assert_false(validate_everywhere(s, 14, NULL));
+        assert_true(validate_everywhere(s, 14, NULL));
     }
 }
 
@@ -1256,8 +1264,9 @@ static const struct {
 } all_valid[] = {
     {numbers_valid, N(numbers_valid)},       {literals_valid, N(literals_valid)},
     {strings_valid, N(strings_valid)},       {utf8_valid, N(utf8_valid)},
-    {surrogates_valid, N(surrogates_valid)}, {structure_valid, N(structure_valid)},
-    {whitespace_valid, N(whitespace_valid)}, {toplevel_valid, N(toplevel_valid)},
+    {surrogates_valid, N(surrogates_valid)}, {surrogates_lone, N(surrogates_lone)},
+    {structure_valid, N(structure_valid)},   {whitespace_valid, N(whitespace_valid)},
+    {toplevel_valid, N(toplevel_valid)},
 };
 
 static const struct {
@@ -1479,6 +1488,35 @@ static void test_get_escaped_names(void **state)
     expect_get_fails("{\"caf\\u00e9\":\"1\"}", "cafe", -1);
 }
 
+/* A value with a lone surrogate escape has no UTF-8 form: it is refused,
+ * never altered; a name with one matches no name. */
+static void test_get_lone_surrogate(void **state)
+{
+    (void)state;
+    expect_get_fails("{\"room\":\"\\ud83d\"}", "room", JSON_LONE_SURROGATE);
+    expect_get_fails("{\"room\":\"\\uDE00\"}", "room", JSON_LONE_SURROGATE);
+    expect_get_fails("{\"room\":\"ab\\uDE00\\uD83D\"}", "room", JSON_LONE_SURROGATE);
+    expect_get_fails("{\"room\":\"\\uD83D\\uD83D\\uDE00\"}", "room", JSON_LONE_SURROGATE);
+    expect_get_fails("{\"room\":\"\\uD83D\\uDE00\\uDE00\"}", "room", JSON_LONE_SURROGATE);
+    expect_get_fails("{\"room\":\"\\uD83Dx\"}", "room", JSON_LONE_SURROGATE);
+    /* the first member decides, whatever follows */
+    expect_get_fails("{\"room\":\"\\uD800\",\"room\":\"ok\"}", "room", JSON_LONE_SURROGATE);
+    /* it wins over a value too long for the buffer, wherever it is */
+    char out[4];
+    assert_int_equal(get("{\"v\":\"abcdefgh\\uDC00\"}", "v", out, sizeof(out)),
+                     JSON_LONE_SURROGATE);
+    assert_int_equal(get("{\"v\":\"abcdefgh\"}", "v", out, sizeof(out)), -2);
+    /* in a member skipped on the way, or in another member's name: no effect */
+    expect_get("{\"a\":\"\\uD800\",\"room\":\"ok\"}", "room", "ok", 2);
+    expect_get("{\"\\uD800\":\"x\",\"room\":\"ok\"}", "room", "ok", 2);
+    expect_get("{\"a\":[\"\\uDFFF\"],\"room\":\"ok\"}", "room", "ok", 2);
+    expect_get_fails("{\"room\\uD800\":\"x\"}", "room", -1);
+    expect_get_fails("{\"\\uD800\":\"x\"}", "\xED\xA0\x80", -1);
+    expect_get_fails("{\"\\uD800\":\"x\"}", "\xEF\xBF\xBD", -1);
+    /* a pair still decodes */
+    expect_get("{\"v\":\"\\uD83D\\uDE00\"}", "v", "\xF0\x9F\x98\x80", 4);
+}
+
 static void test_get_unescape(void **state)
 {
     (void)state;
@@ -1539,7 +1577,7 @@ static void test_get_memory_safety(void **state)
                 const struct bad *x = &all_invalid[t].t[v];
                 long r = json_object_get_string(guarded(x->s, x->len), x->len, names[k], out,
                                                 sizeof(out));
-                assert_true(r >= -2 && r <= (long)sizeof(out));
+                assert_true(r >= JSON_LONE_SURROGATE && r <= (long)sizeof(out));
             }
     static const char *const docs[] = {
         "{\"a\":\"\\ud83d\\ude00\",\"room\":\"x\\u00e9\\\"\",\"b\":[{\"c\":\"]\"}]}",
@@ -1551,7 +1589,7 @@ static void test_get_memory_safety(void **state)
             for (size_t k = 0; k < N(names); k++) {
                 long r =
                     json_object_get_string(guarded(docs[d], cut), cut, names[k], out, sizeof(out));
-                assert_true(r >= -2 && r <= (long)sizeof(out));
+                assert_true(r >= JSON_LONE_SURROGATE && r <= (long)sizeof(out));
             }
     }
     /* Hand-made garbage the validator would never let through. */
@@ -1576,12 +1614,8 @@ static void test_get_memory_safety(void **state)
         for (size_t k = 0; k < N(names); k++) {
             long r = json_object_get_string(guarded(junk[j].s, junk[j].len), junk[j].len, names[k],
                                             out, sizeof(out));
-            assert_true(r >= -2 && r <= (long)sizeof(out));
+            assert_true(r >= JSON_LONE_SURROGATE && r <= (long)sizeof(out));
         }
-    /* lone surrogates (only possible in unvalidated input) become U+FFFD */
-    long r = json_object_get_string("{\"a\":\"\\uDC00\"}", 14, "a", out, sizeof(out));
-    assert_int_equal(r, 3);
-    assert_memory_equal(out, "\xEF\xBF\xBD", 3);
 }
 
 /* ------------------------------------------------------------ main */
@@ -1624,8 +1658,8 @@ int main(void)
         cmocka_unit_test(test_wrap_property),      cmocka_unit_test(test_get_found),
         cmocka_unit_test(test_get_absent),         cmocka_unit_test(test_get_not_string),
         cmocka_unit_test(test_get_not_object),     cmocka_unit_test(test_get_escaped_names),
-        cmocka_unit_test(test_get_unescape),       cmocka_unit_test(test_get_buffer_size),
-        cmocka_unit_test(test_get_memory_safety),
+        cmocka_unit_test(test_get_unescape),       cmocka_unit_test(test_get_lone_surrogate),
+        cmocka_unit_test(test_get_buffer_size),    cmocka_unit_test(test_get_memory_safety),
     };
     return cmocka_run_group_tests(tests, count_vectors, release_guard);
 }

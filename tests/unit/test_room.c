@@ -1209,6 +1209,34 @@ static void test_sender_exclusion_history(void **state)
     hub_free(hub);
 }
 
+/* room_sub_advance counts the frames written in full, never the own frames
+ * it skips past: those are not deliveries. */
+static void test_advance_counts_written(void **state)
+{
+    (void)state;
+    struct hub *hub = default_hub(1);
+    struct room *r = room_of(hub, "r");
+    struct subscriber s = {0};
+    struct room_start st = room_start_live(r);
+    room_subscribe(r, &s, &st, S("me"));
+    uint64_t a = pub_full(r, NULL, S("theirs"), "you");
+    pub_full(r, NULL, S("mine"), "me");
+    pub_full(r, NULL, S("mine again"), "me");
+    uint64_t b = pub_full(r, NULL, S("theirs again"), NULL);
+    pub_full(r, NULL, S("mine at the end"), "me");
+
+    struct iovec iov[8];
+    assert_int_equal(room_sub_iov(&s, iov, 8, SIZE_MAX), 2);
+    size_t la = frame_len(a, NULL, "theirs"), lb = frame_len(b, NULL, "theirs again");
+    assert_int_equal(room_sub_advance(&s, 1), 0);      /* part of a frame */
+    assert_int_equal(room_sub_advance(&s, la - 1), 1); /* its end, then two own skipped */
+    assert_int_equal(room_sub_advance(&s, lb), 1);     /* one more, then one own skipped */
+    assert_int_equal(room_sub_iov(&s, iov, 8, SIZE_MAX), 0);
+    assert_int_equal(room_sub_advance(&s, 0), 0);
+    room_unsubscribe(&s);
+    hub_free(hub);
+}
+
 /* ---------------------------------------------------------------- flush */
 
 static void test_flush_ready(void **state)
@@ -1744,6 +1772,7 @@ int main(void)
         cmocka_unit_test(test_start_stale),
         cmocka_unit_test(test_sender_exclusion),
         cmocka_unit_test(test_sender_exclusion_history),
+        cmocka_unit_test(test_advance_counts_written),
         cmocka_unit_test(test_flush_ready),
         cmocka_unit_test(test_flush_replay_subscribe),
         cmocka_unit_test(test_flush_frees_rooms),
