@@ -681,6 +681,47 @@ static void test_other_options(void **state)
     parse_err(ARGS("--cors-origin", many));
 }
 
+/* The token options: defaults, values, validation, the environment, and
+ * --private-rooms refused without a key file. */
+static void test_jwt_options(void **state)
+{
+    (void)state;
+    struct config cfg;
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.jwt_key_file, "");
+    assert_string_equal(cfg.private_rooms, "");
+    assert_int_equal(cfg.jwt_leeway_s, 0);
+
+    parse_ok(&cfg, ARGS("--jwt-key-file", "/etc/keys", "--private-rooms", "user-*, team-7",
+                        "--jwt-audience", "chat", "--jwt-issuer", "https://auth.example/",
+                        "--jwt-leeway", "30"));
+    assert_string_equal(cfg.jwt_key_file, "/etc/keys");
+    assert_string_equal(cfg.private_rooms, "user-*, team-7");
+    assert_string_equal(cfg.jwt_audience, "chat");
+    assert_string_equal(cfg.jwt_issuer, "https://auth.example/");
+    assert_int_equal(cfg.jwt_leeway_s, 30);
+    parse_ok(&cfg, ARGS("--jwt-key-file", "/k", "--private-rooms", "*"));
+
+    parse_err(ARGS("--private-rooms", "a"));
+    assert_non_null(strstr(output, "--private-rooms needs --jwt-key-file"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", "a*b"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", "a,,b"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", ""));
+    parse_err(ARGS("--jwt-leeway", "3601"));
+    parse_err(ARGS("--jwt-audience", "a\nb"));
+
+    setenv("SSE_JWT_KEY_FILE", "/env/keys", 1);
+    setenv("SSE_PRIVATE_ROOMS", "secret-*", 1);
+    setenv("SSE_JWT_LEEWAY", "5", 1);
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.jwt_key_file, "/env/keys");
+    assert_string_equal(cfg.private_rooms, "secret-*");
+    assert_int_equal(cfg.jwt_leeway_s, 5);
+    unsetenv("SSE_JWT_KEY_FILE");
+    unsetenv("SSE_PRIVATE_ROOMS");
+    unsetenv("SSE_JWT_LEEWAY");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +734,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_help_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cors_flags_replace_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
