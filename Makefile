@@ -41,7 +41,8 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
-        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick
+        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
+        bench-auth
 
 all: sse-server
 
@@ -204,6 +205,11 @@ bench:
 
 bench-quick:
 	QUICK=1 bash bench/run.sh
+
+# Private rooms: token verification cost, and 10,000 subscribers connecting
+# with tokens vs without (bench/auth.sh).
+bench-auth:
+	bash bench/auth.sh
 
 # ---------------------------------------------------------------- misc
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h)
