@@ -117,7 +117,7 @@ test: test-deps
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
-                  test_ops
+                  test_ops test_auth
 VG_BUILD       := build/valgrind
 
 test-valgrind:
