@@ -82,8 +82,9 @@ const char *jwt_result_str(enum jwt_result r);
 /*
  * Signs payload_json[0..len) (a JSON object, not checked) with `key` into
  * out[0..cap) as header.payload.signature, NUL-terminated; the header names
- * the key's kid when it has one. Returns the token's length, or 0 when it
- * does not fit.
+ * the key's kid when it has one (a kid is written as is: it must need no
+ * JSON escaping, as the keyring's kids never do). Returns the token's
+ * length, or 0 when it does not fit.
  */
 size_t jwt_sign(const char *payload_json, size_t len, const struct jwt_key *key, char *out,
                 size_t cap);
