@@ -50,7 +50,8 @@ CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan check unit integration fuzz fuzz-build \
-        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick
+        bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
+        bench-auth
 
 all: sse-server
 
@@ -143,7 +144,7 @@ test: test-deps
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
-                  test_ops test_dashboard
+                  test_ops test_dashboard test_auth
 VG_BUILD       := build/valgrind
 
 test-valgrind:
@@ -232,6 +233,11 @@ bench:
 
 bench-quick:
 	QUICK=1 bash bench/run.sh
+
+# Private rooms: token verification cost, and 10,000 subscribers connecting
+# with tokens vs without (bench/auth.sh).
+bench-auth:
+	bash bench/auth.sh
 
 # ---------------------------------------------------------------- misc
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h tools/*.c)

@@ -38,6 +38,13 @@ struct config {
     char admin_token[CONFIG_TOKEN_MAX +
                      1]; /* "" = the admin endpoints need no token (see admin.h) */
 
+    /* Private rooms and per-room tokens (HS256 JWTs; see auth.h). */
+    char jwt_key_file[PATH_MAX]; /* "" = no tokens are accepted */
+    char jwt_audience[256];      /* "" = "aud" not required */
+    char jwt_issuer[256];        /* "" = "iss" not required */
+    unsigned jwt_leeway_s;       /* clock skew allowed on exp and nbf */
+    char private_rooms[1024];    /* comma-separated room patterns; "" = none */
+
     char data_dir[PATH_MAX]; /* "" = no journal */
     int fsync_mode;          /* enum config_fsync */
     size_t segment_bytes;

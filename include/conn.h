@@ -90,4 +90,8 @@ void conn_stream_stats(struct conn *c);
 void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
                       const char *client, size_t client_len);
 
+/* The room stream's token expires at `exp` (seconds since the epoch, plus
+ * --jwt-leeway): then the stream gets `event: token-expired` and ends. */
+void conn_stream_expires(struct conn *c, int64_t exp);
+
 #endif

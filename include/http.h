@@ -183,4 +183,13 @@ long http_percent_decode(const char *src, size_t len, char *out, size_t out_cap)
  */
 long http_query_param(struct http_str query, const char *name, char *out, size_t out_cap);
 
+/*
+ * Copies a request-target into out[0..cap) for a log line, with the value of
+ * every `token` query parameter (name compared after decoding, as
+ * http_query_param does) replaced by "REDACTED": a token given in the URL
+ * (EventSource cannot send headers) must never reach a log. Cut at cap - 1
+ * bytes and NUL-terminated; returns the length written.
+ */
+size_t http_redact_target(struct http_str target, char *out, size_t cap);
+
 #endif

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "jwt.h"
 #include "list.h"
 #include "loop.h"
 
@@ -15,6 +16,7 @@
 
 struct hub;
 struct journal;
+struct keyring;
 struct static_files;
 
 struct server_stats {
@@ -30,6 +32,7 @@ struct server_stats {
     uint64_t lagged_dropped;
     uint64_t journal_errors;
     uint64_t journal_syncs;
+    uint64_t auth_refused; /* 401 and 403 answers of auth.c */
 };
 
 struct server {
@@ -51,6 +54,9 @@ struct server {
     struct loop_task hub_task;
 
     struct journal *journal; /* NULL without --data-dir */
+    struct keyring *keys;    /* NULL without --jwt-key-file */
+    /* The claims of the token being checked (auth.c): one request at a time. */
+    struct jwt_claims claims;
     /* Publishers whose answers are held until the fan-out (and, with
      * --fsync batch, the journal sync) of this loop iteration has run. */
     struct list held;

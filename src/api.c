@@ -1,6 +1,7 @@
 #include "api.h"
 
 #include "admin.h"
+#include "auth.h"
 #include "conn.h"
 #include "dashboard.h"
 #include "http.h"
@@ -160,6 +161,10 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
         resolve_client(c, req, client, &client_len) < 0) {
         return;
     }
+    int64_t token_exp;
+    if (auth_subscribe(srv, c, req, name, name_len, &token_exp) < 0) {
+        return;
+    }
     struct room *room = hub_room(srv->hub, name, name_len);
     if (!room) {
         conn_reply_error(c, 503, "too many rooms");
@@ -198,6 +203,9 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
         start = history ? room_start_history(room, history) : room_start_live(room);
     }
     conn_stream_room(c, room, &start, client, client_len);
+    if (token_exp) {
+        conn_stream_expires(c, token_exp);
+    }
 }
 
 /* Compares in time that depends only on the lengths, so the answer's timing
@@ -284,7 +292,8 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
     size_t name_len, client_len, event_len = 0;
     struct json_error jerr = {0, NULL};
 
-    if (!publish_authorized(srv, req)) {
+    /* With token keys the room is resolved first, then authorized. */
+    if (!srv->keys && !publish_authorized(srv, req)) {
         reply_text(c, 401, "application/json", "{\"error\":\"publishing needs a valid token\"}\n",
                    "WWW-Authenticate: Bearer realm=\"sse-server\"\r\n");
         return;
@@ -302,6 +311,10 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
     }
     if (resolve_room_name(c, req, body, body_len, name, &name_len) < 0 ||
         resolve_client(c, req, client, &client_len) < 0) {
+        return;
+    }
+    if (srv->keys && auth_publish(srv, c, req, name, name_len,
+                                  *srv->cfg.publish_token && publish_authorized(srv, req)) < 0) {
         return;
     }
     struct room *room = hub_room(srv->hub, name, name_len);

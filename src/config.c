@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "room_pattern.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -25,6 +26,8 @@ enum opt_kind {
     OPT_ORIGIN,
     OPT_FLAG,
     OPT_FSYNC,
+    OPT_TEXT,     /* up to 255 bytes, no line breaks */
+    OPT_PATTERNS, /* comma-separated room patterns */
 };
 
 struct option_def {
@@ -97,6 +100,19 @@ static const struct option_def options[] = {
      NULL, "none"},
     {"admin-token-file", "SSE_ADMIN_TOKEN_FILE", OPT_SECRET_FILE, FIELD(admin_token), 0, 0,
      "read the admin token from the first line of a file", NULL, "none"},
+    {"jwt-key-file", "SSE_JWT_KEY_FILE", OPT_PATH, FIELD(jwt_key_file), 0, 0,
+     "HS256 secrets, one a line, optionally kid:secret; tokens (JWT) then authorize "
+     "publishing and private rooms; SIGHUP reloads the file",
+     NULL, "none"},
+    {"jwt-audience", "SSE_JWT_AUDIENCE", OPT_TEXT, FIELD(jwt_audience), 0, 0,
+     "require tokens to carry this 'aud'", NULL, "none"},
+    {"jwt-issuer", "SSE_JWT_ISSUER", OPT_TEXT, FIELD(jwt_issuer), 0, 0,
+     "require tokens to carry this 'iss'", NULL, "none"},
+    {"jwt-leeway", "SSE_JWT_LEEWAY", OPT_INT, FIELD(jwt_leeway_s), 0, 3600,
+     "seconds of clock skew allowed on a token's exp and nbf", "0", NULL},
+    {"private-rooms", "SSE_PRIVATE_ROOMS", OPT_PATTERNS, FIELD(private_rooms), 0, 0,
+     "rooms whose subscribers need a token: names or prefixes ending in * (comma list; * = all)",
+     NULL, "none"},
     {"data-dir", "SSE_DATA_DIR", OPT_PATH, FIELD(data_dir), 0, 0,
      "keep a journal of messages there, replayed at start; without it, memory only", NULL, "none"},
     {"fsync", "SSE_FSYNC", OPT_FSYNC, FIELD(fsync_mode), 0, 0,
@@ -333,6 +349,18 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         return 0;
     case OPT_SECRET_FILE:
         return read_secret_file(val, field);
+    case OPT_TEXT:
+        if (strlen(val) >= sizeof cfg->jwt_audience || strpbrk(val, "\r\n")) {
+            goto bad;
+        }
+        snprintf(field, sizeof cfg->jwt_audience, "%s", val);
+        return 0;
+    case OPT_PATTERNS:
+        if (strlen(val) >= sizeof cfg->private_rooms || !room_pattern_list_valid(val)) {
+            goto bad;
+        }
+        snprintf(field, sizeof cfg->private_rooms, "%s", val);
+        return 0;
     case OPT_ORIGIN:
         if (add_origins(cfg, val) < 0) {
             goto bad;
@@ -392,6 +420,8 @@ static void print_help(void)
            "  GET  /ping       event stream of 'pong' events\n"
            "  GET  /dashboard  live figures of this server, for people (like /stats: --admin-*)\n"
            "  GET  /           the chat page and other files of the static directory\n\n"
+           "  sse-server token --key-file FILE [--kid K] [--subscribe ROOMS] [--publish ROOMS]\n"
+           "                   [--ttl 1h]   print a signed token for --jwt-key-file\n\n"
            "Options (each also read from the environment variable shown):\n");
     for (size_t i = 0; i < NOPTIONS; i++) {
         char flag[48];
@@ -401,7 +431,8 @@ static void print_help(void)
             [OPT_LOGLEVEL] = "LEVEL", [OPT_LOGFORMAT] = "FORMAT",
             [OPT_SECRET] = "TOKEN",   [OPT_SECRET_FILE] = "FILE",
             [OPT_ORIGIN] = "ORIGIN",  [OPT_FLAG] = "",
-            [OPT_FSYNC] = "MODE",
+            [OPT_FSYNC] = "MODE",     [OPT_TEXT] = "TEXT",
+            [OPT_PATTERNS] = "ROOMS",
         };
         snprintf(flag, sizeof flag, "--%s %s", options[i].flag, metavar[options[i].kind]);
         const char *dflt = options[i].dflt_text ? options[i].dflt_text : options[i].dflt;
@@ -477,6 +508,10 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv)
         if (set_option(cfg, o, val, arg) < 0) {
             return CONFIG_EXIT_ERROR;
         }
+    }
+    if (*cfg->private_rooms && !*cfg->jwt_key_file) {
+        fprintf(stderr, "sse-server: --private-rooms needs --jwt-key-file\n");
+        return CONFIG_EXIT_ERROR;
     }
     return CONFIG_RUN;
 }

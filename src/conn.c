@@ -19,6 +19,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Stop reading requests while this much output is pending: a client that
@@ -86,6 +87,9 @@ struct conn {
     /* For the access log. */
     uint64_t request_start_ms;
     uint64_t stream_start_ms;
+    /* Loop time at which the stream's token expires; 0: it has none. Only
+     * the expiry is kept, never the token (memory per idle subscriber). */
+    uint64_t token_deadline_ms;
     int status;
     /* While held: where the held answers start in `out`, and the ids of the
      * first and last message they acknowledge. */
@@ -569,6 +573,56 @@ void conn_stream_room(struct conn *c, struct room *room, const struct room_start
     conn_arm_timer(c, (uint64_t)c->srv->cfg.heartbeat_s * 1000);
 }
 
+/* The stream's next timer: the heartbeat, or the token's expiry if sooner. */
+static uint64_t stream_timer_ms(const struct conn *c)
+{
+    uint64_t ms = (uint64_t)c->srv->cfg.heartbeat_s * 1000;
+    if (c->token_deadline_ms) {
+        uint64_t now = loop_now_ms(c->srv->loop);
+        uint64_t left = c->token_deadline_ms > now ? c->token_deadline_ms - now : 0;
+        ms = left < ms ? left : ms;
+    }
+    return ms;
+}
+
+void conn_stream_expires(struct conn *c, int64_t exp)
+{
+    if (c->state != CONN_STREAM) {
+        return;
+    }
+    /* The loop's clock is monotonic; exp is wall-clock seconds. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t left = exp * 1000 + (int64_t)c->srv->cfg.jwt_leeway_s * 1000 - now_ms;
+    c->token_deadline_ms = loop_now_ms(c->srv->loop) + (uint64_t)(left > 1 ? left : 1);
+    conn_arm_timer(c, stream_timer_ms(c));
+}
+
+/* The stream's token expired: the page is told (an event without an id, so
+ * its Last-Event-ID stays that of the last message it got), fetches a new
+ * token and reconnects, losing nothing; the stream ends here. The event is
+ * written without blocking, as at shutdown: a client whose socket is full
+ * is closed without it and reconnects on its own. */
+static void conn_token_expired(struct conn *c)
+{
+    static const char event[] = "event: token-expired\ndata: {\"error\":\"token expired\"}\n\n";
+    /* Bytes must never land inside a frame: mid-frame, try again soon, but
+     * not for ever. */
+    if ((!room_sub_between_frames(&c->sub) || output_pending(c)) &&
+        loop_now_ms(c->srv->loop) < c->token_deadline_ms + 5000) {
+        conn_arm_timer(c, 50);
+        return;
+    }
+    log_info("fd %d: token expired on room '%s'; closing the stream", c->watch.fd,
+             c->sub.room ? room_name(c->sub.room) : "");
+    if (room_sub_between_frames(&c->sub) && !output_pending(c)) {
+        ssize_t w = send(c->watch.fd, event, sizeof event - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)w;
+    }
+    conn_close(c);
+}
+
 /* ------------------------------------------------------------ writing */
 
 enum write_result {
@@ -772,9 +826,10 @@ static void conn_dispatch(struct conn *c)
         return;
     }
     if (c->state != CONN_STREAM && log_get_level() >= LOG_INFO) {
-        log_info("%.*s %.*s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
-                 (int)(req->target.len > 200 ? 200 : req->target.len), req->target.ptr, c->status,
-                 buf_pending(&c->out) - out_before + c->borrowed_len,
+        char target[201];
+        http_redact_target(req->target, target, sizeof target);
+        log_info("%.*s %s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
+                 target, c->status, buf_pending(&c->out) - out_before + c->borrowed_len,
                  (unsigned long long)(loop_now_ms(srv->loop) - c->request_start_ms));
     }
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
@@ -1037,6 +1092,8 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
             if (stats_stream_send(c)) {
                 conn_flush(c);
             }
+        } else if (c->token_deadline_ms && loop_now_ms(loop) >= c->token_deadline_ms) {
+            conn_token_expired(c);
         } else {
             uint64_t hb = (uint64_t)srv->cfg.heartbeat_s * 1000;
             /* Only an idle, caught-up stream gets a comment: one that is
@@ -1051,7 +1108,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
                 conn_flush(c);
             }
             if (c->state != CONN_CLOSED) {
-                conn_arm_timer(c, hb);
+                conn_arm_timer(c, stream_timer_ms(c));
             }
         }
         break;

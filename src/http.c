@@ -1160,3 +1160,46 @@ long http_query_param(struct http_str query, const char *name, char *out, size_t
     }
     return -1;
 }
+
+/* Appends p[0..n) to out at *o, cut so that one byte is left for the NUL. */
+static void put_cut(char *out, size_t cap, size_t *o, const char *p, size_t n)
+{
+    size_t k = n < cap - 1 - *o ? n : cap - 1 - *o;
+    memcpy(out + *o, p, k);
+    *o += k;
+}
+
+size_t http_redact_target(struct http_str target, char *out, size_t cap)
+{
+    static const char mask[] = "=REDACTED";
+    size_t o = 0;
+    const char *q = memchr(target.ptr, '?', target.len);
+    size_t head = q ? (size_t)(q - target.ptr) + 1 : target.len;
+
+    if (cap == 0) {
+        return 0;
+    }
+    put_cut(out, cap, &o, target.ptr, head);
+    for (size_t i = head; i < target.len;) {
+        const char *seg = target.ptr + i;
+        const char *amp = memchr(seg, '&', target.len - i);
+        size_t seg_len = amp ? (size_t)(amp - seg) : target.len - i;
+        const char *eq = memchr(seg, '=', seg_len);
+        size_t key_len = eq ? (size_t)(eq - seg) : seg_len;
+        /* Names are matched after decoding, as http_query_param does, so
+         * "%74oken=..." is hidden too. */
+        if (eq && form_name_matches(seg, key_len, "token", 5)) {
+            put_cut(out, cap, &o, seg, key_len);
+            put_cut(out, cap, &o, mask, sizeof mask - 1);
+        } else {
+            put_cut(out, cap, &o, seg, seg_len);
+        }
+        i += seg_len;
+        if (amp) {
+            put_cut(out, cap, &o, "&", 1);
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}

@@ -3,11 +3,16 @@
  */
 #include "config.h"
 #include "server.h"
+#include "token_cmd.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "token") == 0) {
+        return token_command(argc - 1, argv + 1);
+    }
     struct config cfg;
     switch (config_parse(&cfg, argc, argv)) {
     case CONFIG_EXIT_OK:

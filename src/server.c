@@ -2,6 +2,7 @@
 
 #include "conn.h"
 #include "journal.h"
+#include "keyring.h"
 #include "log.h"
 #include "net.h"
 #include "room.h"
@@ -188,6 +189,26 @@ static void server_reload_static(struct server *srv)
     log_info("reloaded %zu static files from %s", static_files_count(files), srv->cfg.static_dir);
 }
 
+/* A key file that cannot be read keeps the old keys: a half-written file
+ * during a rotation must not lock every client out. */
+static void server_reload_keys(struct server *srv)
+{
+    char err[256];
+    if (!srv->keys) {
+        return;
+    }
+    struct keyring *kr = keyring_load(srv->cfg.jwt_key_file, err, sizeof err);
+    if (!kr) {
+        log_error("reloading the token keys: %s; keeping the old ones", err);
+        return;
+    }
+    keyring_free(srv->keys);
+    srv->keys = kr;
+    size_t n;
+    keyring_keys(kr, &n);
+    log_info("reloaded %zu token keys from %s", n, srv->cfg.jwt_key_file);
+}
+
 static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
     struct server *srv = container_of(w, struct server, signal_watch);
@@ -199,6 +220,7 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
             loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
             server_reload_static(srv);
+            server_reload_keys(srv);
         }
     }
 }
@@ -385,6 +407,14 @@ int server_init(struct server *srv, const struct config *cfg)
         log_warn("no static files found in %s", cfg->static_dir);
     }
 
+    if (*cfg->jwt_key_file) {
+        srv->keys = keyring_load(cfg->jwt_key_file, err, sizeof err);
+        if (!srv->keys) {
+            log_error("token keys: %s", err);
+            return -1;
+        }
+    }
+
     srv->loop = loop_new();
     if (!srv->loop) {
         log_error("epoll: %s", strerror(errno));
@@ -465,6 +495,7 @@ void server_release(struct server *srv)
         close(srv->signal_fd);
     }
     journal_close(srv->journal);
+    keyring_free(srv->keys);
     hub_free(srv->hub);
     static_files_unref(srv->files);
     loop_free(srv->loop);

@@ -162,6 +162,9 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
                    (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
                    s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
     rc = rc ? rc : render_journal(srv, out);
+    if (rc == 0) {
+        rc = buf_printf(out, ",\"auth_refused\":%llu", (unsigned long long)st->auth_refused);
+    }
     if (rc == 0 && room_len) {
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
@@ -260,6 +263,9 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
           "Subscribers closed because they fell behind their room's ring."},
          st->lagged_dropped},
         {{"sse_http_requests_total", "counter", "HTTP requests dispatched."}, st->requests},
+        {{"sse_auth_refused_total", "counter",
+          "Subscribes and publishes refused for a missing, invalid or too narrow token."},
+         st->auth_refused},
     };
     for (size_t i = 0; rc == 0 && i < sizeof plain / sizeof plain[0]; i++) {
         rc = metric_u64(out, &plain[i].m, plain[i].v);

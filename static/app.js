@@ -30,6 +30,11 @@
   nameEl.addEventListener('change', () => store.set('sse-name', nameEl.value.trim()));
   const userName = () => nameEl.value.trim() || 'anonymous';
 
+  // A private room's token (subscribe), kept per room. EventSource cannot send headers,
+  // so it goes in ?token= (the server never logs it).
+  const subKey = 'sse-room-token:' + (room || 'default');
+  let subToken = store.get(subKey) || '';
+
   function query(extra) {
     const q = new URLSearchParams(extra);
     if (room) q.set('room', room);
@@ -117,9 +122,13 @@
     append(el('li', 'notice reset', 'some earlier messages are no longer available'));
   }
 
-  function connect() {
+  // resume: continue after the last message shown (a new token for the same stream),
+  // else start with the recent history.
+  function connect(resume) {
     clearTimeout(retryTimer);
-    es = new EventSource('messages' + query({ history: 50 }));
+    const params = resume && lastId ? { lastEventId: lastId } : { history: 50 };
+    if (subToken) params.token = subToken;
+    es = new EventSource('messages' + query(params));
     // Counted once our own stream is open, so the footer includes this tab.
     es.onopen = () => { retryMs = 1000; setStatus('connected'); refreshStats(); };
     es.onerror = () => {
@@ -127,13 +136,49 @@
       // CONNECTING: the browser retries by itself. CLOSED (e.g. a non-200 answer): it gave up.
       if (es.readyState === EventSource.CLOSED) {
         es.close();
-        retryTimer = setTimeout(connect, retryMs);
-        retryMs = Math.min(retryMs * 2, 30000);
+        checkAccess();
       }
     };
     es.addEventListener('message', onEvent);
     es.addEventListener('notification', onEvent);
     es.addEventListener('reset', onReset);
+    // The server ends the stream when its token expires; closing first keeps the
+    // browser from retrying with the expired token.
+    es.addEventListener('token-expired', () => {
+      es.close();
+      renewToken('Your token for this room expired: paste a new one to keep reading.');
+    });
+  }
+
+  // After a refused stream: a HEAD request tells a private room (401/403) from a
+  // server that is down or busy (retried with back-off).
+  async function checkAccess() {
+    let status = 0;
+    try {
+      const res = await fetch('messages' + query(subToken ? { token: subToken } : {}), { method: 'HEAD' });
+      status = res.status;
+    } catch { /* unreachable: retried below */ }
+    if (status === 401 || status === 403) {
+      renewToken(status === 403 ? 'The saved token does not cover ' + roomLabel + '.'
+        : subToken ? 'The saved token was refused (expired?).'
+          : roomLabel + ' is a private room: it needs a token.');
+      return;
+    }
+    retryTimer = setTimeout(connect, retryMs);
+    retryMs = Math.min(retryMs * 2, 30000);
+  }
+
+  async function renewToken(msg) {
+    setStatus('locked');
+    const t = await askToken(msg, 'Room token required', 'Save and connect');
+    if (!t) {
+      showError(roomLabel + ' is private: reload the page to enter a token.');
+      return;
+    }
+    subToken = t;
+    store.set(subKey, t);
+    setStatus('connecting');
+    connect(true);
   }
 
   // ---- posting
@@ -152,10 +197,12 @@
   }
 
   let tokenAsk = null;
-  function askToken(msg) {
+  function askToken(msg, title = 'Publish token required', action = 'Save and send') {
     // Several posts can hit 401 at once; they share one prompt.
     if (!tokenAsk) {
       tokenAsk = new Promise((resolve) => {
+        $('token-title').textContent = title;
+        $('token-ok').textContent = action;
         $('token-msg').textContent = msg;
         tokenEl.value = '';
         dialog.returnValue = '';
@@ -172,7 +219,8 @@
 
   async function post(body, params, retried) {
     const headers = { 'Content-Type': 'application/json' };
-    const token = store.get('sse-token');
+    // A room token may also allow publishing: it is tried when no publish token is saved.
+    const token = store.get('sse-token') || subToken;
     if (token) headers.Authorization = 'Bearer ' + token;
     let res;
     try {

@@ -12,6 +12,8 @@ command -v clang-14 >/dev/null 2>&1 || need="$need clang-14"
 [ -e /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a ] ||
     dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || need="$need libclang-rt-14-dev"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
+# Debian's PyJWT: the independent implementation tokens are cross-checked with.
+/usr/bin/python3 -c "import jwt" >/dev/null 2>&1 || need="$need python3-jwt"
 
 [ -z "$need" ] && exit 0
 

@@ -7,8 +7,9 @@
 // <repo>/static), CHROMIUM_PATH (default /usr/bin/chromium). Screenshots: tests/e2e/out/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -473,5 +474,94 @@ test('5. phone viewport (390x844): renders, form visible, a message can be sent'
     assertClean(p);
   } finally {
     await shot(p, 'phone');
+  }
+});
+
+// A token from `sse-server token` for the key file `keys`.
+function mintToken(keys, ...args) {
+  return execFileSync(SERVER_BIN, ['token', '--key-file', keys, ...args], { encoding: 'utf8' }).trim();
+}
+
+function dialogOpen(page) {
+  return page.$eval('#token-dialog', (d) => d.open);
+}
+
+function waitDialog(page, timeout = T_CONNECT) {
+  return waitFor(page, 'the token dialog', () => document.getElementById('token-dialog').open, null, timeout);
+}
+
+async function enterToken(page, token) {
+  await page.fill('#token', token);
+  await page.click('#token-ok');
+}
+
+async function postWithToken(baseUrl, room, token, text) {
+  const res = await fetch(`${baseUrl}/message?room=${room}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ user: 'carol', text, time: Date.now() }),
+    signal: AbortSignal.timeout(5000),
+  });
+  assert.equal(res.status, 202, `POST to ${room} answered ${res.status}: ${await res.text()}`);
+}
+
+test('6. a private room asks for a token, connects with it, and renews it when it expires', { timeout: 90_000 }, async (t) => {
+  const tag = uid();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sse-e2e-'));
+  const keys = path.join(dir, 'keys');
+  writeFileSync(keys, 'e2e-secret-' + tag + '\n');
+  const s = await startServer({ extra: ['--jwt-key-file', keys, '--private-rooms', 'secret-*'] });
+  t.after(async () => { await stopServer(s).catch(() => {}); rmSync(dir, { recursive: true, force: true }); });
+  const room = `secret-${tag}`;
+  const publisher = mintToken(keys, '--publish', room);
+
+  const context = await browser.newContext({ viewport: { width: 1000, height: 720 } });
+  t.after(() => context.close().catch(() => {}));
+  context.setDefaultTimeout(T_ACTION);
+  const p = await context.newPage();
+  p.label = 'private page';
+  p.pageErrors = [];
+  p.dialogs = [];
+  p.on('pageerror', (e) => p.pageErrors.push(String(e)));
+  try {
+    // Without a token: no stream, a prompt instead, and nothing of the room shown.
+    await postWithToken(s.url, room, publisher, `before ${tag}`);
+    await p.goto(`${s.url}/?room=${room}`, { waitUntil: 'domcontentloaded', timeout: T_CONNECT });
+    await waitDialog(p);
+    assert.equal(await statusOf(p), 'locked', 'without a token the page is locked');
+    assert.match(await p.textContent('#token-msg'), /private room/);
+    assert.equal((await rows(p)).length, 0, 'nothing of the private room is shown without a token');
+    await shot(p, 'private-locked');
+
+    // A token for another room is refused (403) and asked again.
+    await enterToken(p, mintToken(keys, '--subscribe', 'secret-other'));
+    await waitDialog(p);
+    assert.match(await p.textContent('#token-msg'), /does not cover/);
+
+    // A short-lived token for this room: connected, history shown.
+    await enterToken(p, mintToken(keys, '--subscribe', room, '--ttl', '4s'));
+    await waitState(p, 'connected');
+    await waitForMessage(p, `before ${tag}`);
+    await postWithToken(s.url, room, publisher, `live ${tag}`);
+    await waitForMessage(p, `live ${tag}`);
+
+    // It expires: the page asks for a new one; what was published meanwhile is not lost.
+    await waitDialog(p, 15_000);
+    assert.match(await p.textContent('#token-msg'), /expired/);
+    await postWithToken(s.url, room, publisher, `meanwhile ${tag}`);
+    await enterToken(p, mintToken(keys, '--subscribe', room));
+    await waitState(p, 'connected');
+    await waitForMessage(p, `meanwhile ${tag}`);
+    const texts = (await rows(p)).map((r) => r.text);
+    assert.deepEqual(texts, [`before ${tag}`, `live ${tag}`, `meanwhile ${tag}`], 'every message once, in order');
+
+    // The token is kept for the room: a reload connects without asking.
+    await p.reload({ waitUntil: 'domcontentloaded' });
+    await waitState(p, 'connected');
+    assert.equal(await dialogOpen(p), false, 'no prompt with a saved token');
+    await waitForMessage(p, `meanwhile ${tag}`);
+    assert.deepEqual(p.pageErrors, [], 'no uncaught page errors');
+  } finally {
+    await shot(p, 'private-room');
   }
 });

@@ -816,6 +816,14 @@ static bool descriptive_default(const char *name, const char *shown, const struc
         return strcmp(shown, "off") == 0 && d->admin_local == 0;
     if (strcmp(name, "data-dir") == 0)
         return strcmp(shown, "none") == 0 && d->data_dir[0] == '\0';
+    if (strcmp(name, "jwt-key-file") == 0)
+        return strcmp(shown, "none") == 0 && d->jwt_key_file[0] == '\0';
+    if (strcmp(name, "jwt-audience") == 0)
+        return strcmp(shown, "none") == 0 && d->jwt_audience[0] == '\0';
+    if (strcmp(name, "jwt-issuer") == 0)
+        return strcmp(shown, "none") == 0 && d->jwt_issuer[0] == '\0';
+    if (strcmp(name, "private-rooms") == 0)
+        return strcmp(shown, "none") == 0 && d->private_rooms[0] == '\0';
     return false;
 }
 
@@ -863,8 +871,8 @@ static void test_help_defaults(void **state)
         if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
             fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
     }
-    assert_int_equal(options, 27);
-    assert_int_equal(words, 8);
+    assert_int_equal(options, 32);
+    assert_int_equal(words, 12);
 
     /* As a user reads it. */
     assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
@@ -872,6 +880,47 @@ static void test_help_defaults(void **state)
     assert_int_equal(defaults.history, 1000);
     assert_non_null(strstr(output, "(default 16m) [SSE_HISTORY_BYTES]"));
     assert_int_equal(defaults.history_bytes, 16u << 20);
+}
+
+/* The token options: defaults, values, validation, the environment, and
+ * --private-rooms refused without a key file. */
+static void test_jwt_options(void **state)
+{
+    (void)state;
+    struct config cfg;
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.jwt_key_file, "");
+    assert_string_equal(cfg.private_rooms, "");
+    assert_int_equal(cfg.jwt_leeway_s, 0);
+
+    parse_ok(&cfg, ARGS("--jwt-key-file", "/etc/keys", "--private-rooms", "user-*, team-7",
+                        "--jwt-audience", "chat", "--jwt-issuer", "https://auth.example/",
+                        "--jwt-leeway", "30"));
+    assert_string_equal(cfg.jwt_key_file, "/etc/keys");
+    assert_string_equal(cfg.private_rooms, "user-*, team-7");
+    assert_string_equal(cfg.jwt_audience, "chat");
+    assert_string_equal(cfg.jwt_issuer, "https://auth.example/");
+    assert_int_equal(cfg.jwt_leeway_s, 30);
+    parse_ok(&cfg, ARGS("--jwt-key-file", "/k", "--private-rooms", "*"));
+
+    parse_err(ARGS("--private-rooms", "a"));
+    assert_non_null(strstr(output, "--private-rooms needs --jwt-key-file"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", "a*b"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", "a,,b"));
+    parse_err(ARGS("--jwt-key-file", "/k", "--private-rooms", ""));
+    parse_err(ARGS("--jwt-leeway", "3601"));
+    parse_err(ARGS("--jwt-audience", "a\nb"));
+
+    setenv("SSE_JWT_KEY_FILE", "/env/keys", 1);
+    setenv("SSE_PRIVATE_ROOMS", "secret-*", 1);
+    setenv("SSE_JWT_LEEWAY", "5", 1);
+    parse_ok(&cfg, NULL);
+    assert_string_equal(cfg.jwt_key_file, "/env/keys");
+    assert_string_equal(cfg.private_rooms, "secret-*");
+    assert_int_equal(cfg.jwt_leeway_s, 5);
+    unsetenv("SSE_JWT_KEY_FILE");
+    unsetenv("SSE_PRIVATE_ROOMS");
+    unsetenv("SSE_JWT_LEEWAY");
 }
 
 int main(void)
@@ -888,6 +937,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_options, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file_sizes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_jwt_options, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
