@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
+
 struct config;
 struct http_request;
 
@@ -28,20 +30,13 @@ enum admin_access {
     ADMIN_BAD_TOKEN, /* the token given is wrong: 403 */
 };
 
-/* Where an accepted token came from (ADMIN_VIA_NONE: no token needed). */
-enum admin_via { ADMIN_VIA_NONE, ADMIN_VIA_HEADER, ADMIN_VIA_COOKIE, ADMIN_VIA_QUERY };
-
 /* The cookie that carries the admin token. */
 #define ADMIN_COOKIE "sse_admin"
 
 /* Decides whether a request may see the admin endpoints. `via` (may be NULL)
- * tells where the accepted token was found. */
+ * tells where the accepted token was found (AUTH_NONE: none was needed). */
 enum admin_access admin_check(const struct config *cfg, bool peer_local,
-                              const struct http_request *req, enum admin_via *via);
-
-/* Compares in time that depends only on the lengths, never on how much of a
- * guess was right. True when equal and non-empty. */
-bool admin_token_equal(const char *given, size_t given_len, const char *token, size_t token_len);
+                              const struct http_request *req, enum auth_source *via);
 
 /* True when the token can be sent back as a cookie value unquoted and
  * unencoded (RFC 6265 cookie-octets), so Set-Cookie may carry it. */

@@ -29,14 +29,24 @@ struct server;
 /* Where a token was found. */
 enum auth_source { AUTH_NONE, AUTH_BEARER, AUTH_COOKIE, AUTH_QUERY, AUTH_TOO_LONG };
 
+/* "Authorization: Bearer <token>" (scheme case-insensitive): the token's
+ * bytes in the request; false without that header or for other schemes. */
+bool auth_bearer(const struct http_request *req, const char **tok, size_t *n);
+
 /*
  * Finds a request's token: "Authorization: Bearer" (wins), else the cookie
- * sse_token, else ?token= (decoded; EventSource cannot send headers). Copies
- * it into out[0..cap) NUL-terminated and sets *len. AUTH_TOO_LONG when the
- * token found does not fit (it is then not looked at further).
+ * `cookie_name` (sse_token for rooms, sse_admin for the admin endpoints),
+ * else ?token= (decoded; EventSource cannot send headers). Copies it into
+ * out[0..cap) NUL-terminated and sets *len. AUTH_TOO_LONG when the token
+ * found does not fit (it is then not looked at further).
  */
-enum auth_source auth_request_token(const struct http_request *req, char *out, size_t cap,
-                                    size_t *len);
+enum auth_source auth_request_token(const struct http_request *req, const char *cookie_name,
+                                    char *out, size_t cap, size_t *len);
+
+/* Compares a given token with a configured secret in time that depends only
+ * on the given length, never on how much of a guess was right. True when
+ * equal and non-empty. */
+bool auth_token_equal(const char *given, size_t given_len, const char *token, size_t token_len);
 
 /* True when subscribing to the room needs a token (--private-rooms). */
 bool auth_room_private(const struct server *srv, const char *room, size_t len);

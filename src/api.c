@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <strings.h>
 #include <string.h>
 
 #define CORS_PREFLIGHT                                                                             \
@@ -208,17 +207,6 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
     }
 }
 
-/* Compares in time that depends only on the lengths, so the answer's timing
- * tells an attacker nothing about how much of a guessed token was right. */
-static bool equal_constant_time(const char *a, size_t alen, const char *b, size_t blen)
-{
-    unsigned char diff = alen != blen;
-    for (size_t i = 0; i < alen; i++) {
-        diff |= (unsigned char)(a[i] ^ b[i % (blen ? blen : 1)]);
-    }
-    return diff == 0 && blen > 0;
-}
-
 /* With --publish-token, publishing needs "Authorization: Bearer <token>". */
 static bool publish_authorized(struct server *srv, const struct http_request *req)
 {
@@ -226,17 +214,9 @@ static bool publish_authorized(struct server *srv, const struct http_request *re
     if (!*token) {
         return true;
     }
-    const struct http_str *auth = http_request_header(req, "authorization");
-    if (!auth || auth->len < 7 || strncasecmp(auth->ptr, "bearer ", 7) != 0) {
-        return false;
-    }
-    const char *p = auth->ptr + 7;
-    size_t n = auth->len - 7;
-    while (n && *p == ' ') {
-        p++;
-        n--;
-    }
-    return equal_constant_time(p, n, token, strlen(token));
+    const char *p;
+    size_t n;
+    return auth_bearer(req, &p, &n) && auth_token_equal(p, n, token, strlen(token));
 }
 
 /* Logs a journal failure (rate-limited) and answers 503. */
@@ -413,7 +393,7 @@ static void reply_rendered(struct conn *c, struct buf *b, int rc, const char *ty
 /* The admin endpoints answer as admin.h says: 404 to a remote client under
  * --admin-local, 401 without the --admin-token, 403 with a wrong one. */
 static bool admin_refused(struct server *srv, struct conn *c, const struct http_request *req,
-                          enum admin_via *via)
+                          enum auth_source *via)
 {
     switch (admin_check(&srv->cfg, conn_peer_is_local(c), req, via)) {
     case ADMIN_ALLOWED:
@@ -471,7 +451,7 @@ static void handle_dashboard(struct server *srv, struct conn *c, const struct ap
         conn_reply(c, 200, f->type, (const char *)f->data, f->len, "Cache-Control: no-cache\r\n");
         return;
     }
-    enum admin_via via;
+    enum auth_source via;
     if (admin_refused(srv, c, req, &via)) {
         return;
     }
@@ -480,7 +460,7 @@ static void handle_dashboard(struct server *srv, struct conn *c, const struct ap
                      "Cache-Control: no-store\r\nContent-Security-Policy: %s\r\n"
                      "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n",
                      DASHBOARD_CSP);
-    if (via == ADMIN_VIA_QUERY && admin_token_cookie_safe(srv->cfg.admin_token)) {
+    if (via == AUTH_QUERY && admin_token_cookie_safe(srv->cfg.admin_token)) {
         /* A token given in the address also comes back as a cookie, so the
          * page can drop it from the address bar and still reload. */
         snprintf(extra + n, sizeof extra - (size_t)n,

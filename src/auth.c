@@ -15,8 +15,7 @@
 #define UNAUTHORIZED_HEADERS "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n"
 #define COOKIE_NAME          "sse_token"
 
-/* "Bearer <token>" (scheme case-insensitive); false for other schemes. */
-static bool bearer(const struct http_request *req, const char **tok, size_t *n)
+bool auth_bearer(const struct http_request *req, const char **tok, size_t *n)
 {
     const struct http_str *auth = http_request_header(req, "authorization");
     if (!auth || auth->len < 7 || strncasecmp(auth->ptr, "bearer ", 7) != 0) {
@@ -33,11 +32,10 @@ static bool bearer(const struct http_request *req, const char **tok, size_t *n)
     return true;
 }
 
-/* The value of cookie sse_token among "a=b; c=d" pairs of every Cookie
- * header. */
-static bool cookie(const struct http_request *req, const char **tok, size_t *n)
+/* The value of cookie `name` among "a=b; c=d" pairs of every Cookie header. */
+static bool cookie(const struct http_request *req, const char *name, const char **tok, size_t *n)
 {
-    static const char name[] = COOKIE_NAME "=";
+    size_t nlen = strlen(name);
     for (size_t h = 0; h < req->num_headers; h++) {
         const struct http_header *hd = &req->headers[h];
         if (!http_str_eq_nocase(hd->name, "cookie")) {
@@ -50,8 +48,8 @@ static bool cookie(const struct http_request *req, const char **tok, size_t *n)
             }
             const char *semi = memchr(p, ';', (size_t)(end - p));
             const char *stop = semi ? semi : end;
-            if ((size_t)(stop - p) >= sizeof name - 1 && memcmp(p, name, sizeof name - 1) == 0) {
-                p += sizeof name - 1;
+            if ((size_t)(stop - p) > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0) {
+                p += nlen + 1;
                 /* RFC 6265 allows the value in double quotes. */
                 if (stop - p >= 2 && *p == '"' && stop[-1] == '"') {
                     p++;
@@ -67,15 +65,15 @@ static bool cookie(const struct http_request *req, const char **tok, size_t *n)
     return false;
 }
 
-enum auth_source auth_request_token(const struct http_request *req, char *out, size_t cap,
-                                    size_t *len)
+enum auth_source auth_request_token(const struct http_request *req, const char *cookie_name,
+                                    char *out, size_t cap, size_t *len)
 {
     const char *tok;
     size_t n;
     enum auth_source src = AUTH_NONE;
-    if (bearer(req, &tok, &n)) {
+    if (auth_bearer(req, &tok, &n)) {
         src = AUTH_BEARER;
-    } else if (cookie(req, &tok, &n)) {
+    } else if (cookie(req, cookie_name, &tok, &n)) {
         src = AUTH_COOKIE;
     } else {
         long q = http_query_param(req->query, "token", out, cap - 1);
@@ -98,6 +96,16 @@ enum auth_source auth_request_token(const struct http_request *req, char *out, s
     return src;
 }
 
+bool auth_token_equal(const char *given, size_t given_len, const char *token, size_t token_len)
+{
+    unsigned char diff = given_len != token_len;
+    for (size_t i = 0; i < given_len; i++) {
+        /* Cycling over the token keeps the loop's length the caller's own. */
+        diff |= (unsigned char)(given[i] ^ token[i % (token_len ? token_len : 1)]);
+    }
+    return diff == 0 && token_len > 0;
+}
+
 bool auth_room_private(const struct server *srv, const char *room, size_t len)
 {
     return room_pattern_list_match(srv->cfg.private_rooms, room, len);
@@ -118,7 +126,7 @@ static int verified_claims(struct server *srv, struct conn *c, const struct http
 {
     char tok[JWT_MAX_TOKEN + 1], msg[128];
     size_t len = 0, nkeys;
-    enum auth_source src = auth_request_token(req, tok, sizeof tok, &len);
+    enum auth_source src = auth_request_token(req, COOKIE_NAME, tok, sizeof tok, &len);
     enum jwt_result r = JWT_TOO_LONG;
     if (src == AUTH_NONE) {
         snprintf(msg, sizeof msg, "%s needs a token", action);

@@ -42,9 +42,9 @@ static void test_open_without_options(void **state)
 {
     (void)state;
     struct config cfg = with("", 0);
-    enum admin_via via = ADMIN_VIA_QUERY;
+    enum auth_source via = AUTH_QUERY;
     assert_int_equal(admin_check(&cfg, false, request("/stats", NULL), &via), ADMIN_ALLOWED);
-    assert_int_equal(via, ADMIN_VIA_NONE);
+    assert_int_equal(via, AUTH_NONE);
     /* A token sent anyway changes nothing. */
     assert_int_equal(admin_check(&cfg, false, request("/stats?token=x", NULL), NULL),
                      ADMIN_ALLOWED);
@@ -62,19 +62,19 @@ static void test_token_sources(void **state)
 {
     (void)state;
     struct config cfg = with("t0k", 0);
-    enum admin_via via;
+    enum auth_source via;
     assert_int_equal(admin_check(&cfg, true, request("/stats", NULL), &via), ADMIN_NO_TOKEN);
     assert_int_equal(
         admin_check(&cfg, false, request("/stats", "Authorization: Bearer t0k\r\n"), &via),
         ADMIN_ALLOWED);
-    assert_int_equal(via, ADMIN_VIA_HEADER);
+    assert_int_equal(via, AUTH_BEARER);
     assert_int_equal(
         admin_check(&cfg, false, request("/stats", "authorization: bearer   t0k\r\n"), &via),
         ADMIN_ALLOWED);
     assert_int_equal(
         admin_check(&cfg, false, request("/stats", "Cookie: x=1; sse_admin=t0k\r\n"), &via),
         ADMIN_ALLOWED);
-    assert_int_equal(via, ADMIN_VIA_COOKIE);
+    assert_int_equal(via, AUTH_COOKIE);
     /* A cookie in a second Cookie field is found too. */
     assert_int_equal(admin_check(&cfg, false,
                                  request("/stats", "Cookie: x=1\r\nCookie: sse_admin=t0k\r\n"),
@@ -82,7 +82,7 @@ static void test_token_sources(void **state)
                      ADMIN_ALLOWED);
     assert_int_equal(admin_check(&cfg, false, request("/stats?room=a&token=t0k", NULL), &via),
                      ADMIN_ALLOWED);
-    assert_int_equal(via, ADMIN_VIA_QUERY);
+    assert_int_equal(via, AUTH_QUERY);
     assert_int_equal(admin_check(&cfg, false, request("/stats?token=t%30k", NULL), &via),
                      ADMIN_ALLOWED);
 }
@@ -133,11 +133,11 @@ static void test_local_and_token(void **state)
 static void test_equal_and_cookie_safe(void **state)
 {
     (void)state;
-    assert_true(admin_token_equal("abc", 3, "abc", 3));
-    assert_false(admin_token_equal("abd", 3, "abc", 3));
-    assert_false(admin_token_equal("ab", 2, "abc", 3));
-    assert_false(admin_token_equal("abcabc", 6, "abc", 3));
-    assert_false(admin_token_equal("", 0, "", 0));
+    assert_true(auth_token_equal("abc", 3, "abc", 3));
+    assert_false(auth_token_equal("abd", 3, "abc", 3));
+    assert_false(auth_token_equal("ab", 2, "abc", 3));
+    assert_false(auth_token_equal("abcabc", 6, "abc", 3));
+    assert_false(auth_token_equal("", 0, "", 0));
     assert_true(admin_token_cookie_safe("Ab0-._~!#$%&'()*+/:<=>?@[]^`{|}"));
     assert_false(admin_token_cookie_safe(""));
     assert_false(admin_token_cookie_safe("a b"));
