@@ -7,6 +7,7 @@
 #include "http.h"
 #include "journal.h"
 #include "json.h"
+#include "number.h"
 #include "log.h"
 #include "room.h"
 #include "server.h"
@@ -53,27 +54,6 @@ static void reply_text(struct conn *c, int status, const char *type, const char 
                        const char *extra_headers)
 {
     conn_reply(c, status, type, body, strlen(body), extra_headers);
-}
-
-/* Parses a decimal uint64 with no sign, no spaces and no overflow. */
-static bool parse_u64(const char *s, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 20) {
-        return false;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        uint64_t d = (uint64_t)(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false;
-        }
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
 }
 
 /* The room a request names: ?room=, else (for a body) a top-level "room"
@@ -178,14 +158,14 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
     struct room_start start;
     if (hdr) {
         resume = true;
-        if (!parse_u64(hdr->ptr, hdr->len, &last_id)) {
+        if (!number_parse_u64(hdr->ptr, hdr->len, &last_id)) {
             last_id = UINT64_MAX; /* unknown: answered with a reset */
         }
     } else {
         enum param p = query_param(req, "lastEventId", num, sizeof num, &n);
         if (p != PARAM_ABSENT) {
             resume = true;
-            if (p == PARAM_BAD || !parse_u64(num, n, &last_id)) {
+            if (p == PARAM_BAD || !number_parse_u64(num, n, &last_id)) {
                 last_id = UINT64_MAX;
             }
         }
@@ -195,7 +175,7 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
     } else {
         uint64_t history = 0;
         enum param p = query_param(req, "history", num, sizeof num, &n);
-        if (p == PARAM_BAD || (p == PARAM_OK && !parse_u64(num, n, &history))) {
+        if (p == PARAM_BAD || (p == PARAM_OK && !number_parse_u64(num, n, &history))) {
             conn_reply_error(c, 400, "invalid history: a non-negative integer");
             return;
         }

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "number.h"
+
 #include "log.h"
 #include "room_pattern.h"
 
@@ -252,15 +254,12 @@ static int read_secret_file(const char *path, char *out)
 /* Parses a decimal number with an optional k/m/g (KiB/MiB/GiB) suffix. */
 static int parse_number(const char *s, int allow_suffix, unsigned long long *out)
 {
-    if (*s < '0' || *s > '9') {
+    size_t len = strlen(s), digits = number_span(s, len);
+    uint64_t v;
+    if (!number_parse_u64(s, digits, &v)) {
         return -1;
     }
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno) {
-        return -1;
-    }
+    const char *end = s + digits;
     if (allow_suffix && *end) {
         unsigned shift = 0;
         switch (*end) {
@@ -280,7 +279,7 @@ static int parse_number(const char *s, int allow_suffix, unsigned long long *out
             return -1;
         }
         end++;
-        if (v > (~0ULL >> shift)) {
+        if (v > (UINT64_MAX >> shift)) {
             return -1;
         }
         v <<= shift;

@@ -18,6 +18,7 @@
  * Nothing here allocates, does I/O, or keeps state between calls.
  */
 #include "http.h"
+#include "number.h"
 
 #include <limits.h>
 #include <string.h>
@@ -134,17 +135,6 @@ static bool is_host_char(unsigned char c)
     default:
         return is_alpha(c) || is_digit(c);
     }
-}
-
-static int hex_value(unsigned char c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static unsigned char ascii_lower(unsigned char c)
@@ -513,19 +503,10 @@ static int parse_field_line(const char *p, size_t n, struct http_header *h, int 
  */
 static bool parse_content_length(struct http_str v, uint64_t *out)
 {
-    uint64_t n = 0;
+    uint64_t n;
 
-    if (v.len == 0)
+    if (!number_parse_u64(v.ptr, v.len, &n) || n > MAX_CONTENT_LENGTH)
         return false;
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char c = (unsigned char)v.ptr[i];
-        if (!is_digit(c))
-            return false;
-        unsigned d = (unsigned)(c - '0');
-        if (n > (MAX_CONTENT_LENGTH - d) / 10)
-            return false;
-        n = n * 10 + d;
-    }
     *out = n;
     return true;
 }
@@ -759,7 +740,7 @@ static int size_line_step(struct http_chunked *d, unsigned char c)
     switch (d->state) {
     case CS_SIZE_FIRST:
     case CS_SIZE: {
-        int h = hex_value(c);
+        int h = number_hex_digit(c);
         if (h >= 0) {
             /* Digits come first on the line, so line_len counts them. */
             if (d->line_len > MAX_CHUNK_SIZE_DIGITS)
@@ -1096,8 +1077,8 @@ static int decode_byte(const char *src, size_t len, size_t *i, bool plus_space)
         return c;
     if (len - *i < 3)
         return -1;
-    int hi = hex_value((unsigned char)src[*i + 1]);
-    int lo = hex_value((unsigned char)src[*i + 2]);
+    int hi = number_hex_digit((unsigned char)src[*i + 1]);
+    int lo = number_hex_digit((unsigned char)src[*i + 2]);
     if (hi < 0 || lo < 0)
         return -1;
     *i += 2;

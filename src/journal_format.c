@@ -1,5 +1,6 @@
 #include "journal_format.h"
 #include "journal.h"
+#include "number.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -75,19 +76,7 @@ bool journal_segment_parse(const char *name, uint64_t *id)
     if (strlen(name) != SEG_NAME_LEN || strcmp(name + 20, ".log") != 0) {
         return false;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < 20; i++) {
-        if (name[i] < '0' || name[i] > '9') {
-            return false;
-        }
-        unsigned d = (unsigned)(name[i] - '0');
-        if (v > (UINT64_MAX - d) / 10) {
-            return false; /* 20 digits can exceed UINT64_MAX */
-        }
-        v = v * 10 + d;
-    }
-    *id = v;
-    return true;
+    return number_parse_u64(name, 20, id); /* 20 digits can exceed UINT64_MAX */
 }
 
 /* ------------------------------------------------------------ reading */

@@ -21,6 +21,7 @@
  * touching memory outside buf[0..len) or out[0..out_cap).
  */
 #include "json.h"
+#include "number.h"
 
 #include <limits.h>
 #include <string.h>
@@ -67,16 +68,6 @@ static void skip_ws(struct cursor *c)
         c->i++;
 }
 
-static int hex_value(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch |= 0x20; /* ASCII letters: fold to lower case */
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1;
-}
-
 /*
  * Reads the four hex digits of a \u escape starting at p[i]. Returns 1 with
  * *cp set, 0 when a non-hex byte is found, -1 when the input ends first.
@@ -87,7 +78,7 @@ static int read_hex4(const unsigned char *p, size_t len, size_t i, unsigned *cp)
     for (size_t k = 0; k < 4; k++) {
         if (i + k >= len)
             return -1;
-        int h = hex_value(p[i + k]);
+        int h = number_hex_digit(p[i + k]);
         if (h < 0)
             return 0;
         v = (v << 4) | (unsigned)h;

@@ -1,6 +1,6 @@
 #include "jwt.h"
 
-#include "decimal.h"
+#include "number.h"
 #include "json.h"
 #include "room_pattern.h"
 #include "sha256.h"
@@ -212,15 +212,15 @@ static bool numeric_date(const char *b, size_t len, size_t i, bool round_up, int
 {
     bool neg = i < len && b[i] == '-';
     i += neg;
-    size_t n = decimal_span(b + i, len - i);
+    size_t n = number_span(b + i, len - i);
     uint64_t v;
-    if (!decimal_parse_u64(b + i, n, &v)) {
+    if (!number_parse_u64(b + i, n, &v)) {
         return false;
     }
     i += n;
     bool frac = false;
     if (i < len && b[i] == '.') {
-        size_t f = decimal_span(b + i + 1, len - i - 1);
+        size_t f = number_span(b + i + 1, len - i - 1);
         for (size_t k = 1; k <= f; k++) {
             frac |= b[i + k] != '0';
         }

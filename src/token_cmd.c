@@ -1,7 +1,7 @@
 #include "token_cmd.h"
 
 #include "buf.h"
-#include "decimal.h"
+#include "number.h"
 #include "jwt.h"
 #include "keyring.h"
 #include "room_pattern.h"
@@ -28,9 +28,9 @@ static void token_usage(FILE *f)
 /* N[s|m|h|d] into seconds. */
 static bool parse_ttl(const char *s, uint64_t *out)
 {
-    size_t len = strlen(s), n = decimal_span(s, len);
+    size_t len = strlen(s), n = number_span(s, len);
     uint64_t v, mult = 1;
-    if (!decimal_parse_u64(s, n, &v) || len > n + 1) {
+    if (!number_parse_u64(s, n, &v) || len > n + 1) {
         return false;
     }
     switch (s[n]) {

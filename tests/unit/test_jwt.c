@@ -1,7 +1,7 @@
 /*
  * Unit tests for the token verifier (src/jwt.c), room patterns
  * (src/room_pattern.c), the key file (src/keyring.c) and the decimal parser
- * (src/decimal.c): base64url, the HS256-only rule, signatures, kid
+ * (src/number.c): base64url, the HS256-only rule, signatures, kid
  * selection, exp/nbf with and without leeway, aud/iss, the "sse" claim,
  * and malformed input of every part.
  */
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "decimal.h"
+#include "number.h"
 #include "sha256.h"
 #include "jwt.h"
 #include "keyring.h"
@@ -357,15 +357,15 @@ static void test_decimal(void **state)
 {
     (void)state;
     uint64_t v = 7;
-    assert_true(decimal_parse_u64("18446744073709551615", 20, &v));
+    assert_true(number_parse_u64("18446744073709551615", 20, &v));
     assert_true(v == UINT64_MAX);
-    assert_false(decimal_parse_u64("18446744073709551616", 20, &v));
-    assert_false(decimal_parse_u64("", 0, &v));
-    assert_false(decimal_parse_u64("-1", 2, &v));
-    assert_false(decimal_parse_u64("1 ", 2, &v));
-    assert_true(decimal_parse_u64("042", 3, &v));
+    assert_false(number_parse_u64("18446744073709551616", 20, &v));
+    assert_false(number_parse_u64("", 0, &v));
+    assert_false(number_parse_u64("-1", 2, &v));
+    assert_false(number_parse_u64("1 ", 2, &v));
+    assert_true(number_parse_u64("042", 3, &v));
     assert_true(v == 42);
-    assert_int_equal(decimal_span("123abc", 6), 3);
+    assert_int_equal(number_span("123abc", 6), 3);
 }
 
 int main(void)

@@ -1,8 +1,8 @@
-#include "decimal.h"
+#include "number.h"
 
-bool decimal_parse_u64(const char *s, size_t len, uint64_t *out)
+bool number_parse_u64(const char *s, size_t len, uint64_t *out)
 {
-    if (len == 0 || len > 20) {
+    if (len == 0) {
         return false;
     }
     uint64_t v = 0;
@@ -20,11 +20,23 @@ bool decimal_parse_u64(const char *s, size_t len, uint64_t *out)
     return true;
 }
 
-size_t decimal_span(const char *s, size_t len)
+size_t number_span(const char *s, size_t len)
 {
     size_t n = 0;
     while (n < len && s[n] >= '0' && s[n] <= '9') {
         n++;
     }
     return n;
+}
+
+int number_hex_digit(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20; /* ASCII letters: fold to lower case */
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
 }
