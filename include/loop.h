@@ -22,6 +22,7 @@ struct loop_task;
 typedef void loop_io_fn(struct loop *loop, struct loop_watch *w, uint32_t events);
 typedef void loop_timer_fn(struct loop *loop, struct loop_timer *t);
 typedef void loop_task_fn(struct loop *loop, struct loop_task *task);
+typedef void loop_hook_fn(struct loop *loop, void *arg);
 
 struct loop_watch {
     int fd;          /* read-only for the owner */
@@ -67,6 +68,33 @@ void loop_task_queue(struct loop *loop, struct loop_task *task, loop_task_fn *fn
 
 /* Monotonic milliseconds, cached once per iteration. */
 uint64_t loop_now_ms(const struct loop *loop);
+
+/* Sets the function called at the end of every iteration, after the
+ * tasks, just before the loop sleeps (NULL: none). */
+void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg);
+
+/*
+ * Loop lag: how long each iteration kept the loop busy, from epoll_wait's
+ * return to the next epoll_wait call (callbacks, timers, tasks, the
+ * before-sleep hook), like Node's event-loop delay. A histogram with fixed
+ * bounds in nanoseconds; counts[i] holds iterations with a busy time
+ * <= bounds_ns[i] (and > bounds_ns[i - 1]); counts[LOOP_LAG_BUCKETS] holds
+ * the slower ones. Costs two clock_gettime calls per iteration.
+ */
+#define LOOP_LAG_BUCKETS 14
+extern const uint64_t loop_lag_bounds_ns[LOOP_LAG_BUCKETS];
+struct loop_lag {
+    uint64_t counts[LOOP_LAG_BUCKETS + 1];
+    uint64_t iterations;
+    uint64_t sum_ns;
+    uint64_t max_ns;
+};
+const struct loop_lag *loop_lag(const struct loop *loop);
+/* The q-quantile (0 < q <= 1) of the busy times in nanoseconds, estimated
+ * by linear interpolation inside its bucket (as Prometheus'
+ * histogram_quantile does) and never above the maximum seen; 0 when no
+ * iteration has run. */
+uint64_t loop_lag_quantile_ns(const struct loop_lag *lag, double q);
 
 /* Runs the queued tasks now (used at shutdown, when the loop no longer runs). */
 void loop_run_pending(struct loop *loop);

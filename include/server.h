@@ -50,6 +50,12 @@ struct server {
 
     struct loop_task hub_task;
 
+    /* The log's pipe or socket while log lines are buffered (fd -1 when
+     * they go straight to stderr); EPOLLOUT is watched only while bytes are
+     * pending and the last write found the pipe full. */
+    struct loop_watch log_watch;
+    bool log_blocked;
+
     struct journal *journal; /* NULL without --data-dir */
     /* Publishers whose answers are held until the fan-out (and, with
      * --fsync batch, the journal sync) of this loop iteration has run. */

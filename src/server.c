@@ -177,6 +177,36 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
     }
 }
 
+/* Writes pending log lines; watches for writability only while the pipe is
+ * full, and not at all once its reader has gone. */
+static void server_flush_log(struct server *srv)
+{
+    srv->log_blocked = log_flush();
+    if (log_broken()) {
+        loop_watch_del(srv->loop, &srv->log_watch);
+        return;
+    }
+    loop_watch_mod(srv->loop, &srv->log_watch, srv->log_blocked ? EPOLLOUT : 0);
+}
+
+static void on_log_writable(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+    (void)loop;
+    (void)events;
+    server_flush_log(container_of(w, struct server, log_watch));
+}
+
+/* The end of every iteration: this iteration's log lines go out in one
+ * write, unless the pipe was full and has not said it takes more. */
+static void before_sleep(struct loop *loop, void *arg)
+{
+    struct server *srv = arg;
+    (void)loop;
+    if (srv->log_watch.fd >= 0 && !srv->log_blocked) {
+        server_flush_log(srv);
+    }
+}
+
 /* Runs once after each loop iteration that published something: the
  * journal's group commit (--fsync batch), the fan-out, then the publishers'
  * answers, which were held for both. */
@@ -328,7 +358,7 @@ int server_init(struct server *srv, const struct config *cfg)
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
-    srv->listen_watch.fd = srv->signal_watch.fd = -1;
+    srv->listen_watch.fd = srv->signal_watch.fd = srv->log_watch.fd = -1;
     list_init(&srv->conns);
     list_init(&srv->held);
     log_set_level((enum log_level)cfg->log_level);
@@ -407,6 +437,13 @@ int server_init(struct server *srv, const struct config *cfg)
     fflush(stdout);
     log_info("serving %zu static files from %s; at most %zu clients",
              static_files_count(srv->files), cfg->static_dir, srv->max_clients);
+    /* From here on nothing on the loop may block, log lines included. */
+    int log_fd = log_buffer_begin();
+    if (log_fd >= 0 && loop_watch_add(srv->loop, &srv->log_watch, log_fd, 0, on_log_writable) < 0) {
+        log_buffer_end(0);
+        log_warn("cannot watch the log output (%s): writing it directly", strerror(errno));
+    }
+    loop_set_before_sleep(srv->loop, before_sleep, srv);
     return 0;
 }
 
@@ -427,6 +464,7 @@ void server_release(struct server *srv)
         loop_stop(srv->loop);
         loop_watch_del(srv->loop, &srv->listen_watch);
         loop_watch_del(srv->loop, &srv->signal_watch);
+        loop_watch_del(srv->loop, &srv->log_watch);
         loop_run_pending(srv->loop);
     }
     if (srv->listen_fd >= 0) {
@@ -441,6 +479,8 @@ void server_release(struct server *srv)
     journal_close(srv->journal);
     hub_free(srv->hub);
     static_files_unref(srv->files);
+    /* What the loop left in the log buffer gets a second to go out. */
+    log_buffer_end(1000);
     loop_free(srv->loop);
     memset(srv, 0, sizeof *srv);
 }

@@ -270,9 +270,9 @@ static void scrub_server_env(void)
 
 /* Starts the server (see itest_server_start) with RLIMIT_NOFILE soft = hard =
  * nofile and a soft RLIMIT_FSIZE of fsize bytes, each unless 0, set in the
- * child before exec. */
+ * child before exec, and its stderr opened from stderr_path unless NULL. */
 static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
-                                        unsigned long fsize)
+                                        unsigned long fsize, const char *stderr_path)
 {
     struct itest_server s;
     memset(&s, 0, sizeof s);
@@ -290,7 +290,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
     e = getenv("SSE_STATIC");
     snprintf(static_dir, sizeof static_dir, "%s", e ? e : "");
     const char *show = getenv("ITEST_SERVER_LOG");
-    bool pass_stderr = show && strcmp(show, "1") == 0;
+    bool pass_stderr = (show && strcmp(show, "1") == 0) || stderr_path;
 
     wrapper_parse();
     const char *argv[64 + WRAPPER_MAX_ARGS];
@@ -360,6 +360,12 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         dup2(pfd[1], STDOUT_FILENO);
         if (log_fd >= 0)
             dup2(log_fd, STDERR_FILENO);
+        if (stderr_path) {
+            int fd = open(stderr_path, O_WRONLY);
+            if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+                _exit(127);
+            close(fd);
+        }
         signal(SIGPIPE, SIG_DFL);
         alarm(0);
         if (!getenv("ITEST_KEEP_ENV"))
@@ -462,17 +468,22 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
 
 struct itest_server itest_server_start(const char *const *extra_args)
 {
-    return server_start(extra_args, 0, 0);
+    return server_start(extra_args, 0, 0, NULL);
+}
+
+struct itest_server itest_server_start_stderr(const char *const *extra_args, const char *path)
+{
+    return server_start(extra_args, 0, 0, path);
 }
 
 struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile)
 {
-    return server_start(extra_args, nofile, 0);
+    return server_start(extra_args, nofile, 0, NULL);
 }
 
 struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize)
 {
-    return server_start(extra_args, 0, fsize);
+    return server_start(extra_args, 0, fsize, NULL);
 }
 
 static void server_release(struct itest_server *s, bool show_log)
