@@ -9,6 +9,7 @@
 #include "http.h"
 #include "list.h"
 #include "loop.h"
+#include "reload.h"
 
 #include <stdint.h>
 #include <time.h>
@@ -47,6 +48,7 @@ struct server {
 
     int signal_fd;
     struct loop_watch signal_watch;
+    struct reload reload; /* SIGHUP: the static files, loaded on a thread */
 
     struct loop_task hub_task;
 

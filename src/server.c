@@ -140,24 +140,17 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
     }
 }
 
-/* Loading reads files with blocking I/O: acceptable on an operator's SIGHUP,
- * bounded by the static directory's limits. */
-static void server_reload_static(struct server *srv)
+/* A reload finished (see reload.h): swap the new files in. Responses still
+ * borrowing the old table hold references on it; otherwise it is freed on
+ * the reload thread. */
+static void on_static_reloaded(void *arg, struct static_files *files, const char *err)
 {
-    char err[256];
-    /* At start a missing directory means "no static files"; on a reload it
-     * more likely means a deploy is swapping it: keep serving the old ones. */
-    if (access(srv->cfg.static_dir, R_OK | X_OK) < 0) {
-        log_error("reloading static files: %s: %s; keeping the old ones", srv->cfg.static_dir,
-                  strerror(errno));
-        return;
-    }
-    struct static_files *files = static_files_load(srv->cfg.static_dir, err, sizeof err);
+    struct server *srv = arg;
     if (!files) {
         log_error("reloading static files: %s; keeping the old ones", err);
         return;
     }
-    static_files_unref(srv->files);
+    reload_retire(&srv->reload, srv->files);
     srv->files = files;
     log_info("reloaded %zu static files from %s", static_files_count(files), srv->cfg.static_dir);
 }
@@ -172,7 +165,7 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
             log_info("signal %u: shutting down", si.ssi_signo);
             loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
-            server_reload_static(srv);
+            reload_request(&srv->reload);
         }
     }
 }
@@ -359,6 +352,7 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->cfg = *cfg;
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
     srv->listen_watch.fd = srv->signal_watch.fd = srv->log_watch.fd = -1;
+    srv->reload.efd = srv->reload.watch.fd = -1;
     list_init(&srv->conns);
     list_init(&srv->held);
     log_set_level((enum log_level)cfg->log_level);
@@ -419,6 +413,11 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
 
+    if (reload_init(&srv->reload, srv->loop, srv->cfg.static_dir, on_static_reloaded, srv) < 0) {
+        log_error("eventfd: %s", strerror(errno));
+        return -1;
+    }
+
     srv->listen_fd = net_listen(cfg->bind, cfg->port, &srv->port, err, sizeof err);
     if (srv->listen_fd < 0) {
         log_error("%s", err);
@@ -465,6 +464,7 @@ void server_release(struct server *srv)
         loop_watch_del(srv->loop, &srv->listen_watch);
         loop_watch_del(srv->loop, &srv->signal_watch);
         loop_watch_del(srv->loop, &srv->log_watch);
+        reload_release(&srv->reload, srv->loop);
         loop_run_pending(srv->loop);
     }
     if (srv->listen_fd >= 0) {
