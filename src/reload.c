@@ -4,6 +4,7 @@
 #include "static_files.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,7 +46,12 @@ static void reload_kick(struct reload *r)
     }
     r->load = r->want_load;
     r->freeing = r->retired;
+    /* Signals are the loop's (signalfd): none may land on this thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = pthread_create(&r->thread, NULL, reload_thread, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         char eb[96];
         r->freeing = NULL; /* still r->retired: the next thread frees it */

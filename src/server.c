@@ -308,6 +308,7 @@ static int server_open_journal(struct server *srv)
         .retain_bytes = cfg->retain_bytes,
         .keep = journal_keep_rings,
         .keep_arg = srv,
+        .sync_rotation_off_loop = cfg->fsync_mode == FSYNC_NEVER,
     };
     struct replay_state rs = {srv, true};
     struct journal_stats st = {0};
