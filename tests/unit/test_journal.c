@@ -1327,6 +1327,7 @@ static void test_rotation_off_loop(void **state)
     expect_range(&s, gen_fixed, 1, 300, 0);
     assert_int_equal(st.segments, 100);
     journal_close(j);
+    seen_clear(&s);
     assert_int_equal(next_fd(), fd0);
     tdir_free(&t);
 }
