@@ -268,6 +268,13 @@ bool log_flush(void)
     }
 }
 
+void log_output_lost(void)
+{
+    if (sink.fd >= 0) {
+        give_up();
+    }
+}
+
 bool log_broken(void)
 {
     return sink.broken;

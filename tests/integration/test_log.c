@@ -1,7 +1,8 @@
 /*
  * test_log: nothing on the event loop blocks, against the real server over
  * loopback -- a log pipe that nobody reads costs log lines (counted, and
- * reported once the pipe drains), never answers; the loop-lag histogram in
+ * reported once the pipe drains), never answers, and one whose reader has
+ * gone costs no CPU; the loop-lag histogram in
  * /metrics and its figures in /stats follow the iterations the loop runs;
  * a SIGHUP reload of a large static directory (and a storm of them) is
  * done off the loop: the new files are served and no iteration stalls; so
@@ -184,6 +185,60 @@ static void test_stuck_log_pipe(void **state)
     bool seen = fifo_read_until("log lines dropped", itest_ms(10000), &total);
     fprintf(stderr, "read %zu bytes of log; %.0f lines dropped\n", total, dropped);
     assert_true(seen);
+    assert_int_equal(itest_server_stop(&server), 0);
+}
+
+/* CPU time the process has used, in clock ticks (/proc/<pid>/stat). */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields after the command name (which may hold blanks): state is the
+     * 3rd field, utime and stime the 14th and 15th. */
+    const char *p = strrchr(buf, ')');
+    assert_non_null(p);
+    long utime = 0, stime = 0;
+    assert_int_equal(
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime), 2);
+    return utime + stime;
+}
+
+/* The log's reader goes away: lines are dropped and counted, the server
+ * answers, and the error on the pipe does not keep waking the loop. */
+static void test_log_reader_gone(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof path, "%s/log.fifo", scratch_dir());
+    assert_int_equal(mkfifo(path, 0600), 0);
+    fifo_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    assert_true(fifo_fd >= 0);
+    server = itest_server_start_stderr(NULL, path);
+    assert_true(server.pid > 0);
+    close(fifo_fd);
+    fifo_fd = -1;
+
+    itest_sleep_ms(200);
+    long t0 = cpu_ticks(server.pid);
+    itest_sleep_ms(1000);
+    long spent = cpu_ticks(server.pid) - t0;
+    fprintf(stderr, "idle second after the reader left: %ld ticks of CPU\n", spent);
+    assert_true(spent < sysconf(_SC_CLK_TCK) / 5);
+
+    struct itest_response r;
+    for (int i = 0; i < 10; i++) {
+        get(server.port, "/healthz", &r);
+        itest_response_free(&r);
+    }
+    get(server.port, "/metrics", &r);
+    double dropped = metric(r.body, "sse_log_lines_dropped_total");
+    itest_response_free(&r);
+    assert_true(dropped >= 10);
     assert_int_equal(itest_server_stop(&server), 0);
 }
 
@@ -391,6 +446,7 @@ int main(void)
     itest_init(180);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_stuck_log_pipe, teardown),
+        cmocka_unit_test_teardown(test_log_reader_gone, teardown),
         cmocka_unit_test_teardown(test_loop_lag_figures, teardown),
         cmocka_unit_test_teardown(test_sighup_reload_off_loop, teardown),
         cmocka_unit_test_teardown(test_rotation_syncs_off_loop, teardown),
