@@ -83,16 +83,36 @@ hup_storm() {
 
 # One line of figures from /stats and /metrics.
 lag_figures() {
-    local stats metrics
+    local stats metrics max
     stats=$(curl -s "http://127.0.0.1:$SRV_PORT/stats")
     metrics=$(curl -s "http://127.0.0.1:$SRV_PORT/metrics")
-    printf '%s\n' "$metrics" | awk -v lag="$(printf '%s' "$stats" | grep -o '"loop_lag_ms":{[^}]*}')" '
+    max=$(jget loop_lag_max_ms "$stats")
+    if [ "$max" = - ]; then
+        # The first version with the histogram had "loop_lag_ms":{"p99":..,"max":..}.
+        max=$(printf '%s' "$stats" | grep -o '"loop_lag_ms":{[^}]*}' | grep -o '"max":[0-9.]*' | cut -d: -f2)
+    fi
+    printf '%s\n' "$metrics" | awk -v max="${max:-0}" '
+        function bucket(le) { return le == "+Inf" ? 1e300 : le + 0 }
         /^sse_loop_iteration_seconds_bucket\{le="0.001"\}/ { le1 = $2 }
         /^sse_loop_iteration_seconds_bucket\{le="0.005"\}/ { le5 = $2 }
+        /^sse_loop_iteration_seconds_bucket/ {
+            split($1, q, "\""); nb++; bound[nb] = bucket(q[2]); cum[nb] = $2
+        }
         /^sse_loop_iteration_seconds_count/ { n = $2 }
         END {
-            split(lag, f, /[:,}]/)
-            printf "iterations %d, p99 %s ms, max %s ms, > 1 ms: %d, > 5 ms: %d", n, f[3], f[5], n - le1, n - le5
+            # p99 over the whole run from the cumulative buckets, interpolated
+            # inside its bucket as histogram_quantile does.
+            rank = 0.99 * n; lo = 0; below = 0; p99 = 0
+            for (i = 1; i <= nb; i++) {
+                if (cum[i] >= rank && cum[i] > below) {
+                    hi = bound[i] < 1e300 ? bound[i] : max / 1000
+                    p99 = lo + (hi - lo) * (rank - below) / (cum[i] - below)
+                    break
+                }
+                lo = bound[i]; below = cum[i]
+            }
+            if (p99 * 1000 > max) p99 = max / 1000
+            printf "iterations %d, p99 %.3f ms, max %s ms, > 1 ms: %d, > 5 ms: %d", n, p99 * 1000, max, n - le1, n - le5
         }'
 }
 

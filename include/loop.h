@@ -76,25 +76,36 @@ void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg);
 /*
  * Loop lag: how long each iteration kept the loop busy, from epoll_wait's
  * return to the next epoll_wait call (callbacks, timers, tasks, the
- * before-sleep hook), like Node's event-loop delay. A histogram with fixed
- * bounds in nanoseconds; counts[i] holds iterations with a busy time
+ * before-sleep hook), like Node's event-loop delay. Histograms with fixed
+ * bounds in nanoseconds: counts[i] holds iterations with a busy time
  * <= bounds_ns[i] (and > bounds_ns[i - 1]); counts[LOOP_LAG_BUCKETS] holds
  * the slower ones. Costs two clock_gettime calls per iteration.
  */
 #define LOOP_LAG_BUCKETS 14
+/* The recent figures cover the last one to three of these. */
+#define LOOP_LAG_WINDOW_MS ((uint64_t)5000)
 extern const uint64_t loop_lag_bounds_ns[LOOP_LAG_BUCKETS];
-struct loop_lag {
+struct loop_lag_hist {
     uint64_t counts[LOOP_LAG_BUCKETS + 1];
     uint64_t iterations;
     uint64_t sum_ns;
     uint64_t max_ns;
 };
+struct loop_lag {
+    struct loop_lag_hist total; /* since the loop started */
+    /* Two alternating windows of LOOP_LAG_WINDOW_MS; cur is being filled. */
+    struct loop_lag_hist window[2];
+    uint64_t window_start_ms;
+    unsigned cur;
+};
 const struct loop_lag *loop_lag(const struct loop *loop);
+/* The iterations of the last LOOP_LAG_WINDOW_MS to three times that. */
+void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out);
 /* The q-quantile (0 < q <= 1) of the busy times in nanoseconds, estimated
  * by linear interpolation inside its bucket (as Prometheus'
  * histogram_quantile does) and never above the maximum seen; 0 when no
  * iteration has run. */
-uint64_t loop_lag_quantile_ns(const struct loop_lag *lag, double q);
+uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *h, double q);
 
 /* Runs the queued tasks now (used at shutdown, when the loop no longer runs). */
 void loop_run_pending(struct loop *loop);

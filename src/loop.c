@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +59,7 @@ struct loop *loop_new(void)
         return NULL;
     }
     loop->now_ms = monotonic_ms();
+    loop->lag.window_start_ms = loop->now_ms;
     return loop;
 }
 
@@ -273,21 +275,58 @@ const struct loop_lag *loop_lag(const struct loop *loop)
     return &loop->lag;
 }
 
-static void lag_record(struct loop_lag *lag, uint64_t ns)
+static void hist_add(struct loop_lag_hist *h, size_t bucket, uint64_t ns)
+{
+    h->counts[bucket]++;
+    h->iterations++;
+    h->sum_ns += ns;
+    if (ns > h->max_ns) {
+        h->max_ns = ns;
+    }
+}
+
+static void lag_record(struct loop_lag *lag, uint64_t now_ms, uint64_t ns)
 {
     size_t i = 0;
     while (i < LOOP_LAG_BUCKETS && ns > loop_lag_bounds_ns[i]) {
         i++;
     }
-    lag->counts[i]++;
-    lag->iterations++;
-    lag->sum_ns += ns;
-    if (ns > lag->max_ns) {
-        lag->max_ns = ns;
+    if (now_ms - lag->window_start_ms >= LOOP_LAG_WINDOW_MS) {
+        lag->cur ^= 1u;
+        memset(&lag->window[lag->cur], 0, sizeof lag->window[0]);
+        /* After a long sleep the previous window is older than one window. */
+        if (now_ms - lag->window_start_ms >= 2 * LOOP_LAG_WINDOW_MS) {
+            memset(&lag->window[lag->cur ^ 1u], 0, sizeof lag->window[0]);
+        }
+        lag->window_start_ms = now_ms;
+    }
+    hist_add(&lag->total, i, ns);
+    hist_add(&lag->window[lag->cur], i, ns);
+}
+
+void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out)
+{
+    const struct loop_lag *lag = &loop->lag;
+    uint64_t age = loop->now_ms - lag->window_start_ms;
+    memset(out, 0, sizeof *out);
+    /* Windows are rolled by the iterations themselves: after a quiet spell
+     * they may be older than they look. */
+    for (unsigned w = 0; w < 2; w++) {
+        const struct loop_lag_hist *h = &lag->window[w];
+        bool fresh = w == lag->cur ? age < 2 * LOOP_LAG_WINDOW_MS : age < LOOP_LAG_WINDOW_MS;
+        if (!fresh) {
+            continue;
+        }
+        for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
+            out->counts[i] += h->counts[i];
+        }
+        out->iterations += h->iterations;
+        out->sum_ns += h->sum_ns;
+        out->max_ns = h->max_ns > out->max_ns ? h->max_ns : out->max_ns;
     }
 }
 
-uint64_t loop_lag_quantile_ns(const struct loop_lag *lag, double q)
+uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *lag, double q)
 {
     if (lag->iterations == 0) {
         return 0;
@@ -339,7 +378,7 @@ int loop_run(struct loop *loop)
         if (loop->before_sleep) {
             loop->before_sleep(loop, loop->before_sleep_arg);
         }
-        lag_record(&loop->lag, monotonic_ns() - woke_ns);
+        lag_record(&loop->lag, loop->now_ms, monotonic_ns() - woke_ns);
     }
     return 0;
 }

@@ -100,14 +100,18 @@ int stats_render_json(struct server *srv, const char *room, size_t room_len, str
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
     }
-    const struct loop_lag *lag = loop_lag(srv->loop);
+    /* loop_lag_ms is a number (the recent p99) so that a dashboard can
+     * chart it; the maximum is since start, so that no stall goes unseen. */
+    struct loop_lag_hist recent;
+    loop_lag_recent(srv->loop, &recent);
+    const struct loop_lag_hist *total = &loop_lag(srv->loop)->total;
     if (rc == 0) {
         rc = buf_printf(out,
-                        ",\"log_lines_dropped\":%llu,\"loop_lag_ms\":{\"p99\":%.3f,\"max\":%.3f,"
-                        "\"iterations\":%llu}",
+                        ",\"log_lines_dropped\":%llu,\"loop_lag_ms\":%.3f,\"loop_lag_max_ms\":%.3f,"
+                        "\"loop_iterations\":%llu",
                         (unsigned long long)log_lines_dropped(),
-                        (double)loop_lag_quantile_ns(lag, 0.99) / 1e6, (double)lag->max_ns / 1e6,
-                        (unsigned long long)lag->iterations);
+                        (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6,
+                        (double)total->max_ns / 1e6, (unsigned long long)total->iterations);
     }
     if (rc == 0) {
         rc = buf_append_str(out, ",\"top_rooms\":[");
@@ -142,7 +146,7 @@ static int metric_u64(struct buf *out, const struct metric *m, unsigned long lon
 /* The loop-lag histogram, cumulative as Prometheus wants it. */
 static int render_loop_lag(struct server *srv, struct buf *out)
 {
-    const struct loop_lag *lag = loop_lag(srv->loop);
+    const struct loop_lag_hist *lag = &loop_lag(srv->loop)->total;
     const char *name = "sse_loop_iteration_seconds";
     int rc = metric_head(out, &(struct metric){name, "histogram",
                                                "Time each event-loop iteration kept the loop busy "
