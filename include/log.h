@@ -42,9 +42,9 @@ int log_buffer_begin(void);
 /* Writes what the descriptor takes now. True when bytes remain (watch for
  * EPOLLOUT); false when all is written or the output is broken. */
 bool log_flush(void);
-/* The descriptor reported an error (EPOLLERR: a pipe whose reader has
- * gone). With nothing buffered no write would find out, and the error,
- * level-triggered, would wake the loop again and again: give up on it as
+/* The descriptor reported an error or a hang-up (EPOLLERR: a pipe whose
+ * reader has gone; EPOLLHUP: a socket whose peer has). With nothing buffered no write would find
+ * out, and the error, level-triggered, would wake the loop again and again: give up on it as
  * log_flush does on EPIPE. */
 void log_output_lost(void);
 /* True once the reader has gone (EPIPE or another write error): later

@@ -185,7 +185,8 @@ static void server_flush_log(struct server *srv)
 static void on_log_writable(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
     (void)loop;
-    if (events & EPOLLERR) {
+    /* A pipe's reader gone is EPOLLERR; a socket's peer gone, EPOLLHUP. */
+    if (events & (EPOLLERR | EPOLLHUP)) {
         log_output_lost();
     }
     server_flush_log(container_of(w, struct server, log_watch));
