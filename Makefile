@@ -40,7 +40,9 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 # Test helpers shared by several test binaries: a reference WHATWG
 # event-stream parser and the integration-test client library.
 TEST_HELPERS := $(BUILD)/tests/unit/sse_parse.o
-ITEST_LIB    := $(BUILD)/tests/integration/itest.o $(TEST_HELPERS)
+# The pure JSON validator too, so the tests can check what the server sends.
+ITEST_LIB    := $(BUILD)/tests/integration/itest.o $(TEST_HELPERS) $(BUILD)/src/json.o \
+                $(BUILD)/src/number.o
 # LD_PRELOAD shims that inject faults into the server (tests/fault/*.c),
 # built without $(SAN) in every build directory: see fail_fdatasync.c.
 FAULT_SRCS := $(wildcard tests/fault/*.c)

@@ -76,6 +76,9 @@ struct journal_options {
      * into the oldest segment (compaction, on a thread) instead of deleted. */
     journal_keep_fn *keep;
     void *keep_arg;
+    /* For --fsync never: a rotation leaves syncing the old segment and the
+     * directory to a thread (see journal_syncer.h) instead of the caller. */
+    bool sync_rotation_off_loop;
 };
 /*
  * Retention runs after each rotation and deletes the oldest whole segments,

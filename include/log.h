@@ -1,5 +1,15 @@
 /*
  * log: levelled log lines on stderr, one line per event.
+ *
+ * While the event loop runs, a pipe or socket on stderr (journald, a
+ * `| tee`) is never written with a blocking call: lines go to a bounded
+ * buffer (256 KiB) that the loop writes out whenever the descriptor takes
+ * more. When the buffer is full, whole lines are dropped and counted, and a
+ * line "N log lines dropped" marks the gap once there is room again. A
+ * terminal, a file or /dev/null on stderr is written directly (epoll cannot
+ * watch files; none of them stalls for long), and so is everything before
+ * the loop starts and after it stops (log_buffer_begin / log_buffer_end).
+ * Only the loop's thread may log.
  */
 #ifndef SSE_LOG_H
 #define SSE_LOG_H
@@ -19,6 +29,32 @@ enum log_level log_get_level(void);
 int log_level_parse(const char *s);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Switches to buffered output if stderr is a pipe or a socket. Returns the
+ * descriptor the loop should watch for EPOLLOUT while log_flush says bytes
+ * are pending, or -1 when lines keep going straight to stderr. A pipe is
+ * reopened through /proc/self/fd/2 so that O_NONBLOCK is set on a file
+ * description of our own, not on one a parent shell may share; only
+ * without /proc is it set on stderr itself (and put back by log_buffer_end).
+ */
+int log_buffer_begin(void);
+/* Writes what the descriptor takes now. True when bytes remain (watch for
+ * EPOLLOUT); false when all is written or the output is broken. */
+bool log_flush(void);
+/* The descriptor reported an error or a hang-up (EPOLLERR: a pipe whose
+ * reader has gone; EPOLLHUP: a socket whose peer has). With nothing buffered no write would find
+ * out, and the error, level-triggered, would wake the loop again and again: give up on it as
+ * log_flush does on EPIPE. */
+void log_output_lost(void);
+/* True once the reader has gone (EPIPE or another write error): later
+ * lines are dropped and counted; stop watching the descriptor. */
+bool log_broken(void);
+/* Back to direct writes: flushes for at most timeout_ms (at exit a stuck
+ * reader must not hold the process), drops and counts what is left. */
+void log_buffer_end(int timeout_ms);
+/* Lines dropped because the buffer was full or the output broken. */
+uint64_t log_lines_dropped(void);
 
 /*
  * For events a client can cause at will (bad requests): at most `burst` lines

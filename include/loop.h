@@ -22,6 +22,7 @@ struct loop_task;
 typedef void loop_io_fn(struct loop *loop, struct loop_watch *w, uint32_t events);
 typedef void loop_timer_fn(struct loop *loop, struct loop_timer *t);
 typedef void loop_task_fn(struct loop *loop, struct loop_task *task);
+typedef void loop_hook_fn(struct loop *loop, void *arg);
 
 struct loop_watch {
     int fd;          /* read-only for the owner */
@@ -67,6 +68,44 @@ void loop_task_queue(struct loop *loop, struct loop_task *task, loop_task_fn *fn
 
 /* Monotonic milliseconds, cached once per iteration. */
 uint64_t loop_now_ms(const struct loop *loop);
+
+/* Sets the function called at the end of every iteration, after the
+ * tasks, just before the loop sleeps (NULL: none). */
+void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg);
+
+/*
+ * Loop lag: how long each iteration kept the loop busy, from epoll_wait's
+ * return to the next epoll_wait call (callbacks, timers, tasks, the
+ * before-sleep hook), like Node's event-loop delay. Histograms with fixed
+ * bounds in nanoseconds: counts[i] holds iterations with a busy time
+ * <= bounds_ns[i] (and > bounds_ns[i - 1]); counts[LOOP_LAG_BUCKETS] holds
+ * the slower ones. Costs two clock_gettime calls per iteration.
+ */
+#define LOOP_LAG_BUCKETS 14
+/* The recent figures cover the last one to three of these. */
+#define LOOP_LAG_WINDOW_MS ((uint64_t)5000)
+extern const uint64_t loop_lag_bounds_ns[LOOP_LAG_BUCKETS];
+struct loop_lag_hist {
+    uint64_t counts[LOOP_LAG_BUCKETS + 1];
+    uint64_t iterations;
+    uint64_t sum_ns;
+    uint64_t max_ns;
+};
+struct loop_lag {
+    struct loop_lag_hist total; /* since the loop started */
+    /* Two alternating windows of LOOP_LAG_WINDOW_MS; cur is being filled. */
+    struct loop_lag_hist window[2];
+    uint64_t window_start_ms;
+    unsigned cur;
+};
+const struct loop_lag *loop_lag(const struct loop *loop);
+/* The iterations of the last LOOP_LAG_WINDOW_MS to three times that. */
+void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out);
+/* The q-quantile (0 < q <= 1) of the busy times in nanoseconds, estimated
+ * by linear interpolation inside its bucket (as Prometheus'
+ * histogram_quantile does) and never above the maximum seen; 0 when no
+ * iteration has run. */
+uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *h, double q);
 
 /* Runs the queued tasks now (used at shutdown, when the loop no longer runs). */
 void loop_run_pending(struct loop *loop);

@@ -10,6 +10,7 @@
 #include "jwt.h"
 #include "list.h"
 #include "loop.h"
+#include "reload.h"
 
 #include <stdint.h>
 #include <time.h>
@@ -50,8 +51,15 @@ struct server {
 
     int signal_fd;
     struct loop_watch signal_watch;
+    struct reload reload; /* SIGHUP: the static files, loaded on a thread */
 
     struct loop_task hub_task;
+
+    /* The log's pipe or socket while log lines are buffered (fd -1 when
+     * they go straight to stderr); EPOLLOUT is watched only while bytes are
+     * pending and the last write found the pipe full. */
+    struct loop_watch log_watch;
+    bool log_blocked;
 
     struct journal *journal; /* NULL without --data-dir */
     struct keyring *keys;    /* NULL without --jwt-key-file */

@@ -11,6 +11,7 @@
 #ifndef SSE_STATIC_FILES_H
 #define SSE_STATIC_FILES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define STATIC_MAX_FILES 4096
@@ -38,6 +39,8 @@ struct static_files *static_files_load(const char *dir, char *err, size_t err_ca
 struct static_files *static_files_ref(struct static_files *files);
 /* Drops a reference; the last one frees the table. NULL is ignored. */
 void static_files_unref(struct static_files *files);
+/* True while a response borrows the table (more than one reference). */
+bool static_files_shared(const struct static_files *files);
 
 /*
  * Finds the file for a raw (still percent-encoded) request path. A path

@@ -7,6 +7,7 @@
  */
 #include "journal.h"
 #include "journal_compact.h"
+#include "journal_syncer.h"
 #include "journal_format.h"
 #include "log.h"
 
@@ -55,7 +56,9 @@ struct journal {
     journal_keep_fn *keep;
     void *keep_arg;
     struct compact_job job; /* at most one compaction at a time */
-    uint8_t *scratch;       /* encode buffer for appends */
+    /* With opts->sync_rotation_off_loop: syncs the segments rotation leaves. */
+    struct journal_syncer *syncer;
+    uint8_t *scratch; /* encode buffer for appends */
     size_t scratch_cap;
 };
 
@@ -92,6 +95,7 @@ static int seg_reserve(struct journal *j)
 static void journal_free(struct journal *j)
 {
     compact_reap(&j->job);
+    syncer_free(j->syncer); /* before dirfd goes: it syncs the directory */
     if (j->fd >= 0) {
         close(j->fd);
     }
@@ -367,6 +371,10 @@ struct journal *journal_open(const struct journal_options *opts, journal_replay_
                 errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
         goto fail;
     }
+    if (opts->sync_rotation_off_loop && (j->syncer = syncer_new(j->dirfd)) == NULL) {
+        set_err(err, err_cap, "journal: cannot start a thread: %s", strerror(errno));
+        goto fail;
+    }
     /* A compaction that a crash interrupted: its old files are intact. */
     unlinkat(j->dirfd, COMPACT_TMP_NAME, 0);
     if (list_segments(j, err, err_cap) != 0) {
@@ -425,11 +433,39 @@ fail:
 
 /* ------------------------------------------------------------ writing */
 
+static void mark_synced(struct journal *j);
+
+/*
+ * Leaves the current segment for the one just opened (new_fd). Without a
+ * syncer the old segment was synced before the new one was opened, so a
+ * close error has nothing left to lose. With one, the syncer syncs and
+ * closes it, then syncs the directory, off the loop; the journal counts it
+ * as synced now (in that mode nothing waits for durability).
+ */
+static void leave_segment(struct journal *j, int new_fd, bool off_loop)
+{
+    if (j->fd >= 0 && off_loop) {
+        mark_synced(j);
+        if (!syncer_submit(j->syncer, j->fd)) {
+            /* The syncer is behind: do it here rather than queue without end. */
+            if (fdatasync(j->fd) != 0 || fsync(j->dirfd) != 0) {
+                log_error("journal: sync at rotation in %s: %s", j->dir, strerror(errno));
+            }
+            close(j->fd);
+        }
+    } else if (j->fd >= 0) {
+        close(j->fd);
+    }
+    j->fd = new_fd;
+}
+
 /*
  * Makes a new, empty segment named by `id` the current one. The previous
  * segment is synced first if it holds unsynced appends: journal_sync only
  * knows the current fd, so they would otherwise never be made durable.
- * On failure nothing changes (the new file, if created, is removed).
+ * With a syncer (--fsync never) that and the directory sync are left to
+ * its thread. On failure nothing changes (the new file, if created, is
+ * removed).
  */
 static int rotate(struct journal *j, uint64_t id)
 {
@@ -437,7 +473,9 @@ static int rotate(struct journal *j, uint64_t id)
         errno = ENOMEM;
         return -1;
     }
-    if (j->fd >= 0 && journal_sync(j) != 0) {
+    /* A broken journal repairs on the loop, as journal_sync does. */
+    bool off_loop = j->syncer != NULL && j->fd >= 0 && !j->broken;
+    if (j->fd >= 0 && !off_loop && journal_sync(j) != 0) {
         return -1;
     }
     char name[SEG_NAME_LEN + 1];
@@ -449,17 +487,14 @@ static int rotate(struct journal *j, uint64_t id)
     }
     /* The new name must survive a crash, or records written to it could
      * vanish with the directory entry. */
-    if (fsync(j->dirfd) != 0) {
+    if (!off_loop && fsync(j->dirfd) != 0) {
         int e = errno;
         close(fd);
         unlinkat(j->dirfd, name, 0);
         errno = e;
         return -1;
     }
-    if (j->fd >= 0) {
-        close(j->fd); /* synced above, so a close error has nothing left to lose */
-    }
-    j->fd = fd;
+    leave_segment(j, fd, off_loop);
     j->ragged = false;
     j->fresh_segment = false;
     j->synced_bytes = 0;
@@ -586,6 +621,11 @@ static void compact_finish(struct journal *j)
 
 void journal_poll(struct journal *j)
 {
+    int e;
+    unsigned failed = j->syncer ? syncer_take_errors(j->syncer, &e) : 0;
+    if (failed) {
+        log_error("journal: %u syncs after rotation in %s failed: %s", failed, j->dir, strerror(e));
+    }
     if (compact_done(&j->job)) {
         compact_finish(j);
         retain(j);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,13 +18,31 @@ struct loop {
     struct loop_timer **heap;
     size_t heap_len, heap_cap;
     struct loop_task *tasks_head, *tasks_tail;
+    loop_hook_fn *before_sleep;
+    void *before_sleep_arg;
+    struct loop_lag lag;
 };
 
-static uint64_t monotonic_ms(void)
+/* 50 us to 1 s: a healthy iteration takes tens of microseconds; a blocking
+ * call shows up in the millisecond buckets. */
+const uint64_t loop_lag_bounds_ns[LOOP_LAG_BUCKETS] = {
+    50000,    100000,   250000,   500000,    1000000,   2500000,   5000000,
+    10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+};
+
+/* CLOCK_MONOTONIC, not _COARSE: the coarse clock ticks every 4 ms here
+ * (clock_getres), which would put nearly every iteration at 0. Through the
+ * vDSO a call costs tens of nanoseconds. */
+static uint64_t monotonic_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    return monotonic_ns() / 1000000u;
 }
 
 struct loop *loop_new(void)
@@ -40,6 +59,7 @@ struct loop *loop_new(void)
         return NULL;
     }
     loop->now_ms = monotonic_ms();
+    loop->lag.window_start_ms = loop->now_ms;
     return loop;
 }
 
@@ -244,6 +264,87 @@ uint64_t loop_now_ms(const struct loop *loop)
     return loop->now_ms;
 }
 
+void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg)
+{
+    loop->before_sleep = fn;
+    loop->before_sleep_arg = arg;
+}
+
+const struct loop_lag *loop_lag(const struct loop *loop)
+{
+    return &loop->lag;
+}
+
+static void hist_add(struct loop_lag_hist *h, size_t bucket, uint64_t ns)
+{
+    h->counts[bucket]++;
+    h->iterations++;
+    h->sum_ns += ns;
+    if (ns > h->max_ns) {
+        h->max_ns = ns;
+    }
+}
+
+static void lag_record(struct loop_lag *lag, uint64_t now_ms, uint64_t ns)
+{
+    size_t i = 0;
+    while (i < LOOP_LAG_BUCKETS && ns > loop_lag_bounds_ns[i]) {
+        i++;
+    }
+    if (now_ms - lag->window_start_ms >= LOOP_LAG_WINDOW_MS) {
+        lag->cur ^= 1u;
+        memset(&lag->window[lag->cur], 0, sizeof lag->window[0]);
+        /* After a long sleep the previous window is older than one window. */
+        if (now_ms - lag->window_start_ms >= 2 * LOOP_LAG_WINDOW_MS) {
+            memset(&lag->window[lag->cur ^ 1u], 0, sizeof lag->window[0]);
+        }
+        lag->window_start_ms = now_ms;
+    }
+    hist_add(&lag->total, i, ns);
+    hist_add(&lag->window[lag->cur], i, ns);
+}
+
+void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out)
+{
+    const struct loop_lag *lag = &loop->lag;
+    uint64_t age = loop->now_ms - lag->window_start_ms;
+    memset(out, 0, sizeof *out);
+    /* Windows are rolled by the iterations themselves: after a quiet spell
+     * they may be older than they look. */
+    for (unsigned w = 0; w < 2; w++) {
+        const struct loop_lag_hist *h = &lag->window[w];
+        bool fresh = w == lag->cur ? age < 2 * LOOP_LAG_WINDOW_MS : age < LOOP_LAG_WINDOW_MS;
+        if (!fresh) {
+            continue;
+        }
+        for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
+            out->counts[i] += h->counts[i];
+        }
+        out->iterations += h->iterations;
+        out->sum_ns += h->sum_ns;
+        out->max_ns = h->max_ns > out->max_ns ? h->max_ns : out->max_ns;
+    }
+}
+
+uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *lag, double q)
+{
+    if (lag->iterations == 0) {
+        return 0;
+    }
+    double rank = q * (double)lag->iterations;
+    uint64_t below = 0;
+    for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
+        if ((double)(below + lag->counts[i]) >= rank && lag->counts[i] > 0) {
+            double lo = i ? (double)loop_lag_bounds_ns[i - 1] : 0;
+            double hi = i < LOOP_LAG_BUCKETS ? (double)loop_lag_bounds_ns[i] : (double)lag->max_ns;
+            double v = lo + (hi - lo) * ((rank - (double)below) / (double)lag->counts[i]);
+            return v < (double)lag->max_ns ? (uint64_t)v : lag->max_ns;
+        }
+        below += lag->counts[i];
+    }
+    return lag->max_ns;
+}
+
 void loop_stop(struct loop *loop)
 {
     loop->stopping = true;
@@ -255,7 +356,8 @@ int loop_run(struct loop *loop)
 
     while (!loop->stopping) {
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
-        loop->now_ms = monotonic_ms();
+        uint64_t woke_ns = monotonic_ns();
+        loop->now_ms = woke_ns / 1000000u;
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -273,6 +375,10 @@ int loop_run(struct loop *loop)
         }
         run_timers(loop);
         run_tasks(loop);
+        if (loop->before_sleep) {
+            loop->before_sleep(loop, loop->before_sleep_arg);
+        }
+        lag_record(&loop->lag, loop->now_ms, monotonic_ns() - woke_ns);
     }
     return 0;
 }

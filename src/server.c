@@ -167,24 +167,17 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
     }
 }
 
-/* Loading reads files with blocking I/O: acceptable on an operator's SIGHUP,
- * bounded by the static directory's limits. */
-static void server_reload_static(struct server *srv)
+/* A reload finished (see reload.h): swap the new files in. Responses still
+ * borrowing the old table hold references on it; otherwise it is freed on
+ * the reload thread. */
+static void on_static_reloaded(void *arg, struct static_files *files, const char *err)
 {
-    char err[256];
-    /* At start a missing directory means "no static files"; on a reload it
-     * more likely means a deploy is swapping it: keep serving the old ones. */
-    if (access(srv->cfg.static_dir, R_OK | X_OK) < 0) {
-        log_error("reloading static files: %s: %s; keeping the old ones", srv->cfg.static_dir,
-                  strerror(errno));
-        return;
-    }
-    struct static_files *files = static_files_load(srv->cfg.static_dir, err, sizeof err);
+    struct server *srv = arg;
     if (!files) {
         log_error("reloading static files: %s; keeping the old ones", err);
         return;
     }
-    static_files_unref(srv->files);
+    reload_retire(&srv->reload, srv->files);
     srv->files = files;
     log_info("reloaded %zu static files from %s", static_files_count(files), srv->cfg.static_dir);
 }
@@ -219,9 +212,42 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
             log_info("signal %u: shutting down", si.ssi_signo);
             loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
-            server_reload_static(srv);
+            reload_request(&srv->reload);
             server_reload_keys(srv);
         }
+    }
+}
+
+/* Writes pending log lines; watches for writability only while the pipe is
+ * full, and not at all once its reader has gone. */
+static void server_flush_log(struct server *srv)
+{
+    srv->log_blocked = log_flush();
+    if (log_broken()) {
+        loop_watch_del(srv->loop, &srv->log_watch);
+        return;
+    }
+    loop_watch_mod(srv->loop, &srv->log_watch, srv->log_blocked ? EPOLLOUT : 0);
+}
+
+static void on_log_writable(struct loop *loop, struct loop_watch *w, uint32_t events)
+{
+    (void)loop;
+    /* A pipe's reader gone is EPOLLERR; a socket's peer gone, EPOLLHUP. */
+    if (events & (EPOLLERR | EPOLLHUP)) {
+        log_output_lost();
+    }
+    server_flush_log(container_of(w, struct server, log_watch));
+}
+
+/* The end of every iteration: this iteration's log lines go out in one
+ * write, unless the pipe was full and has not said it takes more. */
+static void before_sleep(struct loop *loop, void *arg)
+{
+    struct server *srv = arg;
+    (void)loop;
+    if (srv->log_watch.fd >= 0 && !srv->log_blocked) {
+        server_flush_log(srv);
     }
 }
 
@@ -333,6 +359,7 @@ static int server_open_journal(struct server *srv)
         .retain_bytes = cfg->retain_bytes,
         .keep = journal_keep_rings,
         .keep_arg = srv,
+        .sync_rotation_off_loop = cfg->fsync_mode == FSYNC_NEVER,
     };
     struct replay_state rs = {srv, true};
     struct journal_stats st = {0};
@@ -376,7 +403,8 @@ int server_init(struct server *srv, const struct config *cfg)
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
-    srv->listen_watch.fd = srv->signal_watch.fd = -1;
+    srv->listen_watch.fd = srv->signal_watch.fd = srv->log_watch.fd = -1;
+    srv->reload.efd = srv->reload.watch.fd = -1;
     list_init(&srv->conns);
     list_init(&srv->held);
     log_set_level((enum log_level)cfg->log_level);
@@ -445,6 +473,11 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
 
+    if (reload_init(&srv->reload, srv->loop, srv->cfg.static_dir, on_static_reloaded, srv) < 0) {
+        log_error("eventfd: %s", strerror(errno));
+        return -1;
+    }
+
     srv->listen_fd = net_listen(cfg->bind, cfg->port, &srv->port, err, sizeof err);
     if (srv->listen_fd < 0) {
         log_error("%s", err);
@@ -463,6 +496,13 @@ int server_init(struct server *srv, const struct config *cfg)
     fflush(stdout);
     log_info("serving %zu static files from %s; at most %zu clients",
              static_files_count(srv->files), cfg->static_dir, srv->max_clients);
+    /* From here on nothing on the loop may block, log lines included. */
+    int log_fd = log_buffer_begin();
+    if (log_fd >= 0 && loop_watch_add(srv->loop, &srv->log_watch, log_fd, 0, on_log_writable) < 0) {
+        log_buffer_end(0);
+        log_warn("cannot watch the log output (%s): writing it directly", strerror(errno));
+    }
+    loop_set_before_sleep(srv->loop, before_sleep, srv);
     return 0;
 }
 
@@ -483,6 +523,8 @@ void server_release(struct server *srv)
         loop_stop(srv->loop);
         loop_watch_del(srv->loop, &srv->listen_watch);
         loop_watch_del(srv->loop, &srv->signal_watch);
+        loop_watch_del(srv->loop, &srv->log_watch);
+        reload_release(&srv->reload, srv->loop);
         loop_run_pending(srv->loop);
     }
     if (srv->listen_fd >= 0) {
@@ -498,6 +540,8 @@ void server_release(struct server *srv)
     keyring_free(srv->keys);
     hub_free(srv->hub);
     static_files_unref(srv->files);
+    /* What the loop left in the log buffer gets a second to go out. */
+    log_buffer_end(1000);
     loop_free(srv->loop);
     memset(srv, 0, sizeof *srv);
 }

@@ -129,8 +129,12 @@ static int walk(struct static_files *t, int dirfd, const char *prefix, int depth
 {
     DIR *d = fdopendir(dirfd);
     if (!d) {
+        int e = errno;
+        char eb[96];
         close(dirfd);
-        snprintf(err, err_cap, "cannot read %s: %s", *prefix ? prefix : "/", strerror(errno));
+        /* strerror_r: loading also runs on the reload thread. */
+        snprintf(err, err_cap, "cannot read %s: %s", *prefix ? prefix : "/",
+                 strerror_r(e, eb, sizeof eb));
         return -1;
     }
     int rc = 0;
@@ -194,7 +198,9 @@ struct static_files *static_files_load(const char *dir, char *err, size_t err_ca
         if (errno == ENOENT) {
             return t;
         }
-        snprintf(err, err_cap, "cannot open static directory %s: %s", dir, strerror(errno));
+        char eb[96];
+        snprintf(err, err_cap, "cannot open static directory %s: %s", dir,
+                 strerror_r(errno, eb, sizeof eb));
         free(t);
         return NULL;
     }
@@ -225,6 +231,11 @@ void static_files_unref(struct static_files *t)
     }
     free(t->files);
     free(t);
+}
+
+bool static_files_shared(const struct static_files *t)
+{
+    return t->refs > 1;
 }
 
 size_t static_files_count(const struct static_files *t)

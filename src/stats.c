@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include "buf.h"
+#include "log.h"
 #include "room.h"
 #include "server.h"
 
@@ -169,6 +170,19 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
     }
+    /* loop_lag_ms is a number (the recent p99) so that a dashboard can
+     * chart it; the maximum is since start, so that no stall goes unseen. */
+    struct loop_lag_hist recent;
+    loop_lag_recent(srv->loop, &recent);
+    const struct loop_lag_hist *total = &loop_lag(srv->loop)->total;
+    if (rc == 0) {
+        rc = buf_printf(out,
+                        ",\"log_lines_dropped\":%llu,\"loop_lag_ms\":%.3f,\"loop_lag_max_ms\":%.3f,"
+                        "\"loop_iterations\":%llu",
+                        (unsigned long long)log_lines_dropped(),
+                        (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6,
+                        (double)total->max_ns / 1e6, (unsigned long long)total->iterations);
+    }
     rc = rc ? rc : render_rooms(out, "top_rooms", &s.by_subscribers, 0);
     if (rc == 0 && window_s > 0) {
         rc = buf_printf(out, ",\"rates_window_seconds\":%.3f", window_s);
@@ -216,6 +230,27 @@ static int metric_u64(struct buf *out, const struct metric *m, unsigned long lon
 {
     int rc = metric_head(out, m);
     return rc ? rc : buf_printf(out, "%s %llu\n", m->name, v);
+}
+
+/* The loop-lag histogram, cumulative as Prometheus wants it. */
+static int render_loop_lag(struct server *srv, struct buf *out)
+{
+    const struct loop_lag_hist *lag = &loop_lag(srv->loop)->total;
+    const char *name = "sse_loop_iteration_seconds";
+    int rc = metric_head(out, &(struct metric){name, "histogram",
+                                               "Time each event-loop iteration kept the loop busy "
+                                               "(from waking up to sleeping again)."});
+    uint64_t cumulative = 0;
+    for (size_t i = 0; rc == 0 && i < LOOP_LAG_BUCKETS; i++) {
+        cumulative += lag->counts[i];
+        rc = buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                        (double)loop_lag_bounds_ns[i] / 1e9, (unsigned long long)cumulative);
+    }
+    rc = rc ? rc
+            : buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", name,
+                         (unsigned long long)lag->iterations, name, (double)lag->sum_ns / 1e9, name,
+                         (unsigned long long)lag->iterations);
+    return rc;
 }
 
 int stats_render_prometheus(struct server *srv, struct buf *out)
@@ -266,6 +301,9 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
         {{"sse_auth_refused_total", "counter",
           "Subscribes and publishes refused for a missing, invalid or too narrow token."},
          st->auth_refused},
+        {{"sse_log_lines_dropped_total", "counter",
+          "Log lines dropped because the log output (a pipe or socket) was not keeping up."},
+         log_lines_dropped()},
     };
     for (size_t i = 0; rc == 0 && i < sizeof plain / sizeof plain[0]; i++) {
         rc = metric_u64(out, &plain[i].m, plain[i].v);
@@ -292,5 +330,5 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
         rc = buf_printf(out, "sse_subscribers{room=\"~other\"} %zu\n",
                         s.by_subscribers.other_subscribers);
     }
-    return rc;
+    return rc ? rc : render_loop_lag(srv, out);
 }

@@ -288,9 +288,11 @@ static void child_setenv(const char *const *env)
 
 /* Starts the server (see itest_server_start) with RLIMIT_NOFILE soft = hard =
  * nofile and a soft RLIMIT_FSIZE of fsize bytes, each unless 0, set in the
- * child before exec, and the variables of env added to its environment. */
+ * child before exec, the variables of env added to its environment, and its
+ * stderr opened from stderr_path unless NULL. */
 static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
-                                        unsigned long fsize, const char *const *env)
+                                        unsigned long fsize, const char *const *env,
+                                        const char *stderr_path)
 {
     struct itest_server s;
     memset(&s, 0, sizeof s);
@@ -308,7 +310,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
     e = getenv("SSE_STATIC");
     snprintf(static_dir, sizeof static_dir, "%s", e ? e : "");
     const char *show = getenv("ITEST_SERVER_LOG");
-    bool pass_stderr = show && strcmp(show, "1") == 0;
+    bool pass_stderr = (show && strcmp(show, "1") == 0) || stderr_path;
 
     wrapper_parse();
     const char *argv[64 + WRAPPER_MAX_ARGS];
@@ -378,6 +380,12 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         dup2(pfd[1], STDOUT_FILENO);
         if (log_fd >= 0)
             dup2(log_fd, STDERR_FILENO);
+        if (stderr_path) {
+            int fd = open(stderr_path, O_WRONLY);
+            if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+                _exit(127);
+            close(fd);
+        }
         signal(SIGPIPE, SIG_DFL);
         alarm(0);
         if (!getenv("ITEST_KEEP_ENV"))
@@ -481,22 +489,27 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
 
 struct itest_server itest_server_start(const char *const *extra_args)
 {
-    return server_start(extra_args, 0, 0, NULL);
+    return server_start(extra_args, 0, 0, NULL, NULL);
+}
+
+struct itest_server itest_server_start_stderr(const char *const *extra_args, const char *path)
+{
+    return server_start(extra_args, 0, 0, NULL, path);
 }
 
 struct itest_server itest_server_start_nofile(const char *const *extra_args, unsigned long nofile)
 {
-    return server_start(extra_args, nofile, 0, NULL);
+    return server_start(extra_args, nofile, 0, NULL, NULL);
 }
 
 struct itest_server itest_server_start_fsize(const char *const *extra_args, unsigned long fsize)
 {
-    return server_start(extra_args, 0, fsize, NULL);
+    return server_start(extra_args, 0, fsize, NULL, NULL);
 }
 
 struct itest_server itest_server_start_env(const char *const *extra_args, const char *const *env)
 {
-    return server_start(extra_args, 0, 0, env);
+    return server_start(extra_args, 0, 0, env, NULL);
 }
 
 static void server_release(struct itest_server *s, bool show_log)

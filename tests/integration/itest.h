@@ -138,6 +138,12 @@ struct itest_server itest_server_start_fsize(const char *const *extra_args, unsi
  * and the variables of a fault-injection shim (see tests/fault/).
  */
 struct itest_server itest_server_start_env(const char *const *extra_args, const char *const *env);
+/*
+ * itest_server_start, but the server's stderr is `path` opened write-only in
+ * the child (e.g. a FIFO, whose read end the caller must already hold open
+ * or the open blocks); nothing is captured.
+ */
+struct itest_server itest_server_start_stderr(const char *const *extra_args, const char *path);
 /* Number of servers that ended with the wrapper's error exit code so far
  * (always 0 without $SSE_SERVER_WRAPPER). */
 int itest_wrapper_failures(void);

@@ -7,9 +7,9 @@
  * counted against --max-clients); and the admin token (Bearer, cookie or
  * query; 401 without, 403 when wrong), alone and with --admin-local.
  */
-/* The server's strict JSON validator, compiled into this test (before
- * cmocka.h, whose fail() macro would clash with a name in it). */
-#include "../../src/json.c"
+/* The server's strict JSON validator (src/json.c, linked into every
+ * integration test). */
+#include "json.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

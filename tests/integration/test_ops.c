@@ -515,7 +515,7 @@ static size_t count_lines(const char *body, const char *prefix)
 }
 
 /* Checks the text exposition format line by line: "# HELP name text",
- * "# TYPE name gauge|counter" (once per name), or a sample
+ * "# TYPE name gauge|counter|histogram" (once per name), or a sample
  * name[{label="value",...}] value whose name has had its TYPE line. */
 static void check_exposition(const char *body)
 {
@@ -532,13 +532,20 @@ static void check_exposition(const char *body)
         } else if (strncmp(line, "# TYPE ", 7) == 0) {
             char type[16];
             if (sscanf(line + 7, "%79s %15s", name, type) != 2 ||
-                (strcmp(type, "gauge") != 0 && strcmp(type, "counter") != 0))
+                (strcmp(type, "gauge") != 0 && strcmp(type, "counter") != 0 &&
+                 strcmp(type, "histogram") != 0))
                 fail_msg("bad TYPE line: %.*s", len, line);
             for (size_t i = 0; i < ntyped; i++)
                 if (strcmp(typed[i], name) == 0)
                     fail_msg("TYPE given twice: %.*s", len, line);
-            assert_true(ntyped < 64);
+            assert_true(ntyped < 60);
             snprintf(typed[ntyped++], sizeof typed[0], "%s", name);
+            /* A histogram's samples are name_bucket{le=...}, _sum and _count. */
+            if (strcmp(type, "histogram") == 0) {
+                snprintf(typed[ntyped++], sizeof typed[0], "%.70s_bucket", name);
+                snprintf(typed[ntyped++], sizeof typed[0], "%.70s_sum", name);
+                snprintf(typed[ntyped++], sizeof typed[0], "%.70s_count", name);
+            }
         } else {
             while (n < sizeof name - 1 && line + n < eol &&
                    (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_:", line[n]) ||

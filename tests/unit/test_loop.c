@@ -1,6 +1,7 @@
 /*
  * Unit tests for the event loop (src/loop.c): fd watches over pipes and
- * eventfds, the timer heap, and tasks that run after each batch.
+ * eventfds, the timer heap, tasks that run after each batch, the
+ * before-sleep hook and the loop-lag histogram.
  *
  * Every test builds its own loop and runs it once; a test whose loop never
  * stops is killed by the alarm set in main.
@@ -776,6 +777,100 @@ static void test_timer_zero_delay_rearm_waits(void **state)
     assert_int_equal(z.max_per_iteration, 1);
 }
 
+/* ---------------------------------------------------------------- loop lag */
+
+/* Three iterations: one quick, one that busies the loop for 3 ms, one that
+ * stops it; the hook counts the iterations it ends. */
+struct lag_run {
+    struct loop_timer t;
+    int fires;
+    int hook_calls;
+};
+
+static void spin_ms(unsigned ms)
+{
+    uint64_t end = mono_ms() + ms + 1;
+    while (mono_ms() < end) {
+    }
+}
+
+static void lag_timer_fn(struct loop *loop, struct loop_timer *t)
+{
+    struct lag_run *r = (struct lag_run *)(void *)t;
+    if (++r->fires == 2) {
+        spin_ms(3);
+    }
+    if (r->fires == 3) {
+        loop_stop(loop);
+        return;
+    }
+    assert_int_equal(loop_timer_start(loop, t, 1, lag_timer_fn), 0);
+}
+
+static void lag_hook_fn(struct loop *loop, void *arg)
+{
+    (void)loop;
+    ((struct lag_run *)arg)->hook_calls++;
+}
+
+static void test_lag_histogram(void **state)
+{
+    (void)state;
+    struct loop *loop = new_loop();
+    struct lag_run r = {.fires = 0};
+    loop_set_before_sleep(loop, lag_hook_fn, &r);
+    assert_int_equal(loop_timer_start(loop, &r.t, 1, lag_timer_fn), 0);
+    assert_int_equal(loop_run(loop), 0);
+    const struct loop_lag_hist *lag = &loop_lag(loop)->total;
+    uint64_t total = 0, slow = 0;
+    for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
+        total += lag->counts[i];
+        if (i > 0 && loop_lag_bounds_ns[i - 1] >= 2500000) {
+            slow += lag->counts[i];
+        }
+    }
+    /* Each timer fires in an iteration of its own (plus any early wakeups). */
+    assert_true(lag->iterations >= 3);
+    assert_int_equal(total, lag->iterations);
+    assert_int_equal(r.hook_calls, (int)lag->iterations);
+    /* The 3 ms spin lands above the 2.5 ms bound, and is the maximum. */
+    assert_true(slow >= 1);
+    assert_true(lag->max_ns >= 3000000 && lag->max_ns < 1000000000);
+    assert_true(lag->sum_ns >= lag->max_ns);
+    assert_int_equal(loop_lag_quantile_ns(lag, 1.0), lag->max_ns);
+    /* All of it happened just now: the recent figures are the same. */
+    struct loop_lag_hist recent;
+    loop_lag_recent(loop, &recent);
+    assert_memory_equal(&recent, lag, sizeof recent);
+    loop_free(loop);
+}
+
+static void test_lag_quantile(void **state)
+{
+    (void)state;
+    struct loop_lag_hist lag;
+    memset(&lag, 0, sizeof lag);
+    assert_int_equal(loop_lag_quantile_ns(&lag, 0.99), 0);
+    /* 100 iterations in (0, 50 us], 100 in (100 us, 250 us]. */
+    lag.counts[0] = 100;
+    lag.counts[2] = 100;
+    lag.iterations = 200;
+    lag.max_ns = 200000;
+    /* The median is the top of the first bucket... */
+    assert_int_equal(loop_lag_quantile_ns(&lag, 0.5), 50000);
+    /* ...p75 is half-way through the third, by linear interpolation... */
+    assert_int_equal(loop_lag_quantile_ns(&lag, 0.75), 175000);
+    /* ...and p99 would be 247 us, above the largest seen: capped to it. */
+    assert_int_equal(loop_lag_quantile_ns(&lag, 0.99), 200000);
+    /* The slowest ones, beyond the last bound, interpolate up to the max. */
+    memset(&lag, 0, sizeof lag);
+    lag.counts[LOOP_LAG_BUCKETS] = 2;
+    lag.iterations = 2;
+    lag.max_ns = 3000000000u;
+    assert_int_equal(loop_lag_quantile_ns(&lag, 1.0), 3000000000u);
+    assert_int_equal(loop_lag_quantile_ns(&lag, 0.5), 2000000000u);
+}
+
 int main(void)
 {
     alarm(30); /* a loop that never stops fails the run instead of hanging it */
@@ -800,6 +895,8 @@ int main(void)
         cmocka_unit_test(test_run_pending),
         cmocka_unit_test(test_stop_from_callback),
         cmocka_unit_test(test_timer_zero_delay_rearm_waits),
+        cmocka_unit_test(test_lag_histogram),
+        cmocka_unit_test(test_lag_quantile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
