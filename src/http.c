@@ -1,6 +1,7 @@
 /*
- * http: HTTP/1.1 request-head parser and chunked body decoder, written from
- * RFC 9110 (semantics) and RFC 9112 (message syntax).
+ * http: the HTTP/1.1 request-head parser, written from RFC 9110 (semantics)
+ * and RFC 9112 (message syntax). The module's chunked body decoder is in
+ * http_chunked.c and its query-string helpers in http_query.c.
  *
  * The head parser works in two passes:
  *
@@ -18,6 +19,7 @@
  * Nothing here allocates, does I/O, or keeps state between calls.
  */
 #include "http.h"
+#include "http_chars.h"
 #include "number.h"
 
 #include <limits.h>
@@ -37,68 +39,7 @@
  */
 #define MAX_CONTENT_LENGTH ((UINT64_C(1) << 53) - 1)
 
-/* Chunked coding limits: a size line (size + extensions) and a trailer line. */
-#define MAX_CHUNK_LINE 4096
-/* 16 hex digits fill a uint64_t, so a longer size is an overflow (or padding). */
-#define MAX_CHUNK_SIZE_DIGITS 16
-/* The whole trailer section: same budget as the header section. */
-#define MAX_TRAILER_BYTES HTTP_MAX_HEADER_BYTES
-
 /* ------------------------------------------------------------ characters */
-
-static int fail(int *status, int code)
-{
-    if (status)
-        *status = code;
-    return HTTP_PARSE_ERROR;
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-/* RFC 9110 section 5.6.2: tchar. */
-static bool is_tchar(unsigned char c)
-{
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-        return true;
-    default:
-        return is_alpha(c) || is_digit(c);
-    }
-}
-
-static bool is_ows(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-/* field-vchar / SP / HTAB: VCHAR, obs-text (0x80-0xFF), SP and HTAB. */
-static bool is_field_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7F);
-}
-
 /*
  * A request-target byte: visible ASCII except '#' (a fragment is never sent).
  * Non-ASCII must be percent-encoded (RFC 3986), so 0x80-0xFF is refused.
@@ -186,12 +127,12 @@ static int skip_empty_lines(const char *buf, size_t len, size_t *start, int *sta
             if (i + 1 == len)
                 return HTTP_PARSE_AGAIN;
             if (buf[i + 1] != '\n')
-                return fail(status, 400);
+                return http_fail(status, 400);
             i++;
         }
         i++;
         if (++lines > MAX_LEADING_EMPTY_LINES)
-            return fail(status, 400);
+            return http_fail(status, 400);
     }
     if (i == len)
         return HTTP_PARSE_AGAIN;
@@ -238,14 +179,14 @@ static int scan_request_line(const char *buf, size_t len, size_t rl, size_t last
             if (i + 1 == len)
                 return HTTP_PARSE_AGAIN;
             if (buf[i + 1] != '\n')
-                return fail(status, 400);
+                return http_fail(status, 400);
             *eol = i + 1;
             return STEP_OK;
         }
         if (i - rl >= HTTP_MAX_REQUEST_LINE)
-            return fail(status, 414);
+            return http_fail(status, 414);
         if (c < 0x20 || c >= 0x7F)
-            return fail(status, 400);
+            return http_fail(status, 400);
     }
     return HTTP_PARSE_AGAIN;
 }
@@ -268,7 +209,7 @@ static int scan_header_section(const char *buf, size_t len, size_t hs, size_t la
         unsigned char c = (unsigned char)buf[i];
         /* buf[hs - 1] is the request line's LF, so looking back is safe. */
         if (i - hs >= HTTP_MAX_HEADER_BYTES)
-            return fail(status, 431);
+            return http_fail(status, 431);
         if (c == '\n') {
             if (buf[i - 1] == '\n' || (buf[i - 1] == '\r' && buf[i - 2] == '\n')) {
                 *end = i + 1;
@@ -278,14 +219,14 @@ static int scan_header_section(const char *buf, size_t len, size_t hs, size_t la
             if (i + 1 == len)
                 return HTTP_PARSE_AGAIN;
             if (buf[i + 1] != '\n')
-                return fail(status, 400);
+                return http_fail(status, 400);
         } else if (is_ows(c)) {
             /* A line starting with whitespace: obs-fold (RFC 9112 section
              * 5.2), or whitespace before the first field (section 2.2). */
             if (buf[i - 1] == '\n')
-                return fail(status, 400);
+                return http_fail(status, 400);
         } else if (c < 0x20 || c == 0x7F) {
-            return fail(status, 400);
+            return http_fail(status, 400);
         }
     }
     return HTTP_PARSE_AGAIN;
@@ -321,9 +262,9 @@ static int parse_version(const char *v, size_t n, int *minor, int *status)
 {
     if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || !is_digit((unsigned char)v[5]) || v[6] != '.' ||
         !is_digit((unsigned char)v[7]))
-        return fail(status, 400);
+        return http_fail(status, 400);
     if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
-        return fail(status, 505);
+        return http_fail(status, 505);
     *minor = v[7] - '0';
     return STEP_OK;
 }
@@ -365,16 +306,16 @@ static int parse_absolute_form(struct http_request *req, int *status)
     else if (has_prefix_nocase(t, n, "https://"))
         a = 8;
     else
-        return fail(status, 400);
+        return http_fail(status, 400);
 
     size_t auth = a;
     while (a < n && t[a] != '/' && t[a] != '?') {
         if (!is_host_char((unsigned char)t[a]))
-            return fail(status, 400);
+            return http_fail(status, 400);
         a++;
     }
     if (a == auth)
-        return fail(status, 400);
+        return http_fail(status, 400);
     split_path_query(req, t + a, n - a);
     if (req->path.len == 0)
         req->path = make_str(t + auth - 1, 1);
@@ -394,15 +335,15 @@ static int parse_authority_form(struct http_request *req, int *status)
 
     for (size_t i = 0; i < n; i++) {
         if (!is_host_char((unsigned char)t[i]))
-            return fail(status, 400);
+            return http_fail(status, 400);
         if (t[i] == ':')
             colon = i;
     }
     if (colon == 0 || colon >= n - 1)
-        return fail(status, 400);
+        return http_fail(status, 400);
     for (size_t i = colon + 1; i < n; i++) {
         if (!is_digit((unsigned char)t[i]))
-            return fail(status, 400);
+            return http_fail(status, 400);
     }
     req->path = make_str(t, 0);
     req->query = make_str(t + n, 0);
@@ -424,7 +365,7 @@ static int classify_target(struct http_request *req, int *status)
     if (n == 1 && t[0] == '*') {
         /* asterisk-form is only defined for a server-wide OPTIONS. */
         if (req->method != HTTP_OPTIONS)
-            return fail(status, 400);
+            return http_fail(status, 400);
         req->path = req->target;
         req->query = make_str(t + 1, 0);
         return STEP_OK;
@@ -444,19 +385,19 @@ static int parse_request_line(const char *p, size_t n, struct http_request *req,
     while (i < n && is_tchar((unsigned char)p[i]))
         i++;
     if (i == 0 || i == n || p[i] != ' ')
-        return fail(status, 400);
+        return http_fail(status, 400);
     req->method_str = make_str(p, i);
     req->method = lookup_method(req->method_str);
 
     size_t t = ++i;
     while (i < n && p[i] != ' ') {
         if (!is_target_char((unsigned char)p[i]))
-            return fail(status, 400);
+            return http_fail(status, 400);
         i++;
     }
     /* An empty target (two spaces) or no version at all (HTTP/0.9). */
     if (i == t || i == n)
-        return fail(status, 400);
+        return http_fail(status, 400);
     req->target = make_str(p + t, i - t);
     i++;
 
@@ -486,12 +427,12 @@ static int parse_field_line(const char *p, size_t n, struct http_header *h, int 
         i++;
     /* No name, whitespace before the colon, or a byte no name may have. */
     if (i == 0 || i == n || p[i] != ':')
-        return fail(status, 400);
+        return http_fail(status, 400);
     h->name = make_str(p, i);
     h->value = trim_ows(p + i + 1, n - i - 1);
     for (size_t k = 0; k < h->value.len; k++) {
         if (!is_field_char((unsigned char)h->value.ptr[k]))
-            return fail(status, 400);
+            return http_fail(status, 400);
     }
     return STEP_OK;
 }
@@ -545,16 +486,16 @@ static int note_field(struct http_request *req, const struct http_header *h, str
     if (http_str_eq_nocase(h->name, "content-length")) {
         /* Even identical duplicates: be strict (RFC 9112 section 6.3). */
         if (req->has_content_length || !parse_content_length(h->value, &req->content_length))
-            return fail(status, 400);
+            return http_fail(status, 400);
         req->has_content_length = true;
     } else if (http_str_eq_nocase(h->name, "transfer-encoding")) {
         if (++f->transfer_encodings > 1)
-            return fail(status, 400);
+            return http_fail(status, 400);
         f->transfer_encoding = h->value;
     } else if (http_str_eq_nocase(h->name, "host")) {
         /* RFC 9112 section 3.2: more than one Host, or an invalid one: 400. */
         if (++f->hosts > 1 || !host_value_valid(h->value))
-            return fail(status, 400);
+            return http_fail(status, 400);
     } else if (http_str_eq_nocase(h->name, "connection")) {
         scan_connection(h->value, f);
     } else if (http_str_eq_nocase(h->name, "expect")) {
@@ -568,15 +509,15 @@ static int note_field(struct http_request *req, const struct http_header *h, str
 static int finish_framing(struct http_request *req, const struct framing *f, int *status)
 {
     if (req->minor_version == 1 && f->hosts == 0)
-        return fail(status, 400);
+        return http_fail(status, 400);
     if (f->transfer_encodings > 0) {
         /* HTTP/1.0 has no Transfer-Encoding, and with Content-Length too the
          * framing is ambiguous: both are smuggling vectors. */
         if (req->minor_version == 0 || req->has_content_length || f->transfer_encoding.len == 0)
-            return fail(status, 400);
+            return http_fail(status, 400);
         /* Only a bare "chunked": any other coding or list is not implemented. */
         if (!http_str_eq_nocase(f->transfer_encoding, "chunked"))
-            return fail(status, 501);
+            return http_fail(status, 501);
         req->chunked = true;
     }
     if (req->minor_version == 1)
@@ -603,7 +544,7 @@ static int parse_fields(const char *buf, size_t hs, size_t end, struct http_requ
     for (;;) {
         const char *lf = memchr(buf + i, '\n', end - i);
         if (!lf)
-            return fail(status, 400); /* unreachable: pass 1 found the end */
+            return http_fail(status, 400); /* unreachable: pass 1 found the end */
         size_t eol = (size_t)(lf - buf);
         size_t n = eol - i;
         if (n > 0 && buf[eol - 1] == '\r')
@@ -611,7 +552,7 @@ static int parse_fields(const char *buf, size_t hs, size_t end, struct http_requ
         if (n == 0)
             break;
         if (req->num_headers == HTTP_MAX_HEADERS)
-            return fail(status, 431);
+            return http_fail(status, 431);
         struct http_header *h = &req->headers[req->num_headers];
         int r = parse_field_line(buf + i, n, h, status);
         if (r != STEP_OK)
@@ -677,298 +618,6 @@ const struct http_str *http_request_header(const struct http_request *req, const
             return &req->headers[i].value;
     }
     return NULL;
-}
-
-/* ------------------------------------------------------ chunked decoding */
-
-/*
- * chunked-body = *chunk last-chunk trailer-section CRLF     (RFC 9112 7.1)
- * chunk        = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
- * chunk-ext    = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-value ] )
- * ext-value    = token / quoted-string
- *
- * One state per position in that grammar, so the decoder can stop after any
- * byte. CRLF is required everywhere: tolerating a bare LF inside chunked
- * framing is exactly the kind of disagreement request smuggling exploits.
- */
-enum chunk_state {
-    CS_SIZE_FIRST = 0, /* first hex digit of a size line (zeroed struct) */
-    CS_SIZE,           /* more hex digits */
-    CS_EXT_BWS,        /* whitespace, then ';' must follow */
-    CS_EXT_NAME_START, /* after ';': BWS then a name */
-    CS_EXT_NAME,       /* inside a name */
-    CS_EXT_AFTER_NAME, /* BWS after a name: '=' or ';' */
-    CS_EXT_VALUE_START,
-    CS_EXT_TOKEN,       /* inside a token value */
-    CS_EXT_QUOTED,      /* inside a quoted-string value */
-    CS_EXT_QUOTED_PAIR, /* after a backslash */
-    CS_EXT_AFTER_QUOTED,
-    CS_SIZE_LF, /* CR seen, LF must follow */
-    CS_DATA,
-    CS_DATA_CR,
-    CS_DATA_LF,
-    CS_TRAILER_START, /* a trailer field or the final CRLF */
-    CS_TRAILER_NAME,
-    CS_TRAILER_VALUE,
-    CS_TRAILER_LF,
-    CS_FINAL_LF,
-    CS_DONE,
-    CS_FAILED_400, /* errors stick: the stream cannot be resynchronised */
-    CS_FAILED_413,
-};
-
-/* What may follow a complete size, ext-name or ext-value. */
-static int ext_boundary(struct http_chunked *d, unsigned char c)
-{
-    if (is_ows(c))
-        d->state = CS_EXT_BWS;
-    else if (c == ';')
-        d->state = CS_EXT_NAME_START;
-    else if (c == '\r')
-        d->state = CS_SIZE_LF;
-    else
-        return 400;
-    return 0;
-}
-
-/* One byte of a size line: size digits and extensions. */
-static int size_line_step(struct http_chunked *d, unsigned char c)
-{
-    if (c != '\r' && ++d->line_len > MAX_CHUNK_LINE)
-        return 400;
-
-    switch (d->state) {
-    case CS_SIZE_FIRST:
-    case CS_SIZE: {
-        int h = number_hex_digit(c);
-        if (h >= 0) {
-            /* Digits come first on the line, so line_len counts them. */
-            if (d->line_len > MAX_CHUNK_SIZE_DIGITS)
-                return 400;
-            d->chunk_left = d->chunk_left << 4 | (uint64_t)h;
-            d->state = CS_SIZE;
-            return 0;
-        }
-        /* An empty size, or one preceded by a sign or whitespace. */
-        if (d->state == CS_SIZE_FIRST)
-            return 400;
-        return ext_boundary(d, c);
-    }
-    case CS_EXT_BWS:
-        if (is_ows(c))
-            return 0;
-        if (c != ';')
-            return 400;
-        d->state = CS_EXT_NAME_START;
-        return 0;
-    case CS_EXT_NAME_START:
-        if (is_ows(c))
-            return 0;
-        if (!is_tchar(c))
-            return 400;
-        d->state = CS_EXT_NAME;
-        return 0;
-    case CS_EXT_NAME:
-        if (is_tchar(c))
-            return 0;
-        if (c == '=') {
-            d->state = CS_EXT_VALUE_START;
-            return 0;
-        }
-        if (is_ows(c)) {
-            d->state = CS_EXT_AFTER_NAME;
-            return 0;
-        }
-        return ext_boundary(d, c);
-    case CS_EXT_AFTER_NAME:
-        if (is_ows(c))
-            return 0;
-        if (c == '=')
-            d->state = CS_EXT_VALUE_START;
-        else if (c == ';')
-            d->state = CS_EXT_NAME_START;
-        else
-            return 400;
-        return 0;
-    case CS_EXT_VALUE_START:
-        if (is_ows(c))
-            return 0;
-        if (c == '"')
-            d->state = CS_EXT_QUOTED;
-        else if (is_tchar(c))
-            d->state = CS_EXT_TOKEN;
-        else
-            return 400;
-        return 0;
-    case CS_EXT_TOKEN:
-        if (is_tchar(c))
-            return 0;
-        return ext_boundary(d, c);
-    case CS_EXT_QUOTED:
-        /* qdtext = HTAB / SP / VCHAR except '"' and '\' / obs-text */
-        if (c == '"')
-            d->state = CS_EXT_AFTER_QUOTED;
-        else if (c == '\\')
-            d->state = CS_EXT_QUOTED_PAIR;
-        else if (!is_field_char(c))
-            return 400;
-        return 0;
-    case CS_EXT_QUOTED_PAIR:
-        if (!is_field_char(c))
-            return 400;
-        d->state = CS_EXT_QUOTED;
-        return 0;
-    case CS_EXT_AFTER_QUOTED:
-        return ext_boundary(d, c);
-    default:
-        return 400;
-    }
-}
-
-/* The LF ending a size line: start the chunk's data, or the trailer. */
-static int size_line_end(struct http_chunked *d, unsigned char c, uint64_t max_body)
-{
-    if (c != '\n')
-        return 400;
-    d->line_len = 0;
-    if (d->chunk_left == 0) {
-        /* Last chunk. chunk_left now counts trailer-section bytes. */
-        d->state = CS_TRAILER_START;
-        return 0;
-    }
-    /* Refuse an oversized chunk before reading any of it. */
-    if (d->total > max_body || d->chunk_left > max_body - d->total)
-        return 413;
-    d->state = CS_DATA;
-    return 0;
-}
-
-/* One byte of the trailer section: fields are syntax-checked, then dropped. */
-static int trailer_step(struct http_chunked *d, unsigned char c)
-{
-    if (++d->chunk_left > MAX_TRAILER_BYTES)
-        return 400;
-    if (c != '\r' && c != '\n' && ++d->line_len > MAX_CHUNK_LINE)
-        return 400;
-
-    switch (d->state) {
-    case CS_TRAILER_START:
-        if (c == '\r')
-            d->state = CS_FINAL_LF;
-        else if (is_tchar(c))
-            d->state = CS_TRAILER_NAME;
-        else
-            return 400; /* obs-fold, bare LF, or not a field name */
-        return 0;
-    case CS_TRAILER_NAME:
-        if (c == ':')
-            d->state = CS_TRAILER_VALUE;
-        else if (!is_tchar(c))
-            return 400;
-        return 0;
-    case CS_TRAILER_VALUE:
-        if (c == '\r')
-            d->state = CS_TRAILER_LF;
-        else if (!is_field_char(c))
-            return 400;
-        return 0;
-    case CS_TRAILER_LF:
-        if (c != '\n')
-            return 400;
-        d->line_len = 0;
-        d->state = CS_TRAILER_START;
-        return 0;
-    case CS_FINAL_LF:
-        if (c != '\n')
-            return 400;
-        d->state = CS_DONE;
-        return 0;
-    default:
-        return 400;
-    }
-}
-
-/* One byte outside chunk data; returns 0 or the HTTP status of the error. */
-static int chunk_step(struct http_chunked *d, unsigned char c, uint64_t max_body)
-{
-    switch (d->state) {
-    case CS_SIZE_LF:
-        return size_line_end(d, c, max_body);
-    case CS_DATA_CR:
-        if (c != '\r')
-            return 400;
-        d->state = CS_DATA_LF;
-        return 0;
-    case CS_DATA_LF:
-        if (c != '\n')
-            return 400;
-        d->state = CS_SIZE_FIRST;
-        d->line_len = 0;
-        d->chunk_left = 0;
-        return 0;
-    case CS_TRAILER_START:
-    case CS_TRAILER_NAME:
-    case CS_TRAILER_VALUE:
-    case CS_TRAILER_LF:
-    case CS_FINAL_LF:
-        return trailer_step(d, c);
-    default:
-        if (d->state >= CS_SIZE_FIRST && d->state <= CS_EXT_AFTER_QUOTED)
-            return size_line_step(d, c);
-        return 400;
-    }
-}
-
-int http_chunked_decode(struct http_chunked *dec, char *buf, size_t *len, uint64_t max_body,
-                        int *status)
-{
-    size_t in = *len, r = 0, w = 0;
-
-    if (dec->state == CS_FAILED_400 || dec->state == CS_FAILED_413) {
-        *len = 0;
-        return fail(status, dec->state == CS_FAILED_413 ? 413 : 400);
-    }
-    if (dec->state == CS_DONE) {
-        /* Everything after the end of the body is "after the body". */
-        *len = 0;
-        if (in > INT_MAX)
-            return fail(status, 400);
-        return (int)in;
-    }
-    /* The return value must be able to count the bytes after the body. */
-    if (in > INT_MAX) {
-        *len = 0;
-        return fail(status, 400);
-    }
-
-    while (r < in) {
-        if (dec->state == CS_DATA) {
-            size_t n = in - r;
-            if (n > dec->chunk_left)
-                n = (size_t)dec->chunk_left;
-            if (w != r)
-                memmove(buf + w, buf + r, n);
-            w += n;
-            r += n;
-            dec->chunk_left -= n;
-            dec->total += n;
-            if (dec->chunk_left == 0)
-                dec->state = CS_DATA_CR;
-            continue;
-        }
-        int err = chunk_step(dec, (unsigned char)buf[r++], max_body);
-        if (err) {
-            dec->state = err == 413 ? CS_FAILED_413 : CS_FAILED_400;
-            *len = w;
-            return fail(status, err);
-        }
-        if (dec->state == CS_DONE) {
-            *len = w;
-            return (int)(in - r);
-        }
-    }
-    *len = w;
-    return HTTP_PARSE_AGAIN;
 }
 
 /* ------------------------------------------------------------- utilities */
@@ -1061,126 +710,4 @@ const char *http_status_reason(int status)
     default:
         return "Unknown";
     }
-}
-
-/*
- * Decodes the byte at src[*i] (a plain byte, a %XX escape, or with
- * plus_space a '+') and leaves *i on the last byte it used. -1: bad escape.
- */
-static int decode_byte(const char *src, size_t len, size_t *i, bool plus_space)
-{
-    unsigned char c = (unsigned char)src[*i];
-
-    if (c == '+' && plus_space)
-        return ' ';
-    if (c != '%')
-        return c;
-    if (len - *i < 3)
-        return -1;
-    int hi = number_hex_digit((unsigned char)src[*i + 1]);
-    int lo = number_hex_digit((unsigned char)src[*i + 2]);
-    if (hi < 0 || lo < 0)
-        return -1;
-    *i += 2;
-    return hi << 4 | lo;
-}
-
-/* Decodes src[0..len) into out; -1 on a bad escape or when out is too small. */
-static long decode_into(const char *src, size_t len, char *out, size_t out_cap, bool plus_space)
-{
-    size_t w = 0;
-
-    for (size_t i = 0; i < len; i++) {
-        int c = decode_byte(src, len, &i, plus_space);
-        if (c < 0 || w == out_cap)
-            return -1;
-        out[w++] = (char)c;
-    }
-    return (long)w;
-}
-
-long http_percent_decode(const char *src, size_t len, char *out, size_t out_cap)
-{
-    return decode_into(src, len, out, out_cap, false);
-}
-
-/* Whether the (encoded) form name p[0..n) decodes to exactly `name`. */
-static bool form_name_matches(const char *p, size_t n, const char *name, size_t name_len)
-{
-    size_t j = 0;
-
-    for (size_t i = 0; i < n; i++, j++) {
-        int c = decode_byte(p, n, &i, true);
-        if (c < 0 || j == name_len || (unsigned char)name[j] != c)
-            return false;
-    }
-    return j == name_len;
-}
-
-long http_query_param(struct http_str query, const char *name, char *out, size_t out_cap)
-{
-    size_t name_len = strlen(name);
-    size_t i = 0;
-
-    while (i < query.len) {
-        const char *seg = query.ptr + i;
-        const char *amp = memchr(seg, '&', query.len - i);
-        size_t seg_len = amp ? (size_t)(amp - seg) : query.len - i;
-        i += seg_len + 1;
-        if (seg_len == 0)
-            continue;
-
-        const char *eq = memchr(seg, '=', seg_len);
-        size_t key_len = eq ? (size_t)(eq - seg) : seg_len;
-        if (!form_name_matches(seg, key_len, name, name_len))
-            continue;
-        if (!eq)
-            return 0;
-        long n = decode_into(eq + 1, seg_len - key_len - 1, out, out_cap, true);
-        return n < 0 ? -2 : n;
-    }
-    return -1;
-}
-
-/* Appends p[0..n) to out at *o, cut so that one byte is left for the NUL. */
-static void put_cut(char *out, size_t cap, size_t *o, const char *p, size_t n)
-{
-    size_t k = n < cap - 1 - *o ? n : cap - 1 - *o;
-    memcpy(out + *o, p, k);
-    *o += k;
-}
-
-size_t http_redact_target(struct http_str target, char *out, size_t cap)
-{
-    static const char mask[] = "=REDACTED";
-    size_t o = 0;
-    const char *q = memchr(target.ptr, '?', target.len);
-    size_t head = q ? (size_t)(q - target.ptr) + 1 : target.len;
-
-    if (cap == 0) {
-        return 0;
-    }
-    put_cut(out, cap, &o, target.ptr, head);
-    for (size_t i = head; i < target.len;) {
-        const char *seg = target.ptr + i;
-        const char *amp = memchr(seg, '&', target.len - i);
-        size_t seg_len = amp ? (size_t)(amp - seg) : target.len - i;
-        const char *eq = memchr(seg, '=', seg_len);
-        size_t key_len = eq ? (size_t)(eq - seg) : seg_len;
-        /* Names are matched after decoding, as http_query_param does, so
-         * "%74oken=..." is hidden too. */
-        if (eq && form_name_matches(seg, key_len, "token", 5)) {
-            put_cut(out, cap, &o, seg, key_len);
-            put_cut(out, cap, &o, mask, sizeof mask - 1);
-        } else {
-            put_cut(out, cap, &o, seg, seg_len);
-        }
-        i += seg_len;
-        if (amp) {
-            put_cut(out, cap, &o, "&", 1);
-            i++;
-        }
-    }
-    out[o] = '\0';
-    return o;
 }
