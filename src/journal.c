@@ -143,107 +143,138 @@ static void stale_flush(const struct open_ctx *c, const char *name, struct stale
     }
 }
 
+static int segment_open(struct open_ctx *c, const char *name, struct journal_reader *r)
+{
+    r->fd = openat(c->j->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat sb;
+    if (r->fd < 0 || fstat(r->fd, &sb) != 0) {
+        set_err(c->err, c->err_cap, "journal: cannot open %s/%s: %s", c->j->dir, name,
+                strerror(errno));
+        if (r->fd >= 0) {
+            close(r->fd);
+        }
+        return -1;
+    }
+    r->size = (uint64_t)sb.st_size;
+    return 0;
+}
+
+/*
+ * At a frame that does not check out: finds the next valid one (skipping a
+ * corrupt record marks a gap), or ends the segment there: the torn tail of
+ * the newest segment is cut (an append that never completed), the corrupt end
+ * of an older one marks a gap. 1: *d is the next valid frame, at *pos; 0: the
+ * segment ends; -1: a read error.
+ */
+static int skip_corrupt(struct open_ctx *c, const char *name, struct journal_reader *r, bool newest,
+                        uint64_t *pos, struct journal_frame *d)
+{
+    uint64_t next;
+    int rc = journal_frame_find(r, *pos + 1, &next, d);
+    if (rc < 0) {
+        return -1;
+    }
+    if (rc > 0) {
+        log_skip(c, name, *pos, next, "corrupt record");
+        c->st.corrupt++;
+        c->gap = true;
+        *pos = next;
+        return 1;
+    }
+    if (newest) {
+        log_warn("journal: %s/%s: truncating torn tail of %" PRIu64 " bytes at offset %" PRIu64,
+                 c->j->dir, name, r->size - *pos, *pos);
+        c->st.truncated_bytes += r->size - *pos;
+        r->size = *pos;
+    } else {
+        log_skip(c, name, *pos, r->size, "corrupt end of an older segment");
+        c->st.corrupt++;
+        c->gap = true;
+    }
+    return 0;
+}
+
+/* Hands one valid, in-order frame to the replay callback. */
+static int replay_frame(struct open_ctx *c, struct segment *seg, const struct journal_frame *d)
+{
+    struct journal_record rec = {
+        .id = d->id,
+        .room = d->room_len ? (const char *)d->room : "",
+        .room_len = d->room_len,
+        .event = d->event_len ? (const char *)d->event : NULL,
+        .event_len = d->event_len,
+        .data = (const char *)d->data,
+        .data_len = d->data_len,
+        .after_gap = c->gap,
+    };
+    c->gap = false;
+    if (c->replay != NULL && c->replay(c->arg, &rec) != 0) {
+        set_err(c->err, c->err_cap, "journal: replay stopped at record %" PRIu64, d->id);
+        return -1;
+    }
+    c->j->last_id = d->id;
+    seg->records++;
+    c->st.records++;
+    return 0;
+}
+
 /*
  * Replays one segment and sets *keep to the size it must be cut to: its size,
  * unless it is the newest segment and its tail is torn.
  */
 static int replay_segment(struct open_ctx *c, struct segment *seg, bool newest, uint64_t *keep)
 {
-    struct journal *j = c->j;
     char name[SEG_NAME_LEN + 1];
     journal_segment_name(name, seg->first_id);
-
     struct journal_reader r = {.fd = -1};
-    r.fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat sb;
-    if (r.fd < 0 || fstat(r.fd, &sb) != 0) {
-        set_err(c->err, c->err_cap, "journal: cannot open %s/%s: %s", j->dir, name,
-                strerror(errno));
-        if (r.fd >= 0) {
-            close(r.fd);
-        }
+    if (segment_open(c, name, &r) != 0) {
         return -1;
     }
-    r.size = (uint64_t)sb.st_size;
-
-    int ret = -1;
+    int rc = 0;
     uint64_t pos = 0;
     struct stale_run run = {0};
     while (pos < r.size) {
         struct journal_frame d;
-        int rc = journal_frame_at(&r, pos, &d);
+        rc = journal_frame_at(&r, pos, &d);
         if (rc == 0) {
             stale_flush(c, name, &run);
-            uint64_t next;
-            rc = journal_frame_find(&r, pos + 1, &next, &d);
+            rc = skip_corrupt(c, name, &r, newest, &pos, &d);
             if (rc == 0) {
-                if (newest) {
-                    /* Nothing valid follows: an append that never completed. */
-                    log_warn("journal: %s/%s: truncating torn tail of %" PRIu64
-                             " bytes at offset %" PRIu64,
-                             j->dir, name, r.size - pos, pos);
-                    c->st.truncated_bytes += r.size - pos;
-                    r.size = pos;
-                } else {
-                    log_skip(c, name, pos, r.size, "corrupt end of an older segment");
-                    c->st.corrupt++;
-                    c->gap = true;
-                }
                 break;
-            }
-            if (rc > 0) {
-                log_skip(c, name, pos, next, "corrupt record");
-                c->st.corrupt++;
-                c->gap = true;
-                pos = next;
             }
         }
         if (rc < 0) {
-            set_err(c->err, c->err_cap, "journal: cannot read %s/%s: %s", j->dir, name,
+            set_err(c->err, c->err_cap, "journal: cannot read %s/%s: %s", c->j->dir, name,
                     strerror(errno));
-            goto out;
+            break;
         }
-        if (d.id <= j->last_id) {
+        if (d.id <= c->j->last_id) {
             /* Well-formed but out of order (a stray or duplicated segment):
              * replaying it would break the promise that ids increase. */
             if (run.n++ == 0) {
                 run.from = pos;
                 run.first_id = d.id;
-                run.floor = j->last_id;
+                run.floor = c->j->last_id;
             }
             c->st.corrupt++;
             pos += d.frame_len;
             continue;
         }
         stale_flush(c, name, &run);
-        struct journal_record rec = {
-            .id = d.id,
-            .room = d.room_len ? (const char *)d.room : "",
-            .room_len = d.room_len,
-            .event = d.event_len ? (const char *)d.event : NULL,
-            .event_len = d.event_len,
-            .data = (const char *)d.data,
-            .data_len = d.data_len,
-            .after_gap = c->gap,
-        };
-        c->gap = false;
-        if (c->replay != NULL && c->replay(c->arg, &rec) != 0) {
-            set_err(c->err, c->err_cap, "journal: replay stopped at record %" PRIu64, d.id);
-            goto out;
+        if ((rc = replay_frame(c, seg, &d)) != 0) {
+            break;
         }
-        j->last_id = d.id;
-        seg->records++;
-        c->st.records++;
         pos += d.frame_len;
+    }
+    free(r.buf);
+    close(r.fd);
+    if (rc < 0) {
+        return -1;
     }
     stale_flush(c, name, &run);
     seg->bytes = r.size;
     *keep = r.size;
-    ret = 0;
-out:
-    free(r.buf);
-    close(r.fd);
-    return ret;
+    return 0;
 }
 
 static int cmp_seg(const void *a, const void *b)
@@ -643,27 +674,25 @@ static void scratch_trim(struct journal *j)
     }
 }
 
-int journal_append(struct journal *j, const struct journal_record *rec)
+static bool record_valid(const struct journal *j, const struct journal_record *rec)
 {
-    if (j != NULL) {
-        journal_poll(j);
-    }
-    if (j == NULL || rec == NULL || rec->id <= j->last_id || rec->room_len > MAX_ROOM ||
-        rec->event_len > MAX_EVENT || rec->data_len > MAX_DATA ||
-        (rec->room == NULL && rec->room_len > 0) || (rec->event == NULL && rec->event_len > 0) ||
-        (rec->data == NULL && rec->data_len > 0)) {
-        errno = EINVAL;
-        return -1;
-    }
+    return rec != NULL && rec->id > j->last_id && rec->room_len <= MAX_ROOM &&
+           rec->event_len <= MAX_EVENT && rec->data_len <= MAX_DATA &&
+           (rec->room != NULL || rec->room_len == 0) &&
+           (rec->event != NULL || rec->event_len == 0) && (rec->data != NULL || rec->data_len == 0);
+}
 
-    /* Encode first: an allocation failure then leaves no trace on disk. */
+/* Encodes the record into j->scratch; returns its size, 0 when out of
+ * memory. Encoding comes first so that a failure leaves no trace on disk. */
+static size_t record_encode(struct journal *j, const struct journal_record *rec)
+{
     size_t len = PAYLOAD_HDR + rec->room_len + rec->event_len + rec->data_len;
     size_t total = FRAME_HDR + len;
     if (total > j->scratch_cap) {
         uint8_t *b = malloc(total);
         if (b == NULL) {
             errno = ENOMEM;
-            return -1;
+            return 0;
         }
         free(j->scratch);
         j->scratch = b;
@@ -689,50 +718,51 @@ int journal_append(struct journal *j, const struct journal_record *rec)
     put_le32(b, JOURNAL_MAGIC);
     put_le32(b + 4, (uint32_t)len);
     put_le32(b + 8, crc32c(0, p, len));
+    return total;
+}
 
+/*
+ * Makes the current segment ready to take a record with this id: repairs
+ * what a failed sync or a torn append left, and rotates when the segment is
+ * full, but only to a name above the current one: segments are ordered by
+ * name, and the current segment can be named above the next id when its
+ * first record was lost (a torn append, or unsynced records of the previous
+ * segment lost in a crash while the new name survived). Such a segment just
+ * grows past segment_bytes until the ids catch up with its name.
+ */
+static int segment_ready(struct journal *j, uint64_t id, bool *rotated)
+{
     if (j->broken && journal_repair(j) != 0) {
-        int e = errno;
-        scratch_trim(j);
-        errno = e;
         return -1;
     }
     if (j->fd >= 0 && j->ragged) {
         /* An earlier failed append left part of a record behind. */
         if (ftruncate(j->fd, (off_t)j->segs[j->nseg - 1].bytes) != 0) {
-            int e = errno;
-            scratch_trim(j);
-            errno = e;
             return -1;
         }
         j->ragged = false;
     }
-    /*
-     * Rotate when the current segment is full, but only to a name above the
-     * current one: segments are ordered by name, and the current segment can
-     * be named above the next id when its first record was lost (a torn
-     * append, or unsynced records of the previous segment lost in a crash
-     * while the new name survived). Such a segment just grows past
-     * segment_bytes until the ids catch up with its name.
-     */
     const struct segment *last = current_segment(j);
-    bool rotated = false;
     bool full =
         j->segment_bytes > 0 && last != NULL && last->bytes > 0 && last->bytes >= j->segment_bytes;
-    if (last == NULL || ((full || j->fresh_segment) && rec->id > last->first_id)) {
-        if (rotate(j, rec->id) != 0) {
-            int e = errno;
-            scratch_trim(j);
-            errno = e;
+    if (last == NULL || ((full || j->fresh_segment) && id > last->first_id)) {
+        if (rotate(j, id) != 0) {
             return -1;
         }
-        rotated = true;
+        *rotated = true;
     }
+    return 0;
+}
 
+/* Writes the encoded record at the end of the current segment, whole or not
+ * at all: whatever part of it made it to the file on a failure is cut off,
+ * so a later append does not follow half a record. */
+static int record_write(struct journal *j, size_t total)
+{
     struct segment *cur = &j->segs[j->nseg - 1];
     size_t done = 0;
-    int ret = 0;
     while (done < total) {
-        ssize_t w = write(j->fd, b + done, total - done);
+        ssize_t w = write(j->fd, j->scratch + done, total - done);
         if (w < 0 && errno == EINTR) {
             continue;
         }
@@ -741,33 +771,48 @@ int journal_append(struct journal *j, const struct journal_record *rec)
                 errno = EIO; /* no progress and no reason: do not spin */
             }
             int e = errno;
-            /* Cut off whatever part of the record made it to the file, so a
-             * later append does not follow half a record. */
             if (done > 0 && ftruncate(j->fd, (off_t)cur->bytes) != 0) {
                 log_error("journal: cannot remove a partial record from %s: %s", j->dir,
                           strerror(errno));
                 j->ragged = true;
             }
             errno = e;
-            ret = -1;
-            break;
+            return -1;
         }
         done += (size_t)w;
     }
-    if (ret == 0) {
-        j->last_bytes = cur->bytes;
-        cur->bytes += total;
-        cur->records++;
+    j->last_bytes = cur->bytes;
+    cur->bytes += total;
+    cur->records++;
+    return 0;
+}
+
+int journal_append(struct journal *j, const struct journal_record *rec)
+{
+    if (j == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    journal_poll(j);
+    if (!record_valid(j, rec)) {
+        errno = EINVAL;
+        return -1;
+    }
+    bool rotated = false;
+    size_t total = record_encode(j, rec);
+    int ret = -1;
+    if (total > 0 && segment_ready(j, rec->id, &rotated) == 0 && record_write(j, total) == 0) {
         j->last_id = rec->id;
         if (!j->dirty) {
             j->unsynced_first_id = rec->id;
         }
         j->dirty = true;
+        ret = 0;
     }
+    int e = errno;
     if (rotated) {
         retain(j);
     }
-    int e = errno;
     scratch_trim(j);
     errno = e;
     return ret;
