@@ -1,6 +1,7 @@
 #include "journal_compact.h"
 #include "hash.h"
 #include "journal.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -277,7 +278,7 @@ int compact_start(struct compact_job *job)
     job->err = 0;
     job->what[0] = '\0';
     atomic_store_explicit(&job->done, false, memory_order_relaxed);
-    int rc = pthread_create(&job->thread, NULL, compact_thread, job);
+    int rc = thread_start(&job->thread, compact_thread, job);
     if (rc != 0) {
         errno = rc;
         return -1;

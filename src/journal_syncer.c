@@ -1,4 +1,5 @@
 #include "journal_syncer.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -62,13 +63,8 @@ struct journal_syncer *syncer_new(int dirfd)
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     /* The journal opens before the server blocks SIGTERM and friends for
-     * its signalfd, and a thread inherits the mask it is created with: one
-     * that could take SIGTERM would die of it, process and all. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&s->thread, NULL, syncer_thread, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+     * its signalfd: see thread.h. */
+    int rc = thread_start(&s->thread, syncer_thread, s);
     if (rc != 0) {
         pthread_cond_destroy(&s->wake);
         pthread_mutex_destroy(&s->lock);

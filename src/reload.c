@@ -2,9 +2,9 @@
 
 #include "list.h"
 #include "static_files.h"
+#include "thread.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,12 +46,7 @@ static void reload_kick(struct reload *r)
     }
     r->load = r->want_load;
     r->freeing = r->retired;
-    /* Signals are the loop's (signalfd): none may land on this thread. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, reload_thread, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = thread_start(&r->thread, reload_thread, r);
     if (rc != 0) {
         char eb[96];
         r->freeing = NULL; /* still r->retired: the next thread frees it */
