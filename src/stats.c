@@ -1,5 +1,6 @@
 #include "stats.h"
 
+#include "auth.h"
 #include "buf.h"
 #include "log.h"
 #include "room.h"
@@ -30,6 +31,8 @@ struct top_rooms {
 };
 
 struct snapshot {
+    const struct server *srv;
+    bool hide_private; /* the admin endpoints are open to anyone */
     size_t rooms;
     size_t subscribers;
     size_t frames;
@@ -83,15 +86,29 @@ static void take_room(const struct room *room, void *arg)
     s->subscribers += f.subscribers;
     s->frames += room_frames(room);
     s->ring_bytes += room_bytes(room);
+    if (s->hide_private && auth_room_private(s->srv, f.name, strlen(f.name))) {
+        /* A private room's name (a user id, say) is not everyone's to read. */
+        s->by_subscribers.other_subscribers += f.subscribers;
+        s->by_subscribers.other_rooms++;
+        return;
+    }
     top_offer(&s->by_subscribers, &f, more_subscribers);
     if (f.recent) {
         top_offer(&s->by_recent, &f, more_recent);
     }
 }
 
+/* Private rooms are named only where the admin endpoints are guarded. */
+static bool stats_hide_private(const struct server *srv)
+{
+    return !srv->cfg.admin_local && !srv->cfg.admin_token[0];
+}
+
 static void snapshot_take(struct server *srv, struct snapshot *s)
 {
     memset(s, 0, sizeof *s);
+    s->srv = srv;
+    s->hide_private = stats_hide_private(srv);
     hub_foreach_room(srv->hub, take_room, s);
 }
 
@@ -143,6 +160,9 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
     const struct room *r = NULL;
     if (room_len) {
         r = hub_room_find(srv->hub, room, room_len);
+        if (s.hide_private && auth_room_private(srv, room, room_len)) {
+            r = NULL;
+        }
         clients = r ? room_subscribers(r) : 0;
     }
     int rc =

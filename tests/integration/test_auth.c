@@ -536,6 +536,52 @@ static void test_config_errors(void **state)
     assert_string_equal(run_line(cmd), "2");
 }
 
+/* Where anyone may read /stats and /metrics, a private room's name (a user
+ * id, say) is not listed there: it is summed into "~other". Where the admin
+ * endpoints are guarded (here --admin-local, the test being on loopback),
+ * the operator sees it. */
+static void test_stats_hide_private_rooms(void **state)
+{
+    (void)state;
+    for (int guarded = 0; guarded <= 1; guarded++) {
+        const char *open_args[] = {"--private-rooms", "user-*", NULL};
+        const char *guarded_args[] = {"--private-rooms", "user-*", "--admin-local", NULL};
+        start(guarded ? guarded_args : open_args);
+        char target[4300];
+        snprintf(target, sizeof target, "/messages?room=user-42&token=%s",
+                 mint("--subscribe user-42"));
+        struct itest_sub priv, pub;
+        assert_int_equal(itest_sub_open(&priv, srv.port, target, itest_timeout()), 0);
+        assert_int_equal(itest_sub_open(&pub, srv.port, "/messages?room=lobby", itest_timeout()),
+                         0);
+
+        struct itest_response st, me, one;
+        assert_int_equal(get("/stats", NULL, &st), 200);
+        assert_int_equal(get("/metrics", NULL, &me), 200);
+        assert_int_equal(get("/stats?room=user-42", NULL, &one), 200);
+        assert_non_null(strstr(st.body, "\"lobby\""));
+        assert_non_null(strstr(me.body, "room=\"lobby\""));
+        if (guarded) {
+            assert_non_null(strstr(st.body, "\"name\":\"user-42\""));
+            assert_non_null(strstr(me.body, "room=\"user-42\""));
+            assert_non_null(strstr(one.body, "\"clients\":1,"));
+        } else {
+            assert_null(strstr(st.body, "user-42"));
+            assert_null(strstr(me.body, "user-42"));
+            assert_non_null(strstr(me.body, "sse_subscribers{room=\"~other\"} 1"));
+            assert_non_null(strstr(one.body, "\"clients\":0,"));
+        }
+        assert_non_null(strstr(st.body, "\"subscribers\":2,"));
+        itest_response_free(&st);
+        itest_response_free(&me);
+        itest_response_free(&one);
+        itest_sub_close(&priv);
+        itest_sub_close(&pub);
+        itest_server_stop(&srv);
+        memset(&srv, 0, sizeof srv);
+    }
+}
+
 int main(void)
 {
     itest_init(240);
@@ -549,6 +595,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_query_token_never_logged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pyjwt_cross_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stats_hide_private_rooms, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
