@@ -108,6 +108,13 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
 	    $(ITEST_LIB) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The Redis client's tests run the event loop themselves against a real
+# redis-server: they link the server's objects, not the HTTP client helpers.
+$(BUILD)/tests/integration/test_redis: tests/integration/test_redis.c $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -o $@ $< $(LIB_OBJS) \
+	    $(CMOCKA_LIBS) $(LDLIBS)
+
 # Every binary runs even when an earlier one fails; the target fails at the end.
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
