@@ -56,7 +56,6 @@ struct resp_scanner {
     unsigned top; /* open arrays */
     /* Elements still expected by each open array (1-based; [0] unused). */
     int64_t left[RESP_MAX_DEPTH + 1];
-    bool started; /* the first element of the reply has been seen */
 };
 
 /* Prepares a scanner (limits copied; NULL means resp_default_limits). */

@@ -22,7 +22,6 @@ void resp_scan_reset(struct resp_scanner *s)
 {
     s->off = 0;
     s->top = 0;
-    s->started = false;
 }
 
 /*
@@ -153,7 +152,6 @@ long resp_scan(struct resp_scanner *s, const char *buf, size_t len)
             return RESP_ERROR;
         }
         pos += (size_t)r;
-        s->started = true;
         /* Counted against its array as soon as its head is seen; an array
          * with elements then stays open until they have all been seen. */
         if (s->top > 0) {

@@ -11,12 +11,15 @@
  *     default limits do.
  *   - The input, cut into arguments, is encoded as a command, which the
  *     scanner must accept whole and the reader must give back unchanged.
+ *   - The input as a redis:// URL: accepted ones are within their ranges,
+ *     and no error message repeats the password.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "redis_url.h"
 #include "resp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -128,8 +131,34 @@ static void check_encode(const uint8_t *data, size_t size)
     free(out);
 }
 
+static void check_url(const uint8_t *data, size_t size)
+{
+    static struct redis_url u;
+    char err[256];
+    char *s = malloc(size + 9);
+    CHECK(s != NULL);
+    /* Mostly past the scheme, where the parsing is. */
+    memcpy(s, "redis://", 8);
+    memcpy(s + 8, data, size);
+    s[size + 8] = '\0';
+    if (redis_url_parse(s, &u, err, sizeof err) == 0) {
+        CHECK(u.port >= 1 && u.port <= 65535);
+        CHECK(u.db >= 0);
+        CHECK(u.host[0] != '\0' && strlen(u.host) < sizeof u.host);
+        CHECK(u.addr_len > 0);
+    } else {
+        CHECK(strncmp(err, "bad Redis URL: ", 15) == 0);
+        /* Messages never quote the input: the password of the seeds
+         * (url_password) must not show up, whatever the fuzzer makes of it. */
+        CHECK(strstr(err, "hunter2") == NULL);
+    }
+    free(s);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_url(data, size);
+
     long whole = scan_once(data, size, NULL);
 
     if (size > 0) {
