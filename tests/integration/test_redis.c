@@ -1,13 +1,8 @@
 /*
- * Tests for src/redis.c against a real redis-server (the Debian package),
- * and against a fake server in this process for what a real one will not do
- * on demand (stay silent, send garbage, hang up).
- *
- * Each redis-server runs on a free loopback port (found by binding port 0
- * and releasing it; retried if another process takes it first) in a fresh
- * temporary directory, with no persistence, and is killed by its PID. The
- * test drives the event loop itself: wait_for runs it until a condition
- * holds or a deadline passes.
+ * Tests for src/redis.c against a real redis-server (the Debian package):
+ * round trips, a pipeline, pub/sub, Lua, SELECT, AUTH, a restart, idle
+ * pings. See redis_harness.h for how the server is run and the loop driven;
+ * test_redis_fault.c has the failures a real server will not produce.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,297 +10,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "loop.h"
-#include "redis.h"
-
-static struct loop *loop;
-
-/* ------------------------------------------------------------ redis-server */
-
-struct rserver {
-    pid_t pid;
-    int port;
-    char dir[64];
-};
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* Starts redis-server on s->port (a free one when 0); false when it exited
- * (the port was taken meanwhile). */
-static bool rs_spawn(struct rserver *s, const char *password)
-{
-    char port[16], log[96];
-    snprintf(port, sizeof port, "%d", s->port);
-    snprintf(log, sizeof log, "%s/redis.log", s->dir);
-    s->pid = fork();
-    assert_true(s->pid >= 0);
-    if (s->pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        const char *argv[] = {"redis-server", "--port", port,   "--bind",
-                              "127.0.0.1",    "--save", "",     "--appendonly",
-                              "no",           "--dir",  s->dir, "--daemonize",
-                              "no",           NULL,     NULL,   NULL};
-        if (password) {
-            argv[13] = "--requirepass";
-            argv[14] = password;
-        }
-        /* execvp does not write to its arguments. */
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 500; i++) {
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return false;
-        }
-        if (port_open(s->port)) {
-            return true;
-        }
-        sleep_ms(10);
-    }
-    fail_msg("redis-server did not start on port %d (see %s)", s->port, log);
-    return false;
-}
-
-static void rs_start(struct rserver *s, const char *password)
-{
-    snprintf(s->dir, sizeof s->dir, "/tmp/test_redis.XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    for (int tries = 0; tries < 5; tries++) {
-        s->port = free_port();
-        if (rs_spawn(s, password)) {
-            return;
-        }
-    }
-    fail_msg("redis-server would not start (is it installed? make test-deps installs it)");
-}
-
-static void rs_kill(struct rserver *s, int sig)
-{
-    if (s->pid > 0) {
-        kill(s->pid, sig);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-}
-
-static void rs_stop(struct rserver *s)
-{
-    char path[128];
-    rs_kill(s, SIGKILL);
-    snprintf(path, sizeof path, "%s/redis.log", s->dir);
-    unlink(path);
-    rmdir(s->dir);
-}
-
-/* ------------------------------------------------------------ loop driving */
-
-struct waiter {
-    bool (*cond)(void *arg);
-    void *arg;
-};
-
-static void check_cond(struct loop *l, void *arg)
-{
-    struct waiter *w = arg;
-    if (w->cond(w->arg)) {
-        loop_stop(l);
-    }
-}
-
-static void deadline_fn(struct loop *l, struct loop_timer *t)
-{
-    (void)t;
-    loop_stop(l);
-}
-
-/* Runs the loop until cond(arg) or ms pass; returns cond(arg). */
-static bool wait_for(bool (*cond)(void *), void *arg, uint64_t ms)
-{
-    struct waiter w = {cond, arg};
-    struct loop_timer deadline = {0};
-    if (cond(arg)) {
-        return true;
-    }
-    loop_set_before_sleep(loop, check_cond, &w);
-    loop_timer_start(loop, &deadline, ms, deadline_fn);
-    assert_int_equal(loop_run(loop), 0);
-    loop_timer_stop(loop, &deadline);
-    loop_set_before_sleep(loop, NULL, NULL);
-    return cond(arg);
-}
-
-static bool never(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-static void run_for(uint64_t ms)
-{
-    wait_for(never, NULL, ms);
-}
-
-/* ------------------------------------------------------------ client side */
-
-struct tc {
-    struct redis *r;
-    int ready, down;
-    char why[160];
-    int messages;
-    char channel[64], payload[256];
-    size_t payload_len;
-    /* Subscriber: channels to subscribe to on every on_ready. */
-    const char *resubscribe;
-};
-
-static void tc_ready(struct redis *r, void *arg)
-{
-    struct tc *c = arg;
-    c->ready++;
-    if (c->resubscribe) {
-        assert_int_equal(redis_subscribe(r, c->resubscribe, strlen(c->resubscribe)), 0);
-    }
-}
-
-static void tc_down(struct redis *r, const char *why, void *arg)
-{
-    (void)r;
-    struct tc *c = arg;
-    c->down++;
-    snprintf(c->why, sizeof c->why, "%s", why);
-}
-
-static void tc_message(struct redis *r, const char *ch, size_t chlen, const char *p, size_t plen,
-                       void *arg)
-{
-    (void)r;
-    struct tc *c = arg;
-    c->messages++;
-    snprintf(c->channel, sizeof c->channel, "%.*s", (int)chlen, ch);
-    assert_true(plen <= sizeof c->payload);
-    memcpy(c->payload, p, plen);
-    c->payload_len = plen;
-}
-
-static void tc_open(struct tc *c, const char *url, enum redis_mode mode,
-                    const struct redis_options *opt)
-{
-    struct redis_url u;
-    char err[256];
-    struct redis_callbacks cb = {tc_ready, tc_down, tc_message, c};
-    assert_int_equal(redis_url_parse(url, &u, err, sizeof err), 0);
-    c->r = redis_new(loop, &u, mode, opt, &cb);
-    assert_non_null(c->r);
-    redis_start(c->r);
-}
-
-static bool is_ready(void *arg)
-{
-    return redis_is_ready(((struct tc *)arg)->r);
-}
-
-static bool nothing_awaited(void *arg)
-{
-    return redis_awaited(((struct tc *)arg)->r) == 0;
-}
-
-static void url_of(char *out, size_t cap, const char *auth, int port, const char *db)
-{
-    snprintf(out, cap, "redis://%s127.0.0.1:%d%s", auth, port, db);
-}
-
-/* One reply, copied out of the callback. */
-struct reply {
-    bool done, lost;
-    enum resp_type type;
-    bool null;
-    int64_t integer;
-    char str[4096];
-    size_t len, count;
-};
-
-static void on_reply(struct redis *r, const struct resp_value *v, struct resp_reader *rest,
-                     void *arg)
-{
-    (void)r;
-    (void)rest;
-    struct reply *out = arg;
-    out->done = true;
-    if (!v) {
-        out->lost = true;
-        return;
-    }
-    out->type = v->type;
-    out->null = v->null;
-    out->integer = v->integer;
-    out->count = v->count;
-    out->len = v->len < sizeof out->str ? v->len : sizeof out->str - 1;
-    if (v->str) {
-        memcpy(out->str, v->str, out->len);
-    }
-    out->str[out->len] = '\0';
-}
-
-static bool reply_done(void *arg)
-{
-    return ((struct reply *)arg)->done;
-}
-
-/* Sends a command and waits for its reply. */
-#define CALL(c, rep, ...)                                                                          \
-    do {                                                                                           \
-        memset((rep), 0, sizeof *(rep));                                                           \
-        assert_int_equal(redis_command_str((c)->r, on_reply, (rep), __VA_ARGS__, (char *)NULL),    \
-                         0);                                                                       \
-        assert_true(wait_for(reply_done, (rep), 5000));                                            \
-    } while (0)
+#include "redis_harness.h"
 
 /* --------------------------------------------------------- against Redis */
 
@@ -391,13 +103,6 @@ static bool pipeline_done(void *arg)
     return ((struct pipeline *)arg)->replies == 10000;
 }
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* 10,000 commands queued at once: one reply each, in order. */
 static void test_pipeline(void **state)
 {
@@ -440,11 +145,6 @@ static void test_output_bound(void **state)
     CALL(&c, &rep, "GET", "k");
     assert_string_equal(rep.str, v);
     redis_free(c.r);
-}
-
-static bool got_message(void *arg)
-{
-    return ((struct tc *)arg)->messages > 0;
 }
 
 /* One client publishes, the other, subscribed, receives. */
@@ -573,11 +273,6 @@ static bool ready_twice(void *arg)
     return c->ready >= 2 && redis_is_ready(c->r) && redis_awaited(c->r) == 0;
 }
 
-static bool is_down(void *arg)
-{
-    return ((struct tc *)arg)->down > 0;
-}
-
 /*
  * Redis killed: awaited replies fail, on_down says so, commands are refused;
  * retries back off instead of spinning; Redis back on the same port: the
@@ -675,163 +370,6 @@ static void test_auth(void **state)
     rs_stop(&rs);
 }
 
-/* ------------------------------------------------------------ fake server */
-
-/* A listener in this process; what it does with a connection is set per test. */
-struct fake {
-    int lfd, cfd, port;
-    struct loop_watch w;
-    const char *send; /* written once accepted (NULL: nothing) */
-    bool hang_up;     /* closed once accepted */
-};
-
-static void fake_accept(struct loop *l, struct loop_watch *w, uint32_t events)
-{
-    (void)l;
-    (void)events;
-    struct fake *f = (struct fake *)((char *)w - offsetof(struct fake, w));
-    int fd = accept(f->lfd, NULL, NULL);
-    if (fd < 0) {
-        return;
-    }
-    if (f->send) {
-        assert_true(write(fd, f->send, strlen(f->send)) == (ssize_t)strlen(f->send));
-    }
-    if (f->hang_up) {
-        close(fd);
-        return;
-    }
-    if (f->cfd >= 0) {
-        close(f->cfd);
-    }
-    f->cfd = fd;
-}
-
-static void fake_open(struct fake *f, bool accept_them)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    f->cfd = -1;
-    f->w.fd = -1;
-    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    assert_true(f->lfd >= 0);
-    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(f->lfd, 8), 0);
-    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
-    f->port = ntohs(a.sin_port);
-    /* Not accepting still completes the TCP handshake (the backlog): a
-     * server that is connected but never answers. */
-    if (accept_them) {
-        assert_int_equal(loop_watch_add(loop, &f->w, f->lfd, EPOLLIN, fake_accept), 0);
-    }
-}
-
-static void fake_close(struct fake *f)
-{
-    loop_watch_del(loop, &f->w);
-    close(f->lfd);
-    if (f->cfd >= 0) {
-        close(f->cfd);
-    }
-}
-
-/* A server that never answers: the reply times out, the callback gets NULL
- * and the connection is dropped and tried again. */
-static void test_reply_timeout(void **state)
-{
-    (void)state;
-    struct fake f = {0};
-    struct tc c = {0};
-    struct reply rep = {0};
-    struct redis_options opt = {.reply_timeout_ms = 200, .backoff_min_ms = 1000};
-    char u[128];
-    fake_open(&f, false);
-    url_of(u, sizeof u, "", f.port, "");
-    tc_open(&c, u, REDIS_COMMANDS, &opt);
-    assert_true(wait_for(is_ready, &c, 5000));
-    uint64_t t0 = now_us();
-    assert_int_equal(redis_command_str(c.r, on_reply, &rep, "PING", (char *)NULL), 0);
-    assert_true(wait_for(reply_done, &rep, 5000));
-    uint64_t ms = (now_us() - t0) / 1000;
-    assert_true(rep.lost);
-    assert_int_equal(c.down, 1);
-    assert_string_equal(c.why, "reply timeout");
-    printf("reply timeout: fired after %llu ms (set to 200)\n", (unsigned long long)ms);
-    assert_true(ms >= 190 && ms < 1000);
-    redis_free(c.r);
-    fake_close(&f);
-}
-
-/* Garbage, an unasked reply, a hang-up: each drops the connection. */
-static void test_bad_server(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *send;
-        bool hang_up;
-        const char *why;
-    } cases[] = {
-        {"%1\r\n", false, "malformed reply or over the reply limits"},
-        {"+OK\r\n", false, "a reply nobody asked for"},
-        {NULL, true, "connection closed by Redis"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct fake f = {.send = cases[i].send, .hang_up = cases[i].hang_up};
-        struct tc c = {0};
-        char u[128];
-        struct redis_options opt = {.backoff_min_ms = 5000};
-        fake_open(&f, true);
-        url_of(u, sizeof u, "", f.port, "");
-        tc_open(&c, u, REDIS_COMMANDS, &opt);
-        assert_true(wait_for(is_down, &c, 5000));
-        assert_string_equal(c.why, cases[i].why);
-        redis_free(c.r);
-        fake_close(&f);
-    }
-}
-
-/* Nobody listening: a refused connect is a failed attempt, retried. */
-static void test_refused(void **state)
-{
-    (void)state;
-    struct tc c = {0};
-    char u[128];
-    struct redis_options opt = {.backoff_min_ms = 20, .backoff_max_ms = 40};
-    url_of(u, sizeof u, "", free_port(), "");
-    tc_open(&c, u, REDIS_COMMANDS, &opt);
-    assert_true(wait_for(is_down, &c, 5000));
-    assert_non_null(strstr(c.why, "connect failed"));
-    run_for(300);
-    assert_true(c.down >= 3);
-    assert_int_equal(c.ready, 0);
-    redis_free(c.r);
-}
-
-/* An idle subscriber on a server that went silent: the idle PING is not
- * answered, and that is a reply timeout like any other. */
-static void test_idle_ping_silent(void **state)
-{
-    (void)state;
-    struct fake f = {0};
-    struct tc c = {0};
-    struct redis_options opt = {
-        .reply_timeout_ms = 100, .idle_ping_ms = 100, .backoff_min_ms = 5000};
-    char u[128];
-    fake_open(&f, false);
-    url_of(u, sizeof u, "", f.port, "");
-    tc_open(&c, u, REDIS_SUBSCRIBER, &opt);
-    assert_true(wait_for(is_ready, &c, 5000));
-    uint64_t t0 = now_us();
-    assert_true(wait_for(is_down, &c, 5000));
-    uint64_t ms = (now_us() - t0) / 1000;
-    assert_string_equal(c.why, "reply timeout");
-    printf("idle ping: a silent server found dead after %llu ms (100 + 100)\n",
-           (unsigned long long)ms);
-    assert_true(ms >= 190 && ms < 1000);
-    redis_free(c.r);
-    fake_close(&f);
-}
-
 static long ping_calls(struct tc *c)
 {
     struct reply rep;
@@ -878,10 +416,6 @@ int main(void)
         cmocka_unit_test(test_select),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_reply_timeout),
-        cmocka_unit_test(test_bad_server),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_idle_ping_silent),
         cmocka_unit_test(test_idle_ping_alive),
     };
     int rc = cmocka_run_group_tests(tests, setup_server, teardown_server);
