@@ -108,6 +108,22 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
 	    $(ITEST_LIB) $(CMOCKA_LIBS) $(LDLIBS)
 
+# The Redis client's tests run the event loop themselves (against a real
+# redis-server, or a fake one): they link the server's objects and their own
+# harness, not the HTTP client helpers.
+REDIS_TESTS   := test_redis test_redis_fault
+REDIS_HARNESS := $(BUILD)/tests/integration/redis_harness.o
+
+$(REDIS_HARNESS): tests/integration/redis_harness.c tests/integration/redis_harness.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -c -o $@ $<
+
+$(REDIS_TESTS:%=$(BUILD)/tests/integration/%): $(BUILD)/tests/integration/%: \
+        tests/integration/%.c $(REDIS_HARNESS) $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ $< \
+	    $(REDIS_HARNESS) $(LIB_OBJS) $(CMOCKA_LIBS) $(LDLIBS)
+
 # Every binary runs even when an earlier one fails; the target fails at the end.
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail

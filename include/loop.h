@@ -110,7 +110,8 @@ uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *h, double q);
 /* Runs the queued tasks now (used at shutdown, when the loop no longer runs). */
 void loop_run_pending(struct loop *loop);
 
-/* Runs until loop_stop; 0, or -1 with errno when epoll fails. */
+/* Runs until loop_stop; 0, or -1 with errno when epoll fails. A stop ends
+ * one run: the loop can be run again afterwards. */
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
 

@@ -380,5 +380,8 @@ int loop_run(struct loop *loop)
         }
         lag_record(&loop->lag, loop->now_ms, monotonic_ns() - woke_ns);
     }
+    /* A stop ends this run only: a caller that drives the loop in steps (a
+     * test waiting for one reply, then the next) can run it again. */
+    loop->stopping = false;
     return 0;
 }

@@ -14,6 +14,9 @@ command -v clang-14 >/dev/null 2>&1 || need="$need clang-14"
 command -v valgrind >/dev/null 2>&1 || need="$need valgrind"
 # Debian's PyJWT: the independent implementation tokens are cross-checked with.
 /usr/bin/python3 -c "import jwt" >/dev/null 2>&1 || need="$need python3-jwt"
+# The Redis client's tests start their own redis-server on a free port (they
+# never use the system service the package may start).
+command -v redis-server >/dev/null 2>&1 || need="$need redis-server"
 
 [ -z "$need" ] && exit 0
 

@@ -138,6 +138,21 @@ static void test_stop_before_run(void **state)
     loop_free(loop);
 }
 
+/* A stop ends one run: the next run waits for events again (here a timer)
+ * instead of returning at once. */
+static void test_run_again_after_stop(void **state)
+{
+    (void)state;
+    struct loop *loop = new_loop();
+    struct loop_timer t = {0};
+    loop_stop(loop);
+    assert_int_equal(loop_run(loop), 0);
+    assert_int_equal(loop_timer_start(loop, &t, 20, stop_timer_fn), 0);
+    assert_int_equal(loop_run(loop), 0);
+    assert_false(loop_timer_armed(&t)); /* it returned because the timer fired */
+    loop_free(loop);
+}
+
 /* ---------------------------------------------------------------- watches */
 
 static void test_watch_pipe(void **state)
@@ -877,6 +892,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_new_free),
         cmocka_unit_test(test_stop_before_run),
+        cmocka_unit_test(test_run_again_after_stop),
         cmocka_unit_test(test_watch_pipe),
         cmocka_unit_test(test_watch_eventfd_level_triggered),
         cmocka_unit_test(test_watch_mod),
