@@ -30,6 +30,13 @@ else
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# redis-server's package would start the system's Redis service; the tests
+# run their own on a free port, so no service is started while installing.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod 755 "$policy"
+    trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 # shellcheck disable=SC2086
 $sudo apt-get install -y -qq $need
