@@ -4,11 +4,13 @@
 #include "buf.h"
 #include "http.h"
 #include "log.h"
+#include "response.h"
 #include "room.h"
 #include "server.h"
 #include "sse.h"
 #include "static_files.h"
 #include "stats.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -59,7 +61,7 @@ struct conn {
     struct loop_watch watch;
     enum conn_state state;
     enum stream_kind stream;
-    struct server *srv;
+    struct worker *wk; /* the loop that owns it */
     struct buf out;
     size_t borrowed_len;
     const char *borrowed; /* static file body, after `out` */
@@ -67,11 +69,11 @@ struct conn {
     uint64_t stream_bytes;
     uint64_t stream_events;
     /* Output held back until the iteration's fan-out (conn_hold_output). */
-    struct list held_node; /* in srv->held while held */
+    struct list held_node; /* in wk->held while held */
 
     struct loop_timer timer;
     struct loop_task free_task;
-    struct list node; /* in srv->conns */
+    struct list node; /* in wk->conns */
 
     bool request_started; /* bytes of the current request have arrived */
     bool head_request;    /* the request being answered is HEAD */
@@ -108,6 +110,12 @@ struct conn {
     struct static_files *borrowed_from; /* reference held while borrowing */
 };
 
+/* The configuration every worker shares. */
+static inline const struct config *conn_cfg(const struct conn *c)
+{
+    return &c->wk->srv->cfg;
+}
+
 static void conn_flush(struct conn *c);
 static void conn_flush_output(struct conn *c, bool parse);
 static void conn_parse_requests(struct conn *c);
@@ -128,18 +136,18 @@ static void conn_free_task(struct loop *loop, struct loop_task *task)
 
 void conn_close(struct conn *c)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     if (c->state == CONN_CLOSED) {
         return;
     }
     if (c->state == CONN_STREAM) {
-        srv->streams--;
+        wk->streams--;
         log_info("stream closed: %s%s, %.3f s, %llu bytes, %llu events",
                  c->stream == STREAM_PING    ? "/ping"
                  : c->stream == STREAM_STATS ? "/stats?stream=1"
                                              : "/messages room=",
                  c->sub.room ? room_name(c->sub.room) : "",
-                 (double)(loop_now_ms(srv->loop) - c->stream_start_ms) / 1000.0,
+                 (double)(loop_now_ms(wk->loop) - c->stream_start_ms) / 1000.0,
                  (unsigned long long)c->stream_bytes, (unsigned long long)c->stream_events);
     }
     c->state = CONN_CLOSED;
@@ -147,28 +155,28 @@ void conn_close(struct conn *c)
     if (list_linked(&c->held_node)) {
         list_remove(&c->held_node);
     }
-    loop_timer_stop(srv->loop, &c->timer);
+    loop_timer_stop(wk->loop, &c->timer);
     int fd = c->watch.fd;
-    loop_watch_del(srv->loop, &c->watch);
+    loop_watch_del(wk->loop, &c->watch);
     close(fd);
     list_remove(&c->node);
-    srv->nconns--;
-    srv->stats.closed++;
-    loop_task_queue(srv->loop, &c->free_task, conn_free_task);
+    wk->nconns--;
+    wk->stats.closed++;
+    loop_task_queue(wk->loop, &c->free_task, conn_free_task);
 }
 
 /* The reconnection delay a stream is told: +-20% around base, so that the
  * clients of a restarted server do not all come back in the same instant. */
-static unsigned jittered_retry(struct server *srv, unsigned base)
+static unsigned jittered_retry(struct worker *wk, unsigned base)
 {
     unsigned jitter = base / 5;
-    return base - jitter + (jitter ? server_random(srv) % (2 * jitter + 1) : 0);
+    return base - jitter + (jitter ? worker_random(wk) % (2 * jitter + 1) : 0);
 }
 
-void conn_close_all(struct server *srv)
+void conn_close_all(struct worker *wk)
 {
     struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &srv->conns)
+    list_for_each_safe(pos, tmp, &wk->conns)
     {
         struct conn *c = container_of(pos, struct conn, node);
         if (c->state == CONN_STREAM && room_sub_between_frames(&c->sub) &&
@@ -177,7 +185,7 @@ void conn_close_all(struct server *srv)
              * delay is at least the usual one, spread over twice that. */
             char line[48];
             size_t n = sse_retry(line, sizeof line - 1,
-                                 srv->cfg.retry_ms + jittered_retry(srv, srv->cfg.retry_ms));
+                                 wk->srv->cfg.retry_ms + jittered_retry(wk, wk->srv->cfg.retry_ms));
             line[n++] = '\n';
             ssize_t w = send(c->watch.fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
@@ -223,14 +231,14 @@ static void conn_update_events(struct conn *c)
          * so level-triggered EPOLLOUT fires at once) instead of looping. */
         ev |= EPOLLOUT;
     }
-    if (loop_watch_mod(c->srv->loop, &c->watch, ev) < 0) {
+    if (loop_watch_mod(c->wk->loop, &c->watch, ev) < 0) {
         conn_close(c);
     }
 }
 
 static void conn_arm_timer(struct conn *c, uint64_t ms)
 {
-    if (loop_timer_start(c->srv->loop, &c->timer, ms, conn_on_timer) < 0) {
+    if (loop_timer_start(c->wk->loop, &c->timer, ms, conn_on_timer) < 0) {
         conn_close(c);
     }
 }
@@ -245,15 +253,15 @@ static void conn_wait_request(struct conn *c)
     c->head_len = 0;
     c->body_len = 0;
     c->chunked = false;
-    conn_arm_timer(c, (uint64_t)c->srv->cfg.keepalive_timeout_s * 1000);
+    conn_arm_timer(c, (uint64_t)conn_cfg(c)->keepalive_timeout_s * 1000);
 }
 
 static void conn_request_started(struct conn *c)
 {
     if (!c->request_started) {
         c->request_started = true;
-        c->request_start_ms = loop_now_ms(c->srv->loop);
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+        c->request_start_ms = loop_now_ms(c->wk->loop);
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
     }
 }
 
@@ -280,25 +288,25 @@ bool conn_peer_is_local(const struct conn *c)
     return c->peer_local;
 }
 
-int conn_accept(struct server *srv, int fd)
+int conn_accept(struct worker *wk, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
         return -1;
     }
-    c->srv = srv;
+    c->wk = wk;
     c->watch.fd = -1;
     c->peer_local = peer_is_loopback(fd);
-    c->cors_origin = config_cors_origin(&srv->cfg, NULL, 0);
+    c->cors_origin = config_cors_origin(&wk->srv->cfg, NULL, 0);
     list_init(&c->sub.node);
     list_init(&c->held_node);
-    list_push_back(&srv->conns, &c->node);
-    srv->nconns++;
-    srv->stats.accepted++;
-    if (loop_watch_add(srv->loop, &c->watch, fd, EPOLLIN | EPOLLRDHUP, conn_on_io) < 0) {
+    list_push_back(&wk->conns, &c->node);
+    wk->nconns++;
+    wk->stats.accepted++;
+    if (loop_watch_add(wk->loop, &c->watch, fd, EPOLLIN | EPOLLRDHUP, conn_on_io) < 0) {
         list_remove(&c->node);
-        srv->nconns--;
+        wk->nconns--;
         close(fd);
         free(c);
         return -1;
@@ -307,8 +315,8 @@ int conn_accept(struct server *srv, int fd)
      * timeout: that is what cuts off clients that connect and say nothing. */
     c->state = CONN_READ_HEAD;
     c->request_started = true;
-    c->request_start_ms = loop_now_ms(srv->loop);
-    conn_arm_timer(c, (uint64_t)srv->cfg.header_timeout_s * 1000);
+    c->request_start_ms = loop_now_ms(wk->loop);
+    conn_arm_timer(c, (uint64_t)wk->srv->cfg.header_timeout_s * 1000);
     return 0;
 }
 
@@ -318,49 +326,40 @@ static void count_response(struct conn *c, int status)
 {
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) {
-        c->srv->stats.responses_by_class[cls]++;
+        c->wk->stats.responses_by_class[cls]++;
     }
+}
+
+/* How this answer ends: an event stream is close-delimited. */
+static enum response_framing conn_framing(const struct conn *c)
+{
+    if (c->stream != STREAM_NONE) {
+        return RESPONSE_STREAM;
+    }
+    if (!c->keep_alive) {
+        return RESPONSE_CLOSE;
+    }
+    return c->http10 ? RESPONSE_KEEP_ALIVE_10 : RESPONSE_KEEP_ALIVE;
 }
 
 /* Appends the status line and the headers every response carries. */
 static int append_head(struct conn *c, int status, const char *content_type, bool has_length,
                        size_t length, const char *extra_headers)
 {
-    struct buf *o = &c->out;
-    int rc = buf_printf(o,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Date: %s\r\n"
-                        "Server: sse-server\r\n",
-                        status, http_status_reason(status), server_date(c->srv));
-    if (rc == 0 && c->cors_origin) {
-        rc = buf_printf(o, "Access-Control-Allow-Origin: %s\r\n", c->cors_origin);
-    }
-    if (rc == 0 && c->srv->cfg.cors_origins_len) {
-        /* The answer depends on the Origin header: caches must know. */
-        rc = buf_append_str(o, "Vary: Origin\r\n");
-    }
-    if (rc == 0 && content_type) {
-        rc = buf_printf(o, "Content-Type: %s\r\n", content_type);
-    }
-    if (rc == 0 && has_length) {
-        rc = buf_printf(o, "Content-Length: %zu\r\n", length);
-    }
-    if (rc == 0 && extra_headers) {
-        rc = buf_append_str(o, extra_headers);
-    }
-    if (c->stream != STREAM_NONE) {
-        /* An event stream is close-delimited: no Connection header. */
-    } else if (rc == 0 && !c->keep_alive) {
-        rc = buf_append_str(o, "Connection: close\r\n");
-    } else if (rc == 0 && c->http10) {
-        rc = buf_append_str(o, "Connection: keep-alive\r\n");
-    }
-    if (rc == 0) {
-        rc = buf_append(o, "\r\n", 2);
-    }
+    const struct response_head h = {
+        .status = status,
+        .date = worker_date(c->wk),
+        .cors_origin = c->cors_origin,
+        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
+        .content_type = content_type,
+        .has_length = has_length,
+        .length = length,
+        .extra_headers = extra_headers,
+        .framing = conn_framing(c),
+    };
     count_response(c, status);
     c->status = status;
-    return rc;
+    return response_head_append(&c->out, &h);
 }
 
 void conn_reply(struct conn *c, int status, const char *content_type, const char *body,
@@ -392,19 +391,15 @@ void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modif
     if (!c->head_request && f->len > 0) {
         c->borrowed = f->data;
         c->borrowed_len = f->len;
-        c->borrowed_from = static_files_ref(c->srv->files);
+        c->borrowed_from = static_files_ref(c->wk->srv->files);
     }
 }
 
 void conn_reply_error(struct conn *c, int status, const char *msg)
 {
     char body[256];
-    /* msg comes from our own code, never from the client: no escaping needed. */
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", msg);
-    if (n < 0 || (size_t)n >= sizeof body) {
-        n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", http_status_reason(status));
-    }
-    conn_reply(c, status, "application/json", body, (size_t)n, NULL);
+    size_t n = response_error_body(body, sizeof body, status, msg);
+    conn_reply(c, status, "application/json", body, n, NULL);
 }
 
 /* Refuses a request the parser or the body reader rejected. After such an
@@ -415,7 +410,7 @@ static void conn_fail(struct conn *c, int status, const char *msg)
 {
     /* A client can cause these at will: rate-limit the log lines. */
     static struct log_limit limit;
-    if (log_limit_allow(&limit, loop_now_ms(c->srv->loop), 20)) {
+    if (log_limit_allow(&limit, loop_now_ms(c->wk->loop), 20)) {
         log_info("fd %d: %d %s", c->watch.fd, status, msg);
     }
     c->head_request = false;
@@ -423,7 +418,7 @@ static void conn_fail(struct conn *c, int status, const char *msg)
     conn_reply_error(c, status, msg);
     if (c->state != CONN_CLOSED) {
         c->state = CONN_DRAIN;
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
     }
 }
 
@@ -433,7 +428,7 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
         /* Nothing is written while held, so this offset stays valid. */
         c->held_from = (uint32_t)buf_pending(&c->out);
         c->held_first_id = id;
-        list_push_back(&c->srv->held, &c->held_node);
+        list_push_back(&c->wk->held, &c->held_node);
     }
     c->held_last_id = id;
     char answer[96];
@@ -457,15 +452,15 @@ static void conn_refuse_held(struct conn *c)
     conn_reply_error(c, 503, "cannot store the message");
     if (c->state != CONN_CLOSED) {
         c->state = CONN_DRAIN;
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
         conn_flush_output(c, false);
     }
 }
 
-void conn_release_held(struct server *srv, uint64_t failed_from)
+void conn_release_held(struct worker *wk, uint64_t failed_from)
 {
     struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &srv->held)
+    list_for_each_safe(pos, tmp, &wk->held)
     {
         struct conn *c = container_of(pos, struct conn, held_node);
         list_remove(&c->held_node);
@@ -489,7 +484,7 @@ void conn_release_held(struct server *srv, uint64_t failed_from)
 
 static int stream_begin(struct conn *c, enum stream_kind kind)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     c->stream = kind;
     if (append_head(c, 200, "text/event-stream", false, 0,
                     "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") < 0) {
@@ -500,15 +495,15 @@ static int stream_begin(struct conn *c, enum stream_kind kind)
         c->state = CONN_DRAIN;
         return 1;
     }
-    unsigned retry = jittered_retry(srv, srv->cfg.retry_ms);
+    unsigned retry = jittered_retry(wk, wk->srv->cfg.retry_ms);
     char line[64];
     size_t n = sse_retry(line, sizeof line, retry);
     if (buf_append(&c->out, line, n) < 0 || buf_append_str(&c->out, ": ok\n\n") < 0) {
         return -1;
     }
     c->state = CONN_STREAM;
-    c->stream_start_ms = loop_now_ms(srv->loop);
-    srv->streams++;
+    c->stream_start_ms = loop_now_ms(wk->loop);
+    wk->streams++;
     /* Pipelined bytes after a stream request can never be answered. */
     buf_free(&c->in);
     return 0;
@@ -520,7 +515,7 @@ void conn_stream_ping(struct conn *c)
     if (rc < 0) {
         conn_close(c);
     } else if (rc == 0) {
-        conn_arm_timer(c, c->srv->cfg.ping_ms);
+        conn_arm_timer(c, conn_cfg(c)->ping_ms);
     }
 }
 
@@ -528,7 +523,7 @@ void conn_stream_ping(struct conn *c)
  * when the connection was closed. */
 static bool stats_stream_send(struct conn *c)
 {
-    if (buf_pending(&c->out) > STATS_MAX_PENDING || stats_render_event(c->srv, &c->out) < 0) {
+    if (buf_pending(&c->out) > STATS_MAX_PENDING || stats_render_event(c->wk, &c->out) < 0) {
         conn_close(c);
         return false;
     }
@@ -570,15 +565,15 @@ void conn_stream_room(struct conn *c, struct room *room, const struct room_start
         }
     }
     room_subscribe(room, &c->sub, start, client, client_len);
-    conn_arm_timer(c, (uint64_t)c->srv->cfg.heartbeat_s * 1000);
+    conn_arm_timer(c, (uint64_t)conn_cfg(c)->heartbeat_s * 1000);
 }
 
 /* The stream's next timer: the heartbeat, or the token's expiry if sooner. */
 static uint64_t stream_timer_ms(const struct conn *c)
 {
-    uint64_t ms = (uint64_t)c->srv->cfg.heartbeat_s * 1000;
+    uint64_t ms = (uint64_t)conn_cfg(c)->heartbeat_s * 1000;
     if (c->token_deadline_ms) {
-        uint64_t now = loop_now_ms(c->srv->loop);
+        uint64_t now = loop_now_ms(c->wk->loop);
         uint64_t left = c->token_deadline_ms > now ? c->token_deadline_ms - now : 0;
         ms = left < ms ? left : ms;
     }
@@ -594,8 +589,8 @@ void conn_stream_expires(struct conn *c, int64_t exp)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t left = exp * 1000 + (int64_t)c->srv->cfg.jwt_leeway_s * 1000 - now_ms;
-    c->token_deadline_ms = loop_now_ms(c->srv->loop) + (uint64_t)(left > 1 ? left : 1);
+    int64_t left = exp * 1000 + (int64_t)conn_cfg(c)->jwt_leeway_s * 1000 - now_ms;
+    c->token_deadline_ms = loop_now_ms(c->wk->loop) + (uint64_t)(left > 1 ? left : 1);
     conn_arm_timer(c, stream_timer_ms(c));
 }
 
@@ -610,7 +605,7 @@ static void conn_token_expired(struct conn *c)
     /* Bytes must never land inside a frame: mid-frame, try again soon, but
      * not for ever. */
     if ((!room_sub_between_frames(&c->sub) || output_pending(c)) &&
-        loop_now_ms(c->srv->loop) < c->token_deadline_ms + 5000) {
+        loop_now_ms(c->wk->loop) < c->token_deadline_ms + 5000) {
         conn_arm_timer(c, 50);
         return;
     }
@@ -635,7 +630,7 @@ enum write_result {
 /* Writes what the connection owes, within the per-wakeup budget. */
 static enum write_result conn_write(struct conn *c)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     size_t budget = WRITE_BUDGET_BYTES;
 
     if (list_linked(&c->held_node)) {
@@ -658,7 +653,7 @@ static enum write_result conn_write(struct conn *c)
             if (room_sub_lagged(&c->sub)) {
                 log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
                          c->watch.fd, room_name(c->sub.room));
-                srv->stats.lagged_dropped++;
+                wk->stats.lagged_dropped++;
                 conn_close(c);
                 return WRITE_CLOSED;
             }
@@ -682,8 +677,8 @@ static enum write_result conn_write(struct conn *c)
             return WRITE_CLOSED;
         }
         size_t done = (size_t)w;
-        srv->stats.bytes_sent += done;
-        c->last_write_ms = loop_now_ms(srv->loop);
+        wk->stats.bytes_sent += done;
+        c->last_write_ms = loop_now_ms(wk->loop);
         budget = done >= budget ? 0 : budget - done;
 
         size_t k = done < out_len ? done : out_len;
@@ -704,7 +699,7 @@ static enum write_result conn_write(struct conn *c)
             /* Frames written, not cursor moves: the cursor also skips the
              * subscriber's own frames (sender exclusion). */
             size_t frames = room_sub_advance(&c->sub, done);
-            srv->stats.deliveries += frames;
+            wk->stats.deliveries += frames;
             c->stream_events += frames;
         }
     }
@@ -792,35 +787,28 @@ void conn_hub_ready(struct subscriber *sub, void *arg)
 
 /* ------------------------------------------------------------ requests */
 
-/* Access-Control-Allow-Origin for a request (see config_cors_origin). */
-static const char *cors_origin_for(struct server *srv, const struct http_request *req)
-{
-    const struct http_str *origin = http_request_header(req, "origin");
-    return config_cors_origin(&srv->cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
-}
-
 /* The request head is at the front of `in` and its body (if any) follows
  * it; dispatches it and drops it from `in`. */
 static void conn_dispatch(struct conn *c)
 {
-    struct server *srv = c->srv;
-    struct http_request *req = &srv->req;
+    struct worker *wk = c->wk;
+    struct http_request *req = &wk->req;
     int status;
     /* Parse the head again: while the body arrived, `in` may have moved. */
     if (http_parse_head(buf_head(&c->in), c->head_len, 0, req, &status) != (int)c->head_len) {
         conn_fail(c, 500, "internal error");
         return;
     }
-    srv->stats.requests++;
+    wk->stats.requests++;
     c->head_request = req->method == HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->http10 = req->minor_version == 0;
-    c->cors_origin = cors_origin_for(srv, req);
+    c->cors_origin = response_cors_origin(conn_cfg(c), req);
     const char *body = buf_head(&c->in) + c->head_len;
     size_t consumed = c->head_len + c->body_len;
     size_t out_before = buf_pending(&c->out);
 
-    api_handle(srv, c, req, body, c->body_len);
+    api_handle(wk, c, req, body, c->body_len);
 
     if (c->state == CONN_CLOSED) {
         return;
@@ -830,13 +818,13 @@ static void conn_dispatch(struct conn *c)
         http_redact_target(req->target, target, sizeof target);
         log_info("%.*s %s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
                  target, c->status, buf_pending(&c->out) - out_before + c->borrowed_len,
-                 (unsigned long long)(loop_now_ms(srv->loop) - c->request_start_ms));
+                 (unsigned long long)(loop_now_ms(wk->loop) - c->request_start_ms));
     }
     if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
         buf_consume(&c->in, consumed);
         if (!c->keep_alive) {
             c->state = CONN_DRAIN;
-            conn_arm_timer(c, (uint64_t)srv->cfg.header_timeout_s * 1000);
+            conn_arm_timer(c, (uint64_t)wk->srv->cfg.header_timeout_s * 1000);
         } else {
             conn_wait_request(c);
             if (buf_pending(&c->in) > 0) {
@@ -851,7 +839,7 @@ enum body_start { BODY_NONE, BODY_PENDING, BODY_FAILED };
 /* Head parsed: decides how the body is framed. */
 static enum body_start conn_begin_body(struct conn *c, const struct http_request *req)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     c->chunked = req->chunked;
     c->content_length = req->content_length;
     c->body_len = 0;
@@ -867,7 +855,7 @@ static enum body_start conn_begin_body(struct conn *c, const struct http_request
     if (!req->chunked && req->content_length == 0) {
         return BODY_NONE;
     }
-    if (!req->chunked && req->content_length > srv->cfg.max_body) {
+    if (!req->chunked && req->content_length > wk->srv->cfg.max_body) {
         /* Refused from the head alone: the body is never read. */
         conn_fail(c, 413, "request body too large");
         return BODY_FAILED;
@@ -900,7 +888,7 @@ static bool conn_read_body(struct conn *c)
     size_t raw_len = have - c->body_len;
     size_t decoded = raw_len;
     int status;
-    int r = http_chunked_decode(&c->chunk_dec, raw, &decoded, c->srv->cfg.max_body, &status);
+    int r = http_chunked_decode(&c->chunk_dec, raw, &decoded, conn_cfg(c)->max_body, &status);
     if (r == HTTP_PARSE_ERROR) {
         conn_fail(c, status, status == 413 ? "request body too large" : "malformed chunked body");
         return false;
@@ -920,7 +908,7 @@ static bool conn_read_body(struct conn *c)
  * a body is incomplete, output piles up, or the connection changes state. */
 static void conn_parse_requests(struct conn *c)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
         if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0) {
             break; /* answers first; the rest waits in `in` */
@@ -932,7 +920,7 @@ static void conn_parse_requests(struct conn *c)
             }
             conn_request_started(c);
             int status = 0;
-            int r = http_parse_head(buf_head(&c->in), len, c->last_len, &srv->req, &status);
+            int r = http_parse_head(buf_head(&c->in), len, c->last_len, &wk->req, &status);
             if (r == HTTP_PARSE_AGAIN) {
                 c->last_len = len;
                 break;
@@ -948,13 +936,13 @@ static void conn_parse_requests(struct conn *c)
             }
             c->head_len = (size_t)r;
             c->last_len = 0;
-            if (srv->req.method == HTTP_METHOD_UNKNOWN) {
+            if (wk->req.method == HTTP_METHOD_UNKNOWN) {
                 c->head_request = false;
                 c->keep_alive = false;
                 conn_fail(c, 501, "method not implemented");
                 break;
             }
-            enum body_start bs = conn_begin_body(c, &srv->req);
+            enum body_start bs = conn_begin_body(c, &wk->req);
             if (bs == BODY_NONE) {
                 conn_dispatch(c);
             }
@@ -998,7 +986,7 @@ static void conn_on_readable(struct conn *c)
     if (c->state != CONN_READ_HEAD && c->state != CONN_READ_BODY) {
         return;
     }
-    size_t limit = HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 4096 + c->srv->cfg.max_body;
+    size_t limit = HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 4096 + conn_cfg(c)->max_body;
     for (int i = 0; i < 4; i++) {
         if (buf_pending(&c->in) >= limit) {
             break; /* a full request is buffered; it is processed below */
@@ -1064,7 +1052,7 @@ static void conn_on_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 static void conn_on_timer(struct loop *loop, struct loop_timer *t)
 {
     struct conn *c = container_of(t, struct conn, timer);
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     (void)loop;
 
     switch (c->state) {
@@ -1086,7 +1074,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
                 conn_close(c);
                 return;
             }
-            conn_arm_timer(c, srv->cfg.ping_ms);
+            conn_arm_timer(c, wk->srv->cfg.ping_ms);
             conn_flush(c);
         } else if (c->stream == STREAM_STATS) {
             if (stats_stream_send(c)) {
@@ -1095,7 +1083,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
         } else if (c->token_deadline_ms && loop_now_ms(loop) >= c->token_deadline_ms) {
             conn_token_expired(c);
         } else {
-            uint64_t hb = (uint64_t)srv->cfg.heartbeat_s * 1000;
+            uint64_t hb = (uint64_t)wk->srv->cfg.heartbeat_s * 1000;
             /* Only an idle, caught-up stream gets a comment: one that is
              * being written to needs none, and bytes must never be inserted
              * in the middle of a frame. */
