@@ -143,6 +143,21 @@ static int render_journal(struct server *srv, struct buf *out)
                       (unsigned long long)st->journal_errors);
 }
 
+/* How the load is spread: the number of loops, then each one's figures. */
+static int render_threads(const struct server *srv, struct buf *out)
+{
+    int rc = buf_printf(out, ",\"threads\":%zu,\"per_thread\":[", srv->nworkers);
+    for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        rc = buf_printf(out,
+                        "%s{\"connections\":%zu,\"streams\":%zu,\"accepted\":%llu,"
+                        "\"deliveries\":%llu}",
+                        i ? "," : "", w->nconns, w->streams, (unsigned long long)w->stats.accepted,
+                        (unsigned long long)w->stats.deliveries);
+    }
+    return rc ? rc : buf_append_str(out, "]");
+}
+
 /* The document without its final newline. window_s > 0 (the stream) adds
  * the busiest rooms by messages over that many seconds. */
 static int render_json(struct worker *wk, const char *room, size_t room_len, double window_s,
@@ -197,6 +212,7 @@ static int render_json(struct worker *wk, const char *room, size_t room_len, dou
                         (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6,
                         (double)total->max_ns / 1e6, (unsigned long long)total->iterations);
     }
+    rc = rc ? rc : render_threads(srv, out);
     rc = rc ? rc : render_rooms(out, "top_rooms", &s.by_subscribers, 0);
     if (rc == 0 && window_s > 0) {
         rc = buf_printf(out, ",\"rates_window_seconds\":%.3f", window_s);
@@ -268,6 +284,21 @@ static int render_loop_lag(struct server *srv, struct buf *out)
     return rc;
 }
 
+/* Each loop's open connections, labelled by its index. */
+static int render_thread_metrics(const struct server *srv, struct buf *out)
+{
+    int rc = metric_u64(out, &(struct metric){"sse_threads", "gauge", "Event-loop threads."},
+                        srv->nworkers);
+    rc = rc ? rc
+            : metric_head(out, &(struct metric){"sse_thread_connections", "gauge",
+                                                "Open client connections per event-loop thread."});
+    for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
+        rc = buf_printf(out, "sse_thread_connections{thread=\"%zu\"} %zu\n", i,
+                        srv->workers[i].nconns);
+    }
+    return rc;
+}
+
 int stats_render_prometheus(struct worker *wk, struct buf *out)
 {
     struct server *srv = wk->srv;
@@ -327,6 +358,7 @@ int stats_render_prometheus(struct worker *wk, struct buf *out)
         rc = metric_u64(out, &plain[i].m, plain[i].v);
     }
 
+    rc = rc ? rc : render_thread_metrics(srv, out);
     rc = rc ? rc
             : metric_head(out, &(struct metric){"sse_http_responses_total", "counter",
                                                 "HTTP responses by status class."});
