@@ -5,9 +5,10 @@
  *        \-> STREAM (event stream until the client goes)
  *   any error -> DRAIN (last response) -> LINGER -> closed
  *
- * A connection owns its fd, its buffers and its place in a room. It is freed
- * from a loop task after the current batch of events, so no event still
- * queued in that batch can reach freed memory.
+ * A connection owns its fd, its buffers and its place in a room. It is
+ * freed from a loop task after the current batch of events, so no event
+ * still queued in that batch can reach freed memory. The code is in conn.c,
+ * conn_request.c and conn_stream.c; conn_internal.h is what they share.
  */
 #ifndef SSE_CONN_H
 #define SSE_CONN_H
