@@ -166,8 +166,8 @@ test('dashboard: live figures, agreement with /stats, schemes and sizes', async 
     await waitField(page, 'messages_published', 0);
     assert.equal(await fieldOf(page, 'max_clients'), (await stats()).max_clients);
     assert.match(await page.$eval('#journal', (el) => el.textContent), /memory only/);
-    // This server reports no loop lag: its panel stays hidden.
-    assert.equal(await page.$eval('#lag-card', (el) => el.hidden), true);
+    // This server reports its loop lag: the panel shows.
+    assert.equal(await page.$eval('#lag-card', (el) => el.hidden), false);
     // A reload works from the cookie the first answer set.
     await page.reload({ timeout: T_SHOW });
     await page.waitForFunction(() => Number(document.body.dataset.snapshots) >= 1, null, { timeout: T_SHOW });
@@ -198,6 +198,11 @@ test('dashboard: live figures, agreement with /stats, schemes and sizes', async 
       'ring_memory_bytes', 'max_memory', 'slow_subscribers_dropped']) {
       assert.equal(await fieldOf(page, f), s[f], `${f}: page vs /stats`);
     }
+    // The spread over the event loops: one line per loop, as /stats lists them.
+    assert.equal(await page.$eval('#threads-panel', (el) => el.hidden), false);
+    assert.equal(await page.$eval('#threads', (el) => Number(el.dataset.threads)), s.threads);
+    assert.match(await page.$eval('#threads', (el) => el.textContent),
+      new RegExp(`^loop 0: \\d+ connections, ${s.per_thread[0].streams} streams`));
     const row = await page.$eval(`#rooms tr[data-room="${ROOM}"]`, (tr) => [...tr.cells].map((c) => c.textContent));
     assert.equal(row[0], ROOM);
     assert.equal(row[1], String(SUBS));
