@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "inbox.h"
 #include "list.h"
@@ -136,7 +137,11 @@ static void test_threads(void **state)
     for (unsigned k = 0; k < SENDERS; k++) {
         assert_int_equal(pthread_create(&t[k].thread, NULL, send_all, &t[k]), 0);
     }
+    /* A lost wake-up would leave the loop asleep for ever: end the test
+     * with SIGALRM instead. */
+    alarm(60);
     assert_int_equal(loop_run(s.loop), 0);
+    alarm(0);
     unsigned wakeups = 0;
     for (unsigned k = 0; k < SENDERS; k++) {
         pthread_join(t[k].thread, NULL);
