@@ -166,8 +166,10 @@ test('dashboard: live figures, agreement with /stats, schemes and sizes', async 
     await waitField(page, 'messages_published', 0);
     assert.equal(await fieldOf(page, 'max_clients'), (await stats()).max_clients);
     assert.match(await page.$eval('#journal', (el) => el.textContent), /memory only/);
-    // This server reports its loop lag: the panel shows.
-    assert.equal(await page.$eval('#lag-card', (el) => el.hidden), false);
+    // The server reports its event loop's lag: the panel and its chart show it.
+    assert.equal(typeof (await stats()).loop_lag_ms, 'number');
+    await page.waitForFunction(() => !document.getElementById('lag-card').hidden, null, { timeout: T_SHOW });
+    assert.equal(await page.$eval('#lag-chart', (el) => el.hidden), false);
     // A reload works from the cookie the first answer set.
     await page.reload({ timeout: T_SHOW });
     await page.waitForFunction(() => Number(document.body.dataset.snapshots) >= 1, null, { timeout: T_SHOW });
