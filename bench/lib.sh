@@ -10,6 +10,9 @@
 #   TIMEOUT=S        loadgen deadline per run (default 240, QUICK 60)
 #   DURATION=S       publishing time cap for workload 3 (default 60, QUICK 15)
 #   NOPIN=1          do not pin the server and the load generator to cores
+#   LOADGEN_THREADS=T  event loops in the load generator (loadgen --threads;
+#                    default 1): more than one helps only when the load
+#                    generator has that many cores (NOPIN=1, or a bigger box)
 #   BENCH_OUT=dir    where binaries, logs and results go (build/bench)
 #   STRICT=1         exit non-zero when a target is missed, too
 #   RUNS=N           run each workload N times per server, interleaved
@@ -72,7 +75,7 @@ bench_build() {
     fi
     log "== cc bench/*.c"
     # shellcheck disable=SC2086
-    $CC $BENCH_CFLAGS -o "$BENCH_OUT/loadgen" "$BENCH_ROOT/bench/loadgen.c"
+    $CC $BENCH_CFLAGS -pthread -o "$BENCH_OUT/loadgen" "$BENCH_ROOT/bench/loadgen.c"
     # shellcheck disable=SC2086
     $CC $BENCH_CFLAGS -o "$BENCH_OUT/baseline" "$BENCH_ROOT/bench/baseline.c"
     # shellcheck disable=SC2086
@@ -205,7 +208,7 @@ run_one() {
     fi
     line=$(${PIN_LG[@]+"${PIN_LG[@]}"} "$BENCH_OUT/loadgen" --port "$SRV_PORT" \
         --server-pid "$SRV_STAT_PID" --timeout "$TIMEOUT" --label "W$w/$name" \
-        "${args[@]}" --json 2>"$base.loadgen.err") || rc=$?
+        --threads "${LOADGEN_THREADS:-1}" "${args[@]}" --json 2>"$base.loadgen.err") || rc=$?
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
         wait "$perf_pid" 2>/dev/null || true

@@ -1,7 +1,9 @@
 /*
  * loadgen: load generator for sse-server (and the baseline and peers).
  *
- * One process, one epoll loop, 127.0.0.1 only:
+ * One process, 127.0.0.1 only; one epoll loop, or with --threads T one per
+ * thread, each serving every T-th subscriber (the first thread also
+ * publishes), so that one load generator can drive a many-core server:
  *   1. opens --subs event streams (GET /messages, Accept: text/event-stream),
  *      at most --conc connects in flight, and waits until every one has
  *      received its response headers;
@@ -33,7 +35,9 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -54,6 +58,7 @@
 #define MAX_TRIES    5
 #define OUT_MAX      (1u << 20) /* publisher bytes queued before waiting */
 #define REQ_HEAD_MAX 256
+#define MAX_THREADS  64
 
 /* ------------------------------------------------------------ options */
 
@@ -72,6 +77,7 @@ struct opts {
     double drain;
     double settle;
     long conc;
+    long threads;
     bool json;
     const char *label;
     const char *sub_path;
@@ -89,6 +95,7 @@ static struct opts o = {
     .drain = 10,
     .settle = 0.2,
     .conc = 256,
+    .threads = 1,
     .label = "",
     .sub_path = "/messages",
     .pub_path = "/message",
@@ -112,7 +119,8 @@ static void usage(FILE *f)
                "  --drain S            after the last answer, give up when nothing arrives\n"
                "                       for S seconds (10)\n"
                "  --settle S           pause between connecting and publishing (0.2)\n"
-               "  --conc N             connects in flight at once (256)\n"
+               "  --conc N             connects in flight at once (256, per thread)\n"
+               "  --threads T          event loops, each with every T-th subscriber (1)\n"
                "  --sub-path PATH      stream path (/messages)\n"
                "  --pub-path PATH      publish path (/message)\n"
                "  --label TEXT         copied to the report\n"
@@ -177,6 +185,8 @@ static void parse_args(int argc, char **argv)
             o.settle = arg_num(a, v, 0, 3600);
         } else if (strcmp(a, "--conc") == 0) {
             o.conc = (long)arg_num(a, v, 1, 1e6);
+        } else if (strcmp(a, "--threads") == 0) {
+            o.threads = (long)arg_num(a, v, 1, MAX_THREADS);
         } else if (strcmp(a, "--sub-path") == 0) {
             o.sub_path = v;
         } else if (strcmp(a, "--pub-path") == 0) {
@@ -537,7 +547,7 @@ struct pub {
     bool closed;
 };
 
-static struct {
+static _Thread_local struct loadgen {
     int ep;
     struct sockaddr_in addr;
     char sub_req[512];
@@ -572,7 +582,7 @@ static struct {
     bool publishing;
     uint64_t now;
     char *rbuf;
-} g;
+} g; /* each thread's own (see struct lane) */
 
 /* ------------------------------------------------------------ subscribers */
 
@@ -654,7 +664,9 @@ static void on_event(void *ctx, struct evp *p)
         while (d < end && *d >= '0' && *d <= '9') {
             t = t * 10 + (uint64_t)(*d++ - '0');
         }
-        ok = d > start && seq < (uint64_t)g.msgs && p->data_len == g.blen[seq];
+        /* Written by the publishing thread before it sent the message. */
+        ok = d > start && seq < (uint64_t)g.msgs &&
+             p->data_len == __atomic_load_n(&g.blen[seq], __ATOMIC_RELAXED);
     }
     if (!ok) {
         g.corrupt++;
@@ -878,7 +890,7 @@ static void pub_append(long seq)
     memset(b + pl, 'x', pad);
     memcpy(b + pl + pad, "\"}", 2);
     p->out_len += (size_t)hl + body;
-    g.blen[seq] = (uint32_t)body;
+    __atomic_store_n(&g.blen[seq], (uint32_t)body, __ATOMIC_RELAXED);
     g.sent_ns[seq] = t;
     if (!g.first_send_ns) {
         g.first_send_ns = t;
@@ -1100,7 +1112,7 @@ static void connect_more(void)
 
 static void poll_once(int timeout_ms)
 {
-    static struct epoll_event evs[MAX_EVENTS];
+    static _Thread_local struct epoll_event evs[MAX_EVENTS];
     int n = epoll_wait(g.ep, evs, MAX_EVENTS, timeout_ms);
     if (n < 0) {
         if (errno == EINTR) {
@@ -1159,6 +1171,171 @@ static double cpu_self(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* ------------------------------------------------------------ threads */
+
+/* One event loop's share of the run: every --threads-th subscriber, from
+ * its index on. Lane 0 is the main thread, which also publishes. Each lane
+ * publishes its counters after every poll, so that lane 0 can tell when
+ * every delivery has arrived; at the end its whole state is merged. */
+struct lane {
+    pthread_t thread;
+    long index;
+    atomic_uint_fast64_t got, got_dropped, last_delivery_ns;
+    atomic_long streaming;
+    struct loadgen result; /* the lane's g when it stopped */
+};
+
+enum { PHASE_CONNECT, PHASE_COUNT, PHASE_STOP };
+
+static struct {
+    struct lane lanes[MAX_THREADS];
+    struct loadgen shared; /* lane 0's g before connecting: settings and shared arrays */
+    uint64_t connect_deadline;
+    atomic_int connected; /* lanes 1.. done connecting */
+    atomic_int counted;   /* lanes 1.. that marked their streaming subscribers */
+    atomic_int phase;
+} sh;
+
+static void lane_report(struct lane *l)
+{
+    atomic_store_explicit(&l->got, g.total_got, memory_order_relaxed);
+    atomic_store_explicit(&l->got_dropped, g.got_dropped, memory_order_relaxed);
+    atomic_store_explicit(&l->last_delivery_ns, g.last_delivery_ns, memory_order_relaxed);
+    atomic_store_explicit(&l->streaming, g.streaming, memory_order_relaxed);
+}
+
+/* Sums over every lane of what they last reported. */
+struct totals {
+    uint64_t got, got_dropped, last_delivery_ns;
+    long streaming;
+};
+
+static struct totals lanes_totals(void)
+{
+    struct totals t = {0};
+    lane_report(&sh.lanes[0]);
+    for (long k = 0; k < o.threads; k++) {
+        struct lane *l = &sh.lanes[k];
+        t.got += atomic_load_explicit(&l->got, memory_order_relaxed);
+        t.got_dropped += atomic_load_explicit(&l->got_dropped, memory_order_relaxed);
+        t.streaming += atomic_load_explicit(&l->streaming, memory_order_relaxed);
+        uint64_t last = atomic_load_explicit(&l->last_delivery_ns, memory_order_relaxed);
+        t.last_delivery_ns = last > t.last_delivery_ns ? last : t.last_delivery_ns;
+    }
+    return t;
+}
+
+/* Connects the lane's subscribers; gives up on those not streaming by the
+ * deadline. */
+static void lane_connect(long index, uint64_t deadline)
+{
+    for (long i = index; i < o.subs; i += o.threads) {
+        g.subs[i].fd = -1;
+        g.subs[i].max_seq = -1;
+        g.queue[g.q_tail++] = i;
+    }
+    connect_more();
+    while (g.connecting > 0 || g.q_head < g.q_tail) {
+        if (now_ns() >= deadline) {
+            break;
+        }
+        poll_once(ms_until(deadline));
+    }
+    for (long i = index; i < o.subs; i += o.threads) {
+        struct sub *s = &g.subs[i];
+        if (s->state == SS_CONNECTING || s->state == SS_HEADERS || s->state == SS_PENDING) {
+            sub_close(s);
+            s->state = SS_FAILED;
+        }
+    }
+    g.connecting = 0;
+    g.q_head = g.q_tail;
+}
+
+/* The subscribers streaming when publishing begins are the ones checked. */
+static void lane_count(long index)
+{
+    for (long i = index; i < o.subs; i += o.threads) {
+        g.subs[i].counted = g.subs[i].state == SS_STREAM;
+    }
+}
+
+static void *lane_main(void *arg)
+{
+    struct lane *l = arg;
+    g = sh.shared;
+    g.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (g.ep < 0) {
+        die("epoll_create1: %s", strerror(errno));
+    }
+    g.rbuf = xcalloc(1, READ_BUF);
+    g.queue = xcalloc((size_t)(o.subs / o.threads + 1) * MAX_TRIES + 1, sizeof *g.queue);
+    g.lat.b = xcalloc(H_BUCKETS, sizeof *g.lat.b);
+    g.ack.b = xcalloc(H_BUCKETS, sizeof *g.ack.b);
+    lane_connect(l->index, sh.connect_deadline);
+    lane_report(l);
+    atomic_fetch_add(&sh.connected, 1);
+    while (atomic_load(&sh.phase) == PHASE_CONNECT) {
+        poll_once(10);
+        lane_report(l);
+    }
+    lane_count(l->index);
+    atomic_fetch_add(&sh.counted, 1);
+    while (atomic_load(&sh.phase) != PHASE_STOP) {
+        poll_once(10);
+        lane_report(l);
+    }
+    close(g.ep);
+    free(g.rbuf);
+    free(g.queue);
+    free(g.ack.b);
+    l->result = g; /* lat.b is freed by the merge */
+    return NULL;
+}
+
+/* Lane 0 waits for the others to reach a point, serving its own meanwhile. */
+static void lanes_wait(atomic_int *count)
+{
+    while (atomic_load(count) < o.threads - 1) {
+        poll_once(1);
+    }
+}
+
+static void h_merge(struct hist *into, const struct hist *h)
+{
+    into->count += h->count;
+    into->max = h->max > into->max ? h->max : into->max;
+    for (size_t i = 0; i < H_BUCKETS; i++) {
+        into->b[i] += h->b[i];
+    }
+}
+
+/* Stops and joins lanes 1.., and adds what they counted to lane 0's g. */
+static void lanes_finish(void)
+{
+    atomic_store(&sh.phase, PHASE_STOP);
+    for (long k = 1; k < o.threads; k++) {
+        struct lane *l = &sh.lanes[k];
+        pthread_join(l->thread, NULL);
+        const struct loadgen *r = &l->result;
+        g.streaming += r->streaming;
+        g.failed += r->failed;
+        g.http_errors += r->http_errors;
+        g.dropped += r->dropped;
+        g.retries += r->retries;
+        g.total_got += r->total_got;
+        g.got_dropped += r->got_dropped;
+        g.dup += r->dup;
+        g.ooo += r->ooo;
+        g.corrupt += r->corrupt;
+        g.other_events += r->other_events;
+        g.last_delivery_ns =
+            r->last_delivery_ns > g.last_delivery_ns ? r->last_delivery_ns : g.last_delivery_ns;
+        h_merge(&g.lat, &r->lat);
+        free(r->lat.b);
+    }
+}
+
 int main(int argc, char **argv)
 {
     parse_args(argc, argv);
@@ -1198,50 +1375,38 @@ int main(int argc, char **argv)
     g.pub.fd = -1;
     g.pub.closed = true;
 
-    /* ---- connect */
+    /* ---- connect (every lane its share) */
     struct proc_sample ps_base = proc_sample();
     if (o.server_pid > 0 && !ps_base.ok) {
         die("cannot read /proc/%ld", o.server_pid);
-    }
-    for (long i = 0; i < o.subs; i++) {
-        g.subs[i].fd = -1;
-        g.subs[i].max_seq = -1;
-        g.queue[g.q_tail++] = i;
     }
     uint64_t connect_deadline = t_start + (uint64_t)(o.connect_timeout * 1e9);
     if (connect_deadline > deadline) {
         connect_deadline = deadline;
     }
-    connect_more();
-    while (g.connecting > 0 || g.q_head < g.q_tail) {
-        if (now_ns() >= connect_deadline) {
-            break;
+    sh.shared = g;
+    sh.connect_deadline = connect_deadline;
+    for (long k = 1; k < o.threads; k++) {
+        sh.lanes[k].index = k;
+        if (pthread_create(&sh.lanes[k].thread, NULL, lane_main, &sh.lanes[k]) != 0) {
+            die("pthread_create failed");
         }
-        poll_once(ms_until(connect_deadline));
     }
+    lane_connect(0, connect_deadline);
+    lanes_wait(&sh.connected);
     uint64_t t_connected = now_ns();
-    long not_connected = o.subs - g.streaming;
-    /* Give up on the stragglers. */
-    for (long i = 0; i < o.subs; i++) {
-        struct sub *s = &g.subs[i];
-        if (s->state == SS_CONNECTING || s->state == SS_HEADERS || s->state == SS_PENDING) {
-            sub_close(s);
-            s->state = SS_FAILED;
-        }
-    }
-    g.connecting = 0;
-    g.q_head = g.q_tail;
+    long not_connected = o.subs - lanes_totals().streaming;
 
     /* ---- settle */
     uint64_t until = t_connected + (uint64_t)(o.settle * 1e9);
     while (now_ns() < until && now_ns() < deadline) {
         poll_once(ms_until(until));
     }
+    atomic_store(&sh.phase, PHASE_COUNT);
+    lane_count(0);
+    lanes_wait(&sh.counted);
     struct proc_sample ps_conn = proc_sample();
-    long subs_at_start = g.streaming;
-    for (long i = 0; i < o.subs; i++) {
-        g.subs[i].counted = g.subs[i].state == SS_STREAM;
-    }
+    long subs_at_start = lanes_totals().streaming;
 
     /* ---- idle, or publish */
 
@@ -1272,12 +1437,13 @@ int main(int argc, char **argv)
                 pub_pump(); /* notices the end of --duration */
             }
             bool all_answered = g.pub.acked == g.pub_limit;
-            uint64_t expect = (uint64_t)g.pub.ok * (uint64_t)g.streaming;
-            if (all_answered && g.total_got - g.got_dropped >= expect) {
+            struct totals t = lanes_totals();
+            uint64_t expect = (uint64_t)g.pub.ok * (uint64_t)t.streaming;
+            if (all_answered && t.got - t.got_dropped >= expect) {
                 break;
             }
-            if (g.last_delivery_ns > g.last_progress_ns) {
-                g.last_progress_ns = g.last_delivery_ns;
+            if (t.last_delivery_ns > g.last_progress_ns) {
+                g.last_progress_ns = t.last_delivery_ns;
             }
             if (all_answered && now - g.last_progress_ns > (uint64_t)(o.drain * 1e9)) {
                 break; /* nothing more is coming */
@@ -1294,6 +1460,7 @@ int main(int argc, char **argv)
             }
         }
     }
+    lanes_finish();
     struct proc_sample ps_end = proc_sample();
     double lg_cpu = cpu_self();
 

@@ -8,12 +8,12 @@
 
 #include <stddef.h>
 
-struct server;
+struct worker;
 struct conn;
 struct http_request;
 
 /* Answers one request. `body` (body_len bytes) is the decoded request body. */
-void api_handle(struct server *srv, struct conn *c, const struct http_request *req,
-                const char *body, size_t body_len);
+void api_handle(struct worker *wk, struct conn *c, const struct http_request *req, const char *body,
+                size_t body_len);
 
 #endif

@@ -25,6 +25,7 @@
 struct conn;
 struct http_request;
 struct server;
+struct worker;
 
 /* Where a token was found. */
 enum auth_source { AUTH_NONE, AUTH_BEARER, AUTH_COOKIE, AUTH_QUERY, AUTH_TOO_LONG };
@@ -56,7 +57,7 @@ bool auth_room_private(const struct server *srv, const char *room, size_t len);
  * expiry (seconds since the epoch) or 0 when the stream may run for ever;
  * -1 after answering 401 or 403.
  */
-int auth_subscribe(struct server *srv, struct conn *c, const struct http_request *req,
+int auth_subscribe(struct worker *wk, struct conn *c, const struct http_request *req,
                    const char *room, size_t len, int64_t *exp);
 
 /*
@@ -64,7 +65,7 @@ int auth_subscribe(struct server *srv, struct conn *c, const struct http_request
  * the request carried the --publish-token. 0 when allowed, -1 after
  * answering 401 or 403.
  */
-int auth_publish(struct server *srv, struct conn *c, const struct http_request *req,
+int auth_publish(struct worker *wk, struct conn *c, const struct http_request *req,
                  const char *room, size_t len, bool static_token_ok);
 
 #endif

@@ -5,9 +5,10 @@
  *        \-> STREAM (event stream until the client goes)
  *   any error -> DRAIN (last response) -> LINGER -> closed
  *
- * A connection owns its fd, its buffers and its place in a room. It is freed
- * from a loop task after the current batch of events, so no event still
- * queued in that batch can reach freed memory.
+ * A connection owns its fd, its buffers and its place in a room. It is
+ * freed from a loop task after the current batch of events, so no event
+ * still queued in that batch can reach freed memory. The code is in conn.c,
+ * conn_request.c and conn_stream.c; conn_internal.h is what they share.
  */
 #ifndef SSE_CONN_H
 #define SSE_CONN_H
@@ -16,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct server;
+struct worker;
 struct conn;
 struct room;
 struct room_start;
@@ -24,7 +25,7 @@ struct static_file;
 struct subscriber;
 
 /* Takes ownership of an accepted fd. 0, or -1 (fd closed) on ENOMEM. */
-int conn_accept(struct server *srv, int fd);
+int conn_accept(struct worker *wk, int fd);
 
 /* Closes at once: unwatches, leaves the room, stops timers, closes the fd;
  * the memory is freed after the current batch of events. */
@@ -33,7 +34,7 @@ void conn_close(struct conn *c);
 /* At shutdown: tells every event stream to reconnect later (a final
  * `retry:` with jitter, written without blocking, best effort), then closes
  * every connection. */
-void conn_close_all(struct server *srv);
+void conn_close_all(struct worker *wk);
 
 /* The hub's `ready` callback: a subscriber owes bytes, write them. */
 void conn_hub_ready(struct subscriber *sub, void *arg);
@@ -77,7 +78,7 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
  * 503 and is closed; one whose held messages straddle failed_from is closed
  * without an answer, since its later answers would claim what failed.
  */
-void conn_release_held(struct server *srv, uint64_t failed_from);
+void conn_release_held(struct worker *wk, uint64_t failed_from);
 
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);

@@ -1,16 +1,16 @@
 /*
- * server: owns everything one event loop serves -- the listener, the
- * connections, the hub of rooms, the static files -- and runs the loop.
+ * server: the process-wide state -- the configuration, the hub of rooms, the
+ * journal, the static files, the token keys, the global limits and
+ * counters, the listener and the signals -- and the workers, each an event
+ * loop with its own connections (worker.h), that serve it.
  */
 #ifndef SSE_SERVER_H
 #define SSE_SERVER_H
 
 #include "config.h"
-#include "http.h"
-#include "jwt.h"
-#include "list.h"
 #include "loop.h"
 #include "reload.h"
+#include "worker.h"
 
 #include <stdint.h>
 #include <time.h>
@@ -20,27 +20,26 @@ struct journal;
 struct keyring;
 struct static_files;
 
+/* Counted for the whole process (the hub and the journal are shared);
+ * what each loop counts for its own connections is in struct worker_stats. */
 struct server_stats {
-    uint64_t accepted;
-    uint64_t closed;
-    uint64_t rejected_busy; /* 503 at max-clients */
-    uint64_t shed_no_fds;   /* dropped at EMFILE */
-    uint64_t requests;
-    uint64_t responses_by_class[6]; /* index status / 100 */
     uint64_t published;
-    uint64_t deliveries; /* frames written in full to a subscriber */
-    uint64_t bytes_sent;
-    uint64_t lagged_dropped;
     uint64_t journal_errors;
     uint64_t journal_syncs;
-    uint64_t auth_refused; /* 401 and 403 answers of auth.c */
 };
 
 struct server {
     struct config cfg;
-    struct loop *loop;
     struct hub *hub;
     struct static_files *files;
+    struct journal *journal; /* NULL without --data-dir */
+    struct keyring *keys;    /* NULL without --jwt-key-file */
+    size_t max_clients;      /* over all workers */
+
+    /* The loops. The first also carries the process-wide watches below. */
+    struct worker *workers;
+    size_t nworkers;
+    struct loop *loop; /* workers[0].loop */
 
     int listen_fd;
     int spare_fd;
@@ -61,26 +60,6 @@ struct server {
     struct loop_watch log_watch;
     bool log_blocked;
 
-    struct journal *journal; /* NULL without --data-dir */
-    struct keyring *keys;    /* NULL without --jwt-key-file */
-    /* The claims of the token being checked (auth.c): one request at a time. */
-    struct jwt_claims claims;
-    /* Publishers whose answers are held until the fan-out (and, with
-     * --fsync batch, the journal sync) of this loop iteration has run. */
-    struct list held;
-
-    struct list conns;
-    size_t nconns;
-    size_t max_clients;
-    size_t streams;
-
-    /* Scratch space for the request being dispatched: one loop, one request
-     * at a time, so no connection needs its own. */
-    struct http_request req;
-
-    uint64_t rng;
-    time_t date_sec;
-    char date[40];
     uint64_t started_ms;
     uint64_t stats_mark_ms; /* when the stats stream last renewed its rate window */
     struct server_stats stats;
@@ -93,9 +72,8 @@ int server_init(struct server *srv, const struct config *cfg);
 int server_run(struct server *srv);
 void server_release(struct server *srv);
 
-/* A fast non-cryptographic random number (for retry jitter). */
-uint32_t server_random(struct server *srv);
-/* The current IMF-fixdate for the Date header, cached per second. */
-const char *server_date(struct server *srv);
+/* The workers' counters summed, and their open connections and streams. */
+void server_worker_totals(const struct server *srv, struct worker_stats *sum, size_t *nconns,
+                          size_t *streams);
 
 #endif

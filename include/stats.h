@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-struct server;
+struct worker;
 struct buf;
 
 /* Rooms listed by name in /metrics and /stats; the rest are summed as
@@ -16,7 +16,7 @@ struct buf;
 
 /* Appends the JSON document. `room` (len 0: none) adds that room's figures
  * and makes "clients" count its subscribers only. 0, or -1 on ENOMEM. */
-int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out);
+int stats_render_json(struct worker *wk, const char *room, size_t room_len, struct buf *out);
 
 /* GET /stats?stream=1 sends one snapshot this often. */
 #define STATS_STREAM_MS 1000
@@ -26,9 +26,9 @@ int stats_render_json(struct server *srv, const char *room, size_t room_len, str
  * the most messages since the previous window, with messages_per_second),
  * then the blank line. Renews the rate window when it is a second old.
  * 0, or -1 on ENOMEM. */
-int stats_render_event(struct server *srv, struct buf *out);
+int stats_render_event(struct worker *wk, struct buf *out);
 
 /* Appends the Prometheus exposition. 0, or -1 on ENOMEM. */
-int stats_render_prometheus(struct server *srv, struct buf *out);
+int stats_render_prometheus(struct worker *wk, struct buf *out);
 
 #endif

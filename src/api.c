@@ -12,18 +12,15 @@
 #include "room.h"
 #include "server.h"
 #include "sse.h"
+#include "response.h"
 #include "static_files.h"
 #include "stats.h"
+#include "worker.h"
 #include "buf.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-
-#define CORS_PREFLIGHT                                                                             \
-    "Access-Control-Allow-Methods: GET, HEAD, POST, OPTIONS\r\n"                                   \
-    "Access-Control-Allow-Headers: Content-Type, Authorization, Last-Event-ID, Cache-Control\r\n"  \
-    "Access-Control-Max-Age: 86400\r\n"
 
 /* What a handler gets: the parsed head and the decoded body. */
 struct api_req {
@@ -130,7 +127,7 @@ static bool event_type_valid(const char *s, size_t len)
     return sse_event_type_valid(s, len) != 0;
 }
 
-static void handle_messages(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_messages(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
     char name[ROOM_NAME_MAX + 1], client[ROOM_CLIENT_MAX + 1], num[32];
@@ -141,10 +138,10 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
         return;
     }
     int64_t token_exp;
-    if (auth_subscribe(srv, c, req, name, name_len, &token_exp) < 0) {
+    if (auth_subscribe(wk, c, req, name, name_len, &token_exp) < 0) {
         return;
     }
-    struct room *room = hub_room(srv->hub, name, name_len);
+    struct room *room = hub_room(wk->srv->hub, name, name_len);
     if (!room) {
         conn_reply_error(c, 503, "too many rooms");
         return;
@@ -188,7 +185,7 @@ static void handle_messages(struct server *srv, struct conn *c, const struct api
 }
 
 /* With --publish-token, publishing needs "Authorization: Bearer <token>". */
-static bool publish_authorized(struct server *srv, const struct http_request *req)
+static bool publish_authorized(const struct server *srv, const struct http_request *req)
 {
     const char *token = srv->cfg.publish_token;
     if (!*token) {
@@ -200,19 +197,19 @@ static bool publish_authorized(struct server *srv, const struct http_request *re
 }
 
 /* Logs a journal failure (rate-limited) and answers 503. */
-static void journal_refuse(struct server *srv, struct conn *c, uint64_t id)
+static void journal_refuse(struct worker *wk, struct conn *c, uint64_t id)
 {
     static struct log_limit limit;
-    srv->stats.journal_errors++;
-    if (log_limit_allow(&limit, loop_now_ms(srv->loop), 5)) {
+    wk->srv->stats.journal_errors++;
+    if (log_limit_allow(&limit, loop_now_ms(wk->loop), 5)) {
         log_error("journal: %s; answering 503", strerror(errno));
     }
     /* The id may have reached the journal before it failed: never reuse it. */
-    hub_skip_id(srv->hub, id);
-    if (srv->cfg.fsync_mode != FSYNC_BATCH) {
+    hub_skip_id(wk->srv->hub, id);
+    if (wk->srv->cfg.fsync_mode != FSYNC_BATCH) {
         /* Only this record was cut off. With --fsync batch the iteration's
          * other records may have gone too: on_hub_task answers for them. */
-        (void)journal_take_failed(srv->journal);
+        (void)journal_take_failed(wk->srv->journal);
     }
     conn_reply_error(c, 503, "cannot store the message");
 }
@@ -220,30 +217,30 @@ static void journal_refuse(struct server *srv, struct conn *c, uint64_t id)
 /* Appends the message the hub is about to publish to the journal (and, with
  * --fsync always, waits for the disk). On failure answers 503 and returns -1:
  * a message that is not on disk is not published. */
-static int journal_record_message(struct server *srv, struct conn *c, const char *room,
+static int journal_record_message(struct worker *wk, struct conn *c, const char *room,
                                   size_t room_len, const char *event, size_t event_len,
                                   const char *body, size_t body_len)
 {
-    struct journal_record rec = {.id = hub_next_id(srv->hub),
+    struct journal_record rec = {.id = hub_next_id(wk->srv->hub),
                                  .room = room,
                                  .room_len = room_len,
                                  .event = event,
                                  .event_len = event_len,
                                  .data = body,
                                  .data_len = body_len};
-    int rc = journal_append(srv->journal, &rec);
-    if (rc == 0 && srv->cfg.fsync_mode == FSYNC_ALWAYS) {
-        rc = journal_sync(srv->journal);
-        srv->stats.journal_syncs++;
+    int rc = journal_append(wk->srv->journal, &rec);
+    if (rc == 0 && wk->srv->cfg.fsync_mode == FSYNC_ALWAYS) {
+        rc = journal_sync(wk->srv->journal);
+        wk->srv->stats.journal_syncs++;
     }
     if (rc < 0) {
-        journal_refuse(srv, c, rec.id);
+        journal_refuse(wk, c, rec.id);
         return -1;
     }
     return 0;
 }
 
-static void handle_publish(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_publish(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
     const char *body = r->body;
@@ -253,7 +250,7 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
     struct json_error jerr = {0, NULL};
 
     /* With token keys the room is resolved first, then authorized. */
-    if (!srv->keys && !publish_authorized(srv, req)) {
+    if (!wk->srv->keys && !publish_authorized(wk->srv, req)) {
         reply_text(c, 401, "application/json", "{\"error\":\"publishing needs a valid token\"}\n",
                    "WWW-Authenticate: Bearer realm=\"sse-server\"\r\n");
         return;
@@ -273,43 +270,44 @@ static void handle_publish(struct server *srv, struct conn *c, const struct api_
         resolve_client(c, req, client, &client_len) < 0) {
         return;
     }
-    if (srv->keys && auth_publish(srv, c, req, name, name_len,
-                                  *srv->cfg.publish_token && publish_authorized(srv, req)) < 0) {
+    if (wk->srv->keys &&
+        auth_publish(wk, c, req, name, name_len,
+                     *wk->srv->cfg.publish_token && publish_authorized(wk->srv, req)) < 0) {
         return;
     }
-    struct room *room = hub_room(srv->hub, name, name_len);
+    struct room *room = hub_room(wk->srv->hub, name, name_len);
     if (!room) {
         conn_reply_error(c, 503, "too many rooms");
         return;
     }
-    if (srv->journal &&
-        journal_record_message(srv, c, name, name_len, event, event_len, body, body_len) < 0) {
+    if (wk->srv->journal &&
+        journal_record_message(wk, c, name, name_len, event, event_len, body, body_len) < 0) {
         return;
     }
     struct publish_result res;
     if (room_publish(room, event_len ? event : NULL, event_len, body, body_len, client, client_len,
                      &res) < 0) {
         bool full = errno == ENOBUFS;
-        uint64_t id = hub_next_id(srv->hub);
+        uint64_t id = hub_next_id(wk->srv->hub);
         /* Answered with an error, so it must not come back at a restart. */
-        if (srv->journal && journal_cancel_last(srv->journal, id) < 0) {
-            journal_refuse(srv, c, id);
+        if (wk->srv->journal && journal_cancel_last(wk->srv->journal, id) < 0) {
+            journal_refuse(wk, c, id);
             return;
         }
-        hub_skip_id(srv->hub, id);
+        hub_skip_id(wk->srv->hub, id);
         conn_reply_error(c, 503, full ? "memory full: nothing left to evict" : "out of memory");
         return;
     }
-    srv->stats.published++;
+    wk->srv->stats.published++;
     /* Sent once the message went out to the room (and, with --fsync batch,
      * the iteration's one fdatasync covered it). */
     conn_reply_publish(c, res.id, res.recipients);
 }
 
-static void handle_static(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_static(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
-    const struct static_file *f = static_files_find(srv->files, req->path.ptr, req->path.len);
+    const struct static_file *f = static_files_find(wk->srv->files, req->path.ptr, req->path.len);
     if (!f) {
         conn_reply_error(c, 404, "not found");
         return;
@@ -344,16 +342,16 @@ static void handle_static(struct server *srv, struct conn *c, const struct api_r
     conn_reply_file(c, f, not_modified);
 }
 
-static void handle_ping(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_ping(struct worker *wk, struct conn *c, const struct api_req *r)
 {
-    (void)srv;
+    (void)wk;
     (void)r;
     conn_stream_ping(c);
 }
 
-static void handle_healthz(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_healthz(struct worker *wk, struct conn *c, const struct api_req *r)
 {
-    (void)srv;
+    (void)wk;
     (void)r;
     /* Answered from the loop itself, so a 200 means the loop is running. */
     reply_text(c, 200, "text/plain; charset=utf-8", "ok\n", "Cache-Control: no-store\r\n");
@@ -372,10 +370,10 @@ static void reply_rendered(struct conn *c, struct buf *b, int rc, const char *ty
 
 /* The admin endpoints answer as admin.h says: 404 to a remote client under
  * --admin-local, 401 without the --admin-token, 403 with a wrong one. */
-static bool admin_refused(struct server *srv, struct conn *c, const struct http_request *req,
+static bool admin_refused(struct worker *wk, struct conn *c, const struct http_request *req,
                           enum auth_source *via)
 {
-    switch (admin_check(&srv->cfg, conn_peer_is_local(c), req, via)) {
+    switch (admin_check(&wk->srv->cfg, conn_peer_is_local(c), req, via)) {
     case ADMIN_ALLOWED:
         return false;
     case ADMIN_NOT_LOCAL:
@@ -397,11 +395,11 @@ static bool stream_flag_valid(const char *s, size_t len)
     return len == 1 && (*s == '0' || *s == '1');
 }
 
-static void handle_stats(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_stats(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     char name[ROOM_NAME_MAX + 1], stream[2];
     size_t len = 0, stream_len = 0;
-    if (admin_refused(srv, c, r->http, NULL) ||
+    if (admin_refused(wk, c, r->http, NULL) ||
         optional_param(c, r->http, "room", name, sizeof name, &len, room_name_valid,
                        "invalid room name") < 0 ||
         optional_param(c, r->http, "stream", stream, sizeof stream, &stream_len, stream_flag_valid,
@@ -413,12 +411,12 @@ static void handle_stats(struct server *srv, struct conn *c, const struct api_re
         return;
     }
     struct buf b = {0};
-    reply_rendered(c, &b, stats_render_json(srv, name, len, &b), "application/json");
+    reply_rendered(c, &b, stats_render_json(wk, name, len, &b), "application/json");
 }
 
 /* The page and its script and style, from the binary itself. The page gets
  * a policy that lets it load only those and its own stream. */
-static void handle_dashboard(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_dashboard(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
     const struct embedded_file *f = dashboard_find(req->path.ptr, req->path.len);
@@ -432,35 +430,35 @@ static void handle_dashboard(struct server *srv, struct conn *c, const struct ap
         return;
     }
     enum auth_source via;
-    if (admin_refused(srv, c, req, &via)) {
+    if (admin_refused(wk, c, req, &via)) {
         return;
     }
-    char extra[512 + sizeof srv->cfg.admin_token];
+    char extra[512 + sizeof wk->srv->cfg.admin_token];
     int n = snprintf(extra, sizeof extra,
                      "Cache-Control: no-store\r\nContent-Security-Policy: %s\r\n"
                      "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n",
                      DASHBOARD_CSP);
-    if (via == AUTH_QUERY && admin_token_cookie_safe(srv->cfg.admin_token)) {
+    if (via == AUTH_QUERY && admin_token_cookie_safe(wk->srv->cfg.admin_token)) {
         /* A token given in the address also comes back as a cookie, so the
          * page can drop it from the address bar and still reload. */
         snprintf(extra + n, sizeof extra - (size_t)n,
                  "Set-Cookie: " ADMIN_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict\r\n",
-                 srv->cfg.admin_token);
+                 wk->srv->cfg.admin_token);
     }
     conn_reply(c, 200, f->type, (const char *)f->data, f->len, extra);
 }
 
-static void handle_metrics(struct server *srv, struct conn *c, const struct api_req *r)
+static void handle_metrics(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     struct buf b = {0};
-    if (admin_refused(srv, c, r->http, NULL)) {
+    if (admin_refused(wk, c, r->http, NULL)) {
         return;
     }
-    reply_rendered(c, &b, stats_render_prometheus(srv, &b),
+    reply_rendered(c, &b, stats_render_prometheus(wk, &b),
                    "text/plain; version=0.0.4; charset=utf-8");
 }
 
-typedef void route_fn(struct server *srv, struct conn *c, const struct api_req *r);
+typedef void route_fn(struct worker *wk, struct conn *c, const struct api_req *r);
 
 struct route {
     const char *path;
@@ -497,19 +495,19 @@ static void reply_not_allowed(struct conn *c, const char *allow)
     reply_text(c, 405, "application/json", "{\"error\":\"method not allowed\"}\n", extra);
 }
 
-void api_handle(struct server *srv, struct conn *c, const struct http_request *req,
-                const char *body, size_t body_len)
+void api_handle(struct worker *wk, struct conn *c, const struct http_request *req, const char *body,
+                size_t body_len)
 {
     const struct api_req ar = {req, body, body_len};
     if (req->method == HTTP_OPTIONS) {
-        conn_reply(c, 204, NULL, NULL, 0, CORS_PREFLIGHT);
+        conn_reply(c, 204, NULL, NULL, 0, RESPONSE_CORS_PREFLIGHT);
         return;
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         const struct route *r = &routes[i];
         if (path_is(req, r->path)) {
             if (r->methods & M(req->method)) {
-                r->fn(srv, c, &ar);
+                r->fn(wk, c, &ar);
             } else {
                 reply_not_allowed(c, r->allow);
             }
@@ -517,12 +515,12 @@ void api_handle(struct server *srv, struct conn *c, const struct http_request *r
         }
     }
     if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        if (static_files_find(srv->files, req->path.ptr, req->path.len)) {
+        if (static_files_find(wk->srv->files, req->path.ptr, req->path.len)) {
             reply_not_allowed(c, "GET, HEAD, OPTIONS");
         } else {
             conn_reply_error(c, 404, "not found");
         }
         return;
     }
-    handle_static(srv, c, &ar);
+    handle_static(wk, c, &ar);
 }

@@ -121,7 +121,7 @@ static void reply_json(struct conn *c, int status, const char *msg, const char *
 
 /* Finds and verifies the request's token into *claims; answers 401 and
  * returns -1 when there is none or it is not valid. */
-static int verified_claims(struct server *srv, struct conn *c, const struct http_request *req,
+static int verified_claims(struct worker *wk, struct conn *c, const struct http_request *req,
                            const char *action, struct jwt_claims *claims)
 {
     char tok[JWT_MAX_TOKEN + 1], msg[128];
@@ -134,66 +134,66 @@ static int verified_claims(struct server *srv, struct conn *c, const struct http
         return -1;
     }
     if (src != AUTH_TOO_LONG) {
-        const struct jwt_key *keys = keyring_keys(srv->keys, &nkeys);
+        const struct jwt_key *keys = keyring_keys(wk->srv->keys, &nkeys);
         const struct jwt_policy policy = {
             .now = (int64_t)time(NULL),
-            .leeway = srv->cfg.jwt_leeway_s,
-            .audience = srv->cfg.jwt_audience,
-            .issuer = srv->cfg.jwt_issuer,
+            .leeway = wk->srv->cfg.jwt_leeway_s,
+            .audience = wk->srv->cfg.jwt_audience,
+            .issuer = wk->srv->cfg.jwt_issuer,
         };
         r = jwt_verify(tok, len, keys, nkeys, &policy, claims);
     }
     memset(tok, 0, sizeof tok);
     if (r != JWT_OK) {
-        srv->stats.auth_refused++;
+        wk->stats.auth_refused++;
         reply_json(c, 401, jwt_result_str(r), UNAUTHORIZED_HEADERS);
         return -1;
     }
     return 0;
 }
 
-static int forbidden(struct server *srv, struct conn *c, const char *action, const char *room,
+static int forbidden(struct worker *wk, struct conn *c, const char *action, const char *room,
                      size_t len)
 {
     char msg[160];
     snprintf(msg, sizeof msg, "the token does not allow %s room '%.*s'", action, (int)len, room);
-    srv->stats.auth_refused++;
+    wk->stats.auth_refused++;
     reply_json(c, 403, msg, NULL);
     return -1;
 }
 
-int auth_subscribe(struct server *srv, struct conn *c, const struct http_request *req,
+int auth_subscribe(struct worker *wk, struct conn *c, const struct http_request *req,
                    const char *room, size_t len, int64_t *exp)
 {
     /* The claims (a few KiB) live in the server, not on the stack: one
      * loop, one request at a time. */
-    struct jwt_claims *claims = &srv->claims;
+    struct jwt_claims *claims = &wk->claims;
     *exp = 0;
-    if (!auth_room_private(srv, room, len)) {
+    if (!auth_room_private(wk->srv, room, len)) {
         return 0;
     }
-    if (verified_claims(srv, c, req, "subscribing to a private room", claims) < 0) {
+    if (verified_claims(wk, c, req, "subscribing to a private room", claims) < 0) {
         return -1;
     }
     if (!jwt_claims_allow(claims, JWT_SUBSCRIBE, room, len)) {
-        return forbidden(srv, c, "subscribing to", room, len);
+        return forbidden(wk, c, "subscribing to", room, len);
     }
     *exp = claims->has_exp ? claims->exp : 0;
     return 0;
 }
 
-int auth_publish(struct server *srv, struct conn *c, const struct http_request *req,
+int auth_publish(struct worker *wk, struct conn *c, const struct http_request *req,
                  const char *room, size_t len, bool static_token_ok)
 {
-    struct jwt_claims *claims = &srv->claims;
+    struct jwt_claims *claims = &wk->claims;
     if (static_token_ok) {
         return 0;
     }
-    if (verified_claims(srv, c, req, "publishing", claims) < 0) {
+    if (verified_claims(wk, c, req, "publishing", claims) < 0) {
         return -1;
     }
     if (!jwt_claims_allow(claims, JWT_PUBLISH, room, len)) {
-        return forbidden(srv, c, "publishing to", room, len);
+        return forbidden(wk, c, "publishing to", room, len);
     }
     return 0;
 }

@@ -1,14 +1,14 @@
 #include "conn.h"
+#include "conn_internal.h"
 
-#include "api.h"
 #include "buf.h"
 #include "http.h"
 #include "log.h"
+#include "response.h"
 #include "room.h"
 #include "server.h"
-#include "sse.h"
 #include "static_files.h"
-#include "stats.h"
+#include "worker.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,12 +19,8 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
-/* Stop reading requests while this much output is pending: a client that
- * pipelines without reading answers cannot make us buffer without bound. */
-#define OUT_HIGH_WATER ((size_t)64 * 1024)
 /* Bytes written to one connection per wakeup, so one fast reader cannot
  * starve the others. */
 #define WRITE_BUDGET_BYTES ((size_t)256 * 1024)
@@ -35,82 +31,7 @@
  * client's unread request bytes with a RST that destroys our response. */
 #define LINGER_MS    2000
 #define LINGER_BYTES ((size_t)1 << 20)
-/* A /ping client that does not read is closed once this much is pending. */
-#define PING_MAX_PENDING 4096
-/* Likewise a stats stream (a few seconds' worth of snapshots). */
-#define STATS_MAX_PENDING ((size_t)64 * 1024)
 
-enum conn_state {
-    CONN_READ_HEAD,
-    CONN_READ_BODY,
-    CONN_STREAM,
-    CONN_DRAIN,
-    CONN_LINGER,
-    CONN_CLOSED,
-};
-
-enum stream_kind { STREAM_NONE, STREAM_PING, STREAM_ROOM, STREAM_STATS };
-
-struct conn {
-    /* The fan-out's hot path (hub_flush -> conn_write) reads these for each
-     * of possibly 10,000 subscribers per message: they come first, together,
-     * so a room walk touches two or three cache lines per connection. */
-    struct subscriber sub;
-    struct loop_watch watch;
-    enum conn_state state;
-    enum stream_kind stream;
-    struct server *srv;
-    struct buf out;
-    size_t borrowed_len;
-    const char *borrowed; /* static file body, after `out` */
-    uint64_t last_write_ms;
-    uint64_t stream_bytes;
-    uint64_t stream_events;
-    /* Output held back until the iteration's fan-out (conn_hold_output). */
-    struct list held_node; /* in srv->held while held */
-
-    struct loop_timer timer;
-    struct loop_task free_task;
-    struct list node; /* in srv->conns */
-
-    bool request_started; /* bytes of the current request have arrived */
-    bool head_request;    /* the request being answered is HEAD */
-    bool keep_alive;      /* of the request being answered */
-    bool http10;          /* the request being answered is HTTP/1.0 */
-    bool peer_closed;     /* read returned 0 */
-    bool peer_local;      /* connected from a loopback address */
-    bool write_more;      /* stopped by the write budget, not by the socket */
-    /* Access-Control-Allow-Origin for the answer being written: "*", one of
-     * the configured origins (pointing into the config), or NULL for none. */
-    const char *cors_origin;
-
-    /* For the access log. */
-    uint64_t request_start_ms;
-    uint64_t stream_start_ms;
-    /* Loop time at which the stream's token expires; 0: it has none. Only
-     * the expiry is kept, never the token (memory per idle subscriber). */
-    uint64_t token_deadline_ms;
-    int status;
-    /* While held: where the held answers start in `out`, and the ids of the
-     * first and last message they acknowledge. */
-    uint32_t held_from;
-    uint64_t held_first_id, held_last_id;
-
-    struct buf in;
-    size_t last_len; /* head bytes already scanned by the parser */
-    size_t head_len;
-    uint64_t content_length;
-    bool chunked;
-    size_t body_len; /* decoded body bytes, following the head in `in` */
-    struct http_chunked chunk_dec;
-    size_t linger_bytes;
-
-    struct static_files *borrowed_from; /* reference held while borrowing */
-};
-
-static void conn_flush(struct conn *c);
-static void conn_flush_output(struct conn *c, bool parse);
-static void conn_parse_requests(struct conn *c);
 static void conn_on_timer(struct loop *loop, struct loop_timer *t);
 static void conn_on_io(struct loop *loop, struct loop_watch *w, uint32_t events);
 
@@ -128,18 +49,18 @@ static void conn_free_task(struct loop *loop, struct loop_task *task)
 
 void conn_close(struct conn *c)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     if (c->state == CONN_CLOSED) {
         return;
     }
     if (c->state == CONN_STREAM) {
-        srv->streams--;
+        wk->streams--;
         log_info("stream closed: %s%s, %.3f s, %llu bytes, %llu events",
                  c->stream == STREAM_PING    ? "/ping"
                  : c->stream == STREAM_STATS ? "/stats?stream=1"
                                              : "/messages room=",
                  c->sub.room ? room_name(c->sub.room) : "",
-                 (double)(loop_now_ms(srv->loop) - c->stream_start_ms) / 1000.0,
+                 (double)(loop_now_ms(wk->loop) - c->stream_start_ms) / 1000.0,
                  (unsigned long long)c->stream_bytes, (unsigned long long)c->stream_events);
     }
     c->state = CONN_CLOSED;
@@ -147,46 +68,17 @@ void conn_close(struct conn *c)
     if (list_linked(&c->held_node)) {
         list_remove(&c->held_node);
     }
-    loop_timer_stop(srv->loop, &c->timer);
+    loop_timer_stop(wk->loop, &c->timer);
     int fd = c->watch.fd;
-    loop_watch_del(srv->loop, &c->watch);
+    loop_watch_del(wk->loop, &c->watch);
     close(fd);
     list_remove(&c->node);
-    srv->nconns--;
-    srv->stats.closed++;
-    loop_task_queue(srv->loop, &c->free_task, conn_free_task);
+    wk->nconns--;
+    wk->stats.closed++;
+    loop_task_queue(wk->loop, &c->free_task, conn_free_task);
 }
 
-/* The reconnection delay a stream is told: +-20% around base, so that the
- * clients of a restarted server do not all come back in the same instant. */
-static unsigned jittered_retry(struct server *srv, unsigned base)
-{
-    unsigned jitter = base / 5;
-    return base - jitter + (jitter ? server_random(srv) % (2 * jitter + 1) : 0);
-}
-
-void conn_close_all(struct server *srv)
-{
-    struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &srv->conns)
-    {
-        struct conn *c = container_of(pos, struct conn, node);
-        if (c->state == CONN_STREAM && room_sub_between_frames(&c->sub) &&
-            buf_pending(&c->out) == 0) {
-            /* Only between frames: bytes must never land inside a frame. The
-             * delay is at least the usual one, spread over twice that. */
-            char line[48];
-            size_t n = sse_retry(line, sizeof line - 1,
-                                 srv->cfg.retry_ms + jittered_retry(srv, srv->cfg.retry_ms));
-            line[n++] = '\n';
-            ssize_t w = send(c->watch.fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
-        }
-        conn_close(c);
-    }
-}
-
-static bool output_pending(const struct conn *c)
+bool conn_output_pending(const struct conn *c)
 {
     return buf_pending(&c->out) > 0 || c->borrowed_len > 0;
 }
@@ -215,7 +107,8 @@ static void conn_update_events(struct conn *c)
     }
     if (list_linked(&c->held_node)) {
         /* Nothing may be written until conn_release_held, which flushes. */
-    } else if (output_pending(c) || c->write_more || (c->stream == STREAM_ROOM && c->sub.waiting)) {
+    } else if (conn_output_pending(c) || c->write_more ||
+               (c->stream == STREAM_ROOM && c->sub.waiting)) {
         ev |= EPOLLOUT;
     } else if (c->state == CONN_READ_HEAD && buf_pending(&c->in) > c->last_len) {
         /* Pipelined requests are still buffered after a full round of
@@ -223,37 +116,15 @@ static void conn_update_events(struct conn *c)
          * so level-triggered EPOLLOUT fires at once) instead of looping. */
         ev |= EPOLLOUT;
     }
-    if (loop_watch_mod(c->srv->loop, &c->watch, ev) < 0) {
+    if (loop_watch_mod(c->wk->loop, &c->watch, ev) < 0) {
         conn_close(c);
     }
 }
 
-static void conn_arm_timer(struct conn *c, uint64_t ms)
+void conn_arm_timer(struct conn *c, uint64_t ms)
 {
-    if (loop_timer_start(c->srv->loop, &c->timer, ms, conn_on_timer) < 0) {
+    if (loop_timer_start(c->wk->loop, &c->timer, ms, conn_on_timer) < 0) {
         conn_close(c);
-    }
-}
-
-/* Waiting for the next request: the idle keep-alive timeout applies until
- * its first byte, then the request deadline. */
-static void conn_wait_request(struct conn *c)
-{
-    c->state = CONN_READ_HEAD;
-    c->request_started = false;
-    c->last_len = 0;
-    c->head_len = 0;
-    c->body_len = 0;
-    c->chunked = false;
-    conn_arm_timer(c, (uint64_t)c->srv->cfg.keepalive_timeout_s * 1000);
-}
-
-static void conn_request_started(struct conn *c)
-{
-    if (!c->request_started) {
-        c->request_started = true;
-        c->request_start_ms = loop_now_ms(c->srv->loop);
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
     }
 }
 
@@ -280,25 +151,25 @@ bool conn_peer_is_local(const struct conn *c)
     return c->peer_local;
 }
 
-int conn_accept(struct server *srv, int fd)
+int conn_accept(struct worker *wk, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
         return -1;
     }
-    c->srv = srv;
+    c->wk = wk;
     c->watch.fd = -1;
     c->peer_local = peer_is_loopback(fd);
-    c->cors_origin = config_cors_origin(&srv->cfg, NULL, 0);
+    c->cors_origin = config_cors_origin(&wk->srv->cfg, NULL, 0);
     list_init(&c->sub.node);
     list_init(&c->held_node);
-    list_push_back(&srv->conns, &c->node);
-    srv->nconns++;
-    srv->stats.accepted++;
-    if (loop_watch_add(srv->loop, &c->watch, fd, EPOLLIN | EPOLLRDHUP, conn_on_io) < 0) {
+    list_push_back(&wk->conns, &c->node);
+    wk->nconns++;
+    wk->stats.accepted++;
+    if (loop_watch_add(wk->loop, &c->watch, fd, EPOLLIN | EPOLLRDHUP, conn_on_io) < 0) {
         list_remove(&c->node);
-        srv->nconns--;
+        wk->nconns--;
         close(fd);
         free(c);
         return -1;
@@ -307,8 +178,8 @@ int conn_accept(struct server *srv, int fd)
      * timeout: that is what cuts off clients that connect and say nothing. */
     c->state = CONN_READ_HEAD;
     c->request_started = true;
-    c->request_start_ms = loop_now_ms(srv->loop);
-    conn_arm_timer(c, (uint64_t)srv->cfg.header_timeout_s * 1000);
+    c->request_start_ms = loop_now_ms(wk->loop);
+    conn_arm_timer(c, (uint64_t)wk->srv->cfg.header_timeout_s * 1000);
     return 0;
 }
 
@@ -318,57 +189,48 @@ static void count_response(struct conn *c, int status)
 {
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) {
-        c->srv->stats.responses_by_class[cls]++;
+        c->wk->stats.responses_by_class[cls]++;
     }
 }
 
-/* Appends the status line and the headers every response carries. */
-static int append_head(struct conn *c, int status, const char *content_type, bool has_length,
-                       size_t length, const char *extra_headers)
+/* How this answer ends: an event stream is close-delimited. */
+static enum response_framing conn_framing(const struct conn *c)
 {
-    struct buf *o = &c->out;
-    int rc = buf_printf(o,
-                        "HTTP/1.1 %d %s\r\n"
-                        "Date: %s\r\n"
-                        "Server: sse-server\r\n",
-                        status, http_status_reason(status), server_date(c->srv));
-    if (rc == 0 && c->cors_origin) {
-        rc = buf_printf(o, "Access-Control-Allow-Origin: %s\r\n", c->cors_origin);
-    }
-    if (rc == 0 && c->srv->cfg.cors_origins_len) {
-        /* The answer depends on the Origin header: caches must know. */
-        rc = buf_append_str(o, "Vary: Origin\r\n");
-    }
-    if (rc == 0 && content_type) {
-        rc = buf_printf(o, "Content-Type: %s\r\n", content_type);
-    }
-    if (rc == 0 && has_length) {
-        rc = buf_printf(o, "Content-Length: %zu\r\n", length);
-    }
-    if (rc == 0 && extra_headers) {
-        rc = buf_append_str(o, extra_headers);
-    }
     if (c->stream != STREAM_NONE) {
-        /* An event stream is close-delimited: no Connection header. */
-    } else if (rc == 0 && !c->keep_alive) {
-        rc = buf_append_str(o, "Connection: close\r\n");
-    } else if (rc == 0 && c->http10) {
-        rc = buf_append_str(o, "Connection: keep-alive\r\n");
+        return RESPONSE_STREAM;
     }
-    if (rc == 0) {
-        rc = buf_append(o, "\r\n", 2);
+    if (!c->keep_alive) {
+        return RESPONSE_CLOSE;
     }
+    return c->http10 ? RESPONSE_KEEP_ALIVE_10 : RESPONSE_KEEP_ALIVE;
+}
+
+/* Appends the status line and the headers every response carries. */
+int conn_append_head(struct conn *c, int status, const char *content_type, bool has_length,
+                     size_t length, const char *extra_headers)
+{
+    const struct response_head h = {
+        .status = status,
+        .date = worker_date(c->wk),
+        .cors_origin = c->cors_origin,
+        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
+        .content_type = content_type,
+        .has_length = has_length,
+        .length = length,
+        .extra_headers = extra_headers,
+        .framing = conn_framing(c),
+    };
     count_response(c, status);
     c->status = status;
-    return rc;
+    return response_head_append(&c->out, &h);
 }
 
 void conn_reply(struct conn *c, int status, const char *content_type, const char *body,
                 size_t body_len, const char *extra_headers)
 {
     bool no_body = status == 204 || status == 304;
-    int rc =
-        append_head(c, status, no_body ? NULL : content_type, !no_body, body_len, extra_headers);
+    int rc = conn_append_head(c, status, no_body ? NULL : content_type, !no_body, body_len,
+                              extra_headers);
     if (rc == 0 && !c->head_request && !no_body) {
         rc = buf_append(&c->out, body, body_len);
     }
@@ -385,46 +247,22 @@ void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modif
         conn_reply(c, 304, NULL, NULL, 0, extra);
         return;
     }
-    if (append_head(c, 200, f->type, true, f->len, extra) < 0) {
+    if (conn_append_head(c, 200, f->type, true, f->len, extra) < 0) {
         conn_close(c);
         return;
     }
     if (!c->head_request && f->len > 0) {
         c->borrowed = f->data;
         c->borrowed_len = f->len;
-        c->borrowed_from = static_files_ref(c->srv->files);
+        c->borrowed_from = static_files_ref(c->wk->srv->files);
     }
 }
 
 void conn_reply_error(struct conn *c, int status, const char *msg)
 {
     char body[256];
-    /* msg comes from our own code, never from the client: no escaping needed. */
-    int n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", msg);
-    if (n < 0 || (size_t)n >= sizeof body) {
-        n = snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", http_status_reason(status));
-    }
-    conn_reply(c, status, "application/json", body, (size_t)n, NULL);
-}
-
-/* Refuses a request the parser or the body reader rejected. After such an
- * error the rest of the input cannot be trusted to be framed as we think, so
- * nothing after it is read: the answer is sent with "Connection: close" and
- * the connection ends. Logged once, here. */
-static void conn_fail(struct conn *c, int status, const char *msg)
-{
-    /* A client can cause these at will: rate-limit the log lines. */
-    static struct log_limit limit;
-    if (log_limit_allow(&limit, loop_now_ms(c->srv->loop), 20)) {
-        log_info("fd %d: %d %s", c->watch.fd, status, msg);
-    }
-    c->head_request = false;
-    c->keep_alive = false;
-    conn_reply_error(c, status, msg);
-    if (c->state != CONN_CLOSED) {
-        c->state = CONN_DRAIN;
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
-    }
+    size_t n = response_error_body(body, sizeof body, status, msg);
+    conn_reply(c, status, "application/json", body, n, NULL);
 }
 
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
@@ -433,7 +271,7 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
         /* Nothing is written while held, so this offset stays valid. */
         c->held_from = (uint32_t)buf_pending(&c->out);
         c->held_first_id = id;
-        list_push_back(&c->srv->held, &c->held_node);
+        list_push_back(&c->wk->held, &c->held_node);
     }
     c->held_last_id = id;
     char answer[96];
@@ -457,15 +295,15 @@ static void conn_refuse_held(struct conn *c)
     conn_reply_error(c, 503, "cannot store the message");
     if (c->state != CONN_CLOSED) {
         c->state = CONN_DRAIN;
-        conn_arm_timer(c, (uint64_t)c->srv->cfg.header_timeout_s * 1000);
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
         conn_flush_output(c, false);
     }
 }
 
-void conn_release_held(struct server *srv, uint64_t failed_from)
+void conn_release_held(struct worker *wk, uint64_t failed_from)
 {
     struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &srv->held)
+    list_for_each_safe(pos, tmp, &wk->held)
     {
         struct conn *c = container_of(pos, struct conn, held_node);
         list_remove(&c->held_node);
@@ -485,144 +323,6 @@ void conn_release_held(struct server *srv, uint64_t failed_from)
     }
 }
 
-/* ------------------------------------------------------------ streams */
-
-static int stream_begin(struct conn *c, enum stream_kind kind)
-{
-    struct server *srv = c->srv;
-    c->stream = kind;
-    if (append_head(c, 200, "text/event-stream", false, 0,
-                    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") < 0) {
-        return -1;
-    }
-    if (c->head_request) {
-        c->keep_alive = false;
-        c->state = CONN_DRAIN;
-        return 1;
-    }
-    unsigned retry = jittered_retry(srv, srv->cfg.retry_ms);
-    char line[64];
-    size_t n = sse_retry(line, sizeof line, retry);
-    if (buf_append(&c->out, line, n) < 0 || buf_append_str(&c->out, ": ok\n\n") < 0) {
-        return -1;
-    }
-    c->state = CONN_STREAM;
-    c->stream_start_ms = loop_now_ms(srv->loop);
-    srv->streams++;
-    /* Pipelined bytes after a stream request can never be answered. */
-    buf_free(&c->in);
-    return 0;
-}
-
-void conn_stream_ping(struct conn *c)
-{
-    int rc = stream_begin(c, STREAM_PING);
-    if (rc < 0) {
-        conn_close(c);
-    } else if (rc == 0) {
-        conn_arm_timer(c, c->srv->cfg.ping_ms);
-    }
-}
-
-/* Queues one stats snapshot (closing a client that stopped reading); false
- * when the connection was closed. */
-static bool stats_stream_send(struct conn *c)
-{
-    if (buf_pending(&c->out) > STATS_MAX_PENDING || stats_render_event(c->srv, &c->out) < 0) {
-        conn_close(c);
-        return false;
-    }
-    c->stream_events++;
-    conn_arm_timer(c, STATS_STREAM_MS);
-    return c->state != CONN_CLOSED;
-}
-
-void conn_stream_stats(struct conn *c)
-{
-    int rc = stream_begin(c, STREAM_STATS);
-    if (rc < 0) {
-        conn_close(c);
-    } else if (rc == 0) {
-        /* The first snapshot at once: a dashboard shows figures on load. */
-        (void)stats_stream_send(c);
-    }
-}
-
-void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
-                      const char *client, size_t client_len)
-{
-    int rc = stream_begin(c, STREAM_ROOM);
-    if (rc != 0) {
-        if (rc < 0) {
-            conn_close(c);
-        }
-        return;
-    }
-    if (start->reset) {
-        /* Tell the client that some messages are gone, with the oldest one
-         * still available; its id makes a later reconnect resume from here. */
-        char data[24], frame[96];
-        int dn = snprintf(data, sizeof data, "%llu", (unsigned long long)start->oldest_id);
-        size_t fn = sse_frame_encode(frame, start->oldest_id - 1, "reset", 5, data, (size_t)dn);
-        if (buf_append(&c->out, frame, fn) < 0) {
-            conn_close(c);
-            return;
-        }
-    }
-    room_subscribe(room, &c->sub, start, client, client_len);
-    conn_arm_timer(c, (uint64_t)c->srv->cfg.heartbeat_s * 1000);
-}
-
-/* The stream's next timer: the heartbeat, or the token's expiry if sooner. */
-static uint64_t stream_timer_ms(const struct conn *c)
-{
-    uint64_t ms = (uint64_t)c->srv->cfg.heartbeat_s * 1000;
-    if (c->token_deadline_ms) {
-        uint64_t now = loop_now_ms(c->srv->loop);
-        uint64_t left = c->token_deadline_ms > now ? c->token_deadline_ms - now : 0;
-        ms = left < ms ? left : ms;
-    }
-    return ms;
-}
-
-void conn_stream_expires(struct conn *c, int64_t exp)
-{
-    if (c->state != CONN_STREAM) {
-        return;
-    }
-    /* The loop's clock is monotonic; exp is wall-clock seconds. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    int64_t left = exp * 1000 + (int64_t)c->srv->cfg.jwt_leeway_s * 1000 - now_ms;
-    c->token_deadline_ms = loop_now_ms(c->srv->loop) + (uint64_t)(left > 1 ? left : 1);
-    conn_arm_timer(c, stream_timer_ms(c));
-}
-
-/* The stream's token expired: the page is told (an event without an id, so
- * its Last-Event-ID stays that of the last message it got), fetches a new
- * token and reconnects, losing nothing; the stream ends here. The event is
- * written without blocking, as at shutdown: a client whose socket is full
- * is closed without it and reconnects on its own. */
-static void conn_token_expired(struct conn *c)
-{
-    static const char event[] = "event: token-expired\ndata: {\"error\":\"token expired\"}\n\n";
-    /* Bytes must never land inside a frame: mid-frame, try again soon, but
-     * not for ever. */
-    if ((!room_sub_between_frames(&c->sub) || output_pending(c)) &&
-        loop_now_ms(c->srv->loop) < c->token_deadline_ms + 5000) {
-        conn_arm_timer(c, 50);
-        return;
-    }
-    log_info("fd %d: token expired on room '%s'; closing the stream", c->watch.fd,
-             c->sub.room ? room_name(c->sub.room) : "");
-    if (room_sub_between_frames(&c->sub) && !output_pending(c)) {
-        ssize_t w = send(c->watch.fd, event, sizeof event - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
-    }
-    conn_close(c);
-}
-
 /* ------------------------------------------------------------ writing */
 
 enum write_result {
@@ -635,7 +335,7 @@ enum write_result {
 /* Writes what the connection owes, within the per-wakeup budget. */
 static enum write_result conn_write(struct conn *c)
 {
-    struct server *srv = c->srv;
+    struct worker *wk = c->wk;
     size_t budget = WRITE_BUDGET_BYTES;
 
     if (list_linked(&c->held_node)) {
@@ -658,7 +358,7 @@ static enum write_result conn_write(struct conn *c)
             if (room_sub_lagged(&c->sub)) {
                 log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
                          c->watch.fd, room_name(c->sub.room));
-                srv->stats.lagged_dropped++;
+                wk->stats.lagged_dropped++;
                 conn_close(c);
                 return WRITE_CLOSED;
             }
@@ -682,8 +382,8 @@ static enum write_result conn_write(struct conn *c)
             return WRITE_CLOSED;
         }
         size_t done = (size_t)w;
-        srv->stats.bytes_sent += done;
-        c->last_write_ms = loop_now_ms(srv->loop);
+        wk->stats.bytes_sent += done;
+        c->last_write_ms = loop_now_ms(wk->loop);
         budget = done >= budget ? 0 : budget - done;
 
         size_t k = done < out_len ? done : out_len;
@@ -704,7 +404,7 @@ static enum write_result conn_write(struct conn *c)
             /* Frames written, not cursor moves: the cursor also skips the
              * subscriber's own frames (sender exclusion). */
             size_t frames = room_sub_advance(&c->sub, done);
-            srv->stats.deliveries += frames;
+            wk->stats.deliveries += frames;
             c->stream_events += frames;
         }
     }
@@ -713,14 +413,14 @@ static enum write_result conn_write(struct conn *c)
 
 /* Writes, then decides what the connection does next. Pipelined requests
  * are answered here in bounded rounds: parse a batch, write it, repeat. */
-static void conn_flush(struct conn *c)
+void conn_flush(struct conn *c)
 {
     conn_flush_output(c, true);
 }
 
 /* conn_flush, optionally without parsing buffered requests: those then wait
  * for the next loop iteration (conn_update_events arms EPOLLOUT for them). */
-static void conn_flush_output(struct conn *c, bool parse)
+void conn_flush_output(struct conn *c, bool parse)
 {
     enum write_result rc;
     for (int round = 0;; round++) {
@@ -790,182 +490,6 @@ void conn_hub_ready(struct subscriber *sub, void *arg)
     conn_flush(c);
 }
 
-/* ------------------------------------------------------------ requests */
-
-/* Access-Control-Allow-Origin for a request (see config_cors_origin). */
-static const char *cors_origin_for(struct server *srv, const struct http_request *req)
-{
-    const struct http_str *origin = http_request_header(req, "origin");
-    return config_cors_origin(&srv->cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
-}
-
-/* The request head is at the front of `in` and its body (if any) follows
- * it; dispatches it and drops it from `in`. */
-static void conn_dispatch(struct conn *c)
-{
-    struct server *srv = c->srv;
-    struct http_request *req = &srv->req;
-    int status;
-    /* Parse the head again: while the body arrived, `in` may have moved. */
-    if (http_parse_head(buf_head(&c->in), c->head_len, 0, req, &status) != (int)c->head_len) {
-        conn_fail(c, 500, "internal error");
-        return;
-    }
-    srv->stats.requests++;
-    c->head_request = req->method == HTTP_HEAD;
-    c->keep_alive = req->keep_alive;
-    c->http10 = req->minor_version == 0;
-    c->cors_origin = cors_origin_for(srv, req);
-    const char *body = buf_head(&c->in) + c->head_len;
-    size_t consumed = c->head_len + c->body_len;
-    size_t out_before = buf_pending(&c->out);
-
-    api_handle(srv, c, req, body, c->body_len);
-
-    if (c->state == CONN_CLOSED) {
-        return;
-    }
-    if (c->state != CONN_STREAM && log_get_level() >= LOG_INFO) {
-        char target[201];
-        http_redact_target(req->target, target, sizeof target);
-        log_info("%.*s %s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
-                 target, c->status, buf_pending(&c->out) - out_before + c->borrowed_len,
-                 (unsigned long long)(loop_now_ms(srv->loop) - c->request_start_ms));
-    }
-    if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
-        buf_consume(&c->in, consumed);
-        if (!c->keep_alive) {
-            c->state = CONN_DRAIN;
-            conn_arm_timer(c, (uint64_t)srv->cfg.header_timeout_s * 1000);
-        } else {
-            conn_wait_request(c);
-            if (buf_pending(&c->in) > 0) {
-                conn_request_started(c);
-            }
-        }
-    }
-}
-
-enum body_start { BODY_NONE, BODY_PENDING, BODY_FAILED };
-
-/* Head parsed: decides how the body is framed. */
-static enum body_start conn_begin_body(struct conn *c, const struct http_request *req)
-{
-    struct server *srv = c->srv;
-    c->chunked = req->chunked;
-    c->content_length = req->content_length;
-    c->body_len = 0;
-    memset(&c->chunk_dec, 0, sizeof c->chunk_dec);
-
-    if (!req->chunked && !req->has_content_length) {
-        if (req->method == HTTP_POST || req->method == HTTP_PUT || req->method == HTTP_PATCH) {
-            conn_fail(c, 411, "a body needs Content-Length or chunked Transfer-Encoding");
-            return BODY_FAILED;
-        }
-        return BODY_NONE;
-    }
-    if (!req->chunked && req->content_length == 0) {
-        return BODY_NONE;
-    }
-    if (!req->chunked && req->content_length > srv->cfg.max_body) {
-        /* Refused from the head alone: the body is never read. */
-        conn_fail(c, 413, "request body too large");
-        return BODY_FAILED;
-    }
-    if (req->expect_continue && req->minor_version == 1) {
-        if (buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n") < 0) {
-            conn_close(c);
-            return BODY_FAILED;
-        }
-    }
-    c->state = CONN_READ_BODY;
-    return BODY_PENDING;
-}
-
-/* Advances the body reader over what is in `in`. Returns true when the body
- * is complete. */
-static bool conn_read_body(struct conn *c)
-{
-    size_t have = buf_pending(&c->in) - c->head_len;
-    if (!c->chunked) {
-        if (have < c->content_length) {
-            return false;
-        }
-        c->body_len = (size_t)c->content_length;
-        return true;
-    }
-    /* Chunked: decoded bytes are kept right after the head, raw bytes not yet
-     * decoded follow them. */
-    char *raw = (char *)buf_head(&c->in) + c->head_len + c->body_len;
-    size_t raw_len = have - c->body_len;
-    size_t decoded = raw_len;
-    int status;
-    int r = http_chunked_decode(&c->chunk_dec, raw, &decoded, c->srv->cfg.max_body, &status);
-    if (r == HTTP_PARSE_ERROR) {
-        conn_fail(c, status, status == 413 ? "request body too large" : "malformed chunked body");
-        return false;
-    }
-    size_t rest = r >= 0 ? (size_t)r : 0;
-    /* Move bytes after the body (a pipelined request) next to the decoded
-     * body, so `in` stays contiguous. */
-    if (rest) {
-        memmove(raw + decoded, raw + raw_len - rest, rest);
-    }
-    c->body_len += decoded;
-    c->in.len = c->in.off + c->head_len + c->body_len + rest;
-    return r >= 0;
-}
-
-/* Parses and dispatches buffered requests until the input is exhausted,
- * a body is incomplete, output piles up, or the connection changes state. */
-static void conn_parse_requests(struct conn *c)
-{
-    struct server *srv = c->srv;
-    while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
-        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0) {
-            break; /* answers first; the rest waits in `in` */
-        }
-        if (c->state == CONN_READ_HEAD) {
-            size_t len = buf_pending(&c->in);
-            if (len == 0) {
-                break;
-            }
-            conn_request_started(c);
-            int status = 0;
-            int r = http_parse_head(buf_head(&c->in), len, c->last_len, &srv->req, &status);
-            if (r == HTTP_PARSE_AGAIN) {
-                c->last_len = len;
-                break;
-            }
-            if (r == HTTP_PARSE_ERROR) {
-                conn_fail(c, status,
-                          status == 414   ? "request line too long"
-                          : status == 431 ? "request header fields too large"
-                          : status == 501 ? "transfer coding not implemented"
-                          : status == 505 ? "HTTP version not supported"
-                                          : "malformed request");
-                break;
-            }
-            c->head_len = (size_t)r;
-            c->last_len = 0;
-            if (srv->req.method == HTTP_METHOD_UNKNOWN) {
-                c->head_request = false;
-                c->keep_alive = false;
-                conn_fail(c, 501, "method not implemented");
-                break;
-            }
-            enum body_start bs = conn_begin_body(c, &srv->req);
-            if (bs == BODY_NONE) {
-                conn_dispatch(c);
-            }
-        } else if (conn_read_body(c)) {
-            conn_dispatch(c);
-        } else {
-            break;
-        }
-    }
-}
-
 /* ------------------------------------------------------------ reading */
 
 static void conn_on_readable(struct conn *c)
@@ -998,7 +522,7 @@ static void conn_on_readable(struct conn *c)
     if (c->state != CONN_READ_HEAD && c->state != CONN_READ_BODY) {
         return;
     }
-    size_t limit = HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 4096 + c->srv->cfg.max_body;
+    size_t limit = HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 4096 + conn_cfg(c)->max_body;
     for (int i = 0; i < 4; i++) {
         if (buf_pending(&c->in) >= limit) {
             break; /* a full request is buffered; it is processed below */
@@ -1028,7 +552,7 @@ static void conn_on_readable(struct conn *c)
         }
         /* EOF: answer what was received, then close. */
         c->peer_closed = true;
-        if (buf_pending(&c->in) == 0 && !output_pending(c)) {
+        if (buf_pending(&c->in) == 0 && !conn_output_pending(c)) {
             conn_close(c);
             return;
         }
@@ -1038,7 +562,7 @@ static void conn_on_readable(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->peer_closed && !output_pending(c) &&
+    if (c->peer_closed && !conn_output_pending(c) &&
         (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY)) {
         /* The client closed with an incomplete request: nobody to answer. */
         conn_close(c);
@@ -1064,7 +588,6 @@ static void conn_on_io(struct loop *loop, struct loop_watch *w, uint32_t events)
 static void conn_on_timer(struct loop *loop, struct loop_timer *t)
 {
     struct conn *c = container_of(t, struct conn, timer);
-    struct server *srv = c->srv;
     (void)loop;
 
     switch (c->state) {
@@ -1072,7 +595,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
     case CONN_READ_BODY:
         if (!c->request_started) {
             conn_close(c); /* idle keep-alive connection */
-        } else if (output_pending(c)) {
+        } else if (conn_output_pending(c)) {
             conn_close(c); /* cannot even take our answers */
         } else {
             conn_fail(c, 408, "request timeout");
@@ -1080,37 +603,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
         }
         break;
     case CONN_STREAM:
-        if (c->stream == STREAM_PING) {
-            if (buf_pending(&c->out) > PING_MAX_PENDING ||
-                buf_append_str(&c->out, "data: pong\n\n") < 0) {
-                conn_close(c);
-                return;
-            }
-            conn_arm_timer(c, srv->cfg.ping_ms);
-            conn_flush(c);
-        } else if (c->stream == STREAM_STATS) {
-            if (stats_stream_send(c)) {
-                conn_flush(c);
-            }
-        } else if (c->token_deadline_ms && loop_now_ms(loop) >= c->token_deadline_ms) {
-            conn_token_expired(c);
-        } else {
-            uint64_t hb = (uint64_t)srv->cfg.heartbeat_s * 1000;
-            /* Only an idle, caught-up stream gets a comment: one that is
-             * being written to needs none, and bytes must never be inserted
-             * in the middle of a frame. */
-            if (room_sub_between_frames(&c->sub) && !output_pending(c) &&
-                loop_now_ms(loop) - c->last_write_ms + 50 >= hb) {
-                if (buf_append_str(&c->out, ":\n") < 0) {
-                    conn_close(c);
-                    return;
-                }
-                conn_flush(c);
-            }
-            if (c->state != CONN_CLOSED) {
-                conn_arm_timer(c, stream_timer_ms(c));
-            }
-        }
+        conn_stream_on_timer(c);
         break;
     case CONN_DRAIN:
     case CONN_LINGER:

@@ -1,11 +1,13 @@
 #include "server.h"
 
 #include "conn.h"
+#include "http.h"
 #include "journal.h"
 #include "keyring.h"
 #include "log.h"
 #include "net.h"
 #include "room.h"
+#include "response.h"
 #include "static_files.h"
 
 #include <errno.h>
@@ -27,79 +29,67 @@
 /* After EMFILE with nothing to shed, retry accepting after this long. */
 #define ACCEPT_RETRY_MS 100
 
-#define BUSY_BODY "{\"error\":\"too many clients\"}\n"
 /* Bytes of a refused connection's request looked at for its Origin. */
 #define BUSY_PEEK 4096
 
 /*
- * Access-Control-Allow-Origin of the 503 for a connection refused at once:
- * by the rule of every answer (config_cors_origin) when its request head has
- * already arrived, read here without waiting. Reading it also means closing
- * sends a FIN, not a reset that could destroy the answer in flight. When
- * nothing complete has arrived yet and a single origin is configured, that
- * origin: browsers show the answer only to a page of exactly that origin, so
- * it tells no other page anything, and that page can see why it was refused.
+ * The answer at --max-clients (and to a connection shed when out of
+ * descriptors): best effort, never blocking; the caller closes fd. The
+ * request head, when it has already arrived, is read without waiting for
+ * its Origin (response_busy_origin); reading it also means closing sends a
+ * FIN, not a reset that could destroy the answer in flight.
  */
-static const char *busy_cors_origin(struct server *srv, int fd)
+static void send_busy(int fd, void *arg)
 {
-    const struct config *cfg = &srv->cfg;
+    struct worker *w = arg;
+    const struct config *cfg = &w->srv->cfg;
     char head[BUSY_PEEK];
     int status;
     ssize_t n = recv(fd, head, sizeof head, MSG_DONTWAIT);
-    if (n > 0 && http_parse_head(head, (size_t)n, 0, &srv->req, &status) > 0) {
-        const struct http_str *origin = http_request_header(&srv->req, "origin");
-        return config_cors_origin(cfg, origin ? origin->ptr : NULL, origin ? origin->len : 0);
-    }
-    if (cfg->cors_origins_len && strlen(cfg->cors_origins) + 1 == cfg->cors_origins_len) {
-        return cfg->cors_origins;
-    }
-    return config_cors_origin(cfg, NULL, 0);
-}
-
-/* The answer at --max-clients (and to a connection shed when out of
- * descriptors): best effort, never blocking; the caller closes fd. */
-static void send_busy(int fd, void *arg)
-{
-    struct server *srv = arg;
-    const char *origin = busy_cors_origin(srv, fd);
-    char response[256 + sizeof srv->cfg.cors_origins];
-    int n = snprintf(response, sizeof response,
-                     "HTTP/1.1 503 Service Unavailable\r\n"
-                     "Content-Type: application/json\r\n"
-                     "Content-Length: %zu\r\n"
-                     "Retry-After: 1\r\n"
-                     "%s%s%s%s"
-                     "Connection: close\r\n\r\n%s",
-                     sizeof BUSY_BODY - 1, origin ? "Access-Control-Allow-Origin: " : "",
-                     origin ? origin : "", origin ? "\r\n" : "",
-                     srv->cfg.cors_origins_len ? "Vary: Origin\r\n" : "", BUSY_BODY);
-    if (n > 0 && (size_t)n < sizeof response) {
-        ssize_t w = send(fd, response, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-        (void)w;
+    bool parsed = n > 0 && http_parse_head(head, (size_t)n, 0, &w->req, &status) > 0;
+    const char *origin = response_busy_origin(cfg, parsed ? &w->req : NULL);
+    char response[256 + sizeof cfg->cors_origins];
+    size_t len = response_busy(response, sizeof response, cfg, origin);
+    if (len > 0) {
+        ssize_t sent = send(fd, response, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)sent;
     }
 }
 
-uint32_t server_random(struct server *srv)
+void server_worker_totals(const struct server *srv, struct worker_stats *sum, size_t *nconns,
+                          size_t *streams)
 {
-    /* xorshift64*: plenty for jitter, and no syscall per connection. */
-    uint64_t x = srv->rng;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    srv->rng = x;
-    return (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+    memset(sum, 0, sizeof *sum);
+    *nconns = *streams = 0;
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        const struct worker_stats *st = &w->stats;
+        sum->accepted += st->accepted;
+        sum->closed += st->closed;
+        sum->rejected_busy += st->rejected_busy;
+        sum->shed_no_fds += st->shed_no_fds;
+        sum->requests += st->requests;
+        for (size_t k = 0; k < sizeof st->responses_by_class / sizeof st->responses_by_class[0];
+             k++) {
+            sum->responses_by_class[k] += st->responses_by_class[k];
+        }
+        sum->deliveries += st->deliveries;
+        sum->bytes_sent += st->bytes_sent;
+        sum->lagged_dropped += st->lagged_dropped;
+        sum->auth_refused += st->auth_refused;
+        *nconns += w->nconns;
+        *streams += w->streams;
+    }
 }
 
-const char *server_date(struct server *srv)
+/* Open connections over all workers: --max-clients is a global limit. */
+static size_t server_connections(const struct server *srv)
 {
-    time_t now = time(NULL);
-    if (now != srv->date_sec) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        srv->date_sec = now;
+    size_t n = 0;
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        n += srv->workers[i].nconns;
     }
-    return srv->date;
+    return n;
 }
 
 static void server_pause_accept(struct server *srv);
@@ -128,9 +118,10 @@ static void server_pause_accept(struct server *srv)
     loop_timer_start(srv->loop, &srv->accept_timer, ACCEPT_RETRY_MS, on_accept_timer);
 }
 
-static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
+static void on_listen(struct loop *loop, struct loop_watch *lw, uint32_t events)
 {
-    struct server *srv = container_of(w, struct server, listen_watch);
+    struct server *srv = container_of(lw, struct server, listen_watch);
+    struct worker *w = &srv->workers[0];
     (void)loop;
     (void)events;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -139,12 +130,12 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
             return;
         }
         if (fd == NET_NO_FDS) {
-            srv->stats.shed_no_fds++;
-            if (srv->stats.shed_no_fds % 1000 == 1) {
+            w->stats.shed_no_fds++;
+            if (w->stats.shed_no_fds % 1000 == 1) {
                 log_warn("out of file descriptors with %zu connections: shedding new ones",
-                         srv->nconns);
+                         server_connections(srv));
             }
-            if (!net_shed_one(srv->listen_fd, &srv->spare_fd, send_busy, srv)) {
+            if (!net_shed_one(srv->listen_fd, &srv->spare_fd, send_busy, w)) {
                 server_pause_accept(srv);
             }
             return;
@@ -153,15 +144,15 @@ static void on_listen(struct loop *loop, struct loop_watch *w, uint32_t events)
             log_warn("accept: %s", strerror(errno));
             return;
         }
-        if (srv->nconns >= srv->max_clients) {
+        if (server_connections(srv) >= srv->max_clients) {
             /* Admission control before any allocation: a polite, best-effort
              * answer on a fresh socket whose buffer is empty. */
-            srv->stats.rejected_busy++;
-            send_busy(fd, srv);
+            w->stats.rejected_busy++;
+            send_busy(fd, w);
             close(fd);
             continue;
         }
-        if (conn_accept(srv, fd) < 0) {
+        if (conn_accept(w, fd) < 0) {
             log_warn("cannot set up a connection: out of memory");
         }
     }
@@ -276,7 +267,9 @@ static void on_hub_task(struct loop *loop, struct loop_task *task)
         hub_commit(srv->hub);
     }
     hub_flush(srv->hub);
-    conn_release_held(srv, failed_from);
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        conn_release_held(&srv->workers[i], failed_from);
+    }
 }
 
 struct replay_state {
@@ -397,6 +390,27 @@ static uint64_t first_message_id(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* Creates the workers and their loops; the first one's loop also carries
+ * the listener, the signals, the reload and the log. */
+static int server_start_workers(struct server *srv)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
+    srv->workers = calloc(1, sizeof *srv->workers);
+    if (!srv->workers) {
+        log_error("out of memory");
+        return -1;
+    }
+    srv->nworkers = 1;
+    if (worker_init(&srv->workers[0], srv, seed) < 0) {
+        log_error("epoll: %s", strerror(errno));
+        return -1;
+    }
+    srv->loop = srv->workers[0].loop;
+    return 0;
+}
+
 int server_init(struct server *srv, const struct config *cfg)
 {
     char err[256];
@@ -405,14 +419,8 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
     srv->listen_watch.fd = srv->signal_watch.fd = srv->log_watch.fd = -1;
     srv->reload.efd = srv->reload.watch.fd = -1;
-    list_init(&srv->conns);
-    list_init(&srv->held);
     log_set_level((enum log_level)cfg->log_level);
     log_set_format((enum log_format)cfg->log_format);
-
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    srv->rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^ 1;
 
     /* A write to a client that just went away must fail with EPIPE, not
      * kill the server. */
@@ -443,9 +451,7 @@ int server_init(struct server *srv, const struct config *cfg)
         }
     }
 
-    srv->loop = loop_new();
-    if (!srv->loop) {
-        log_error("epoll: %s", strerror(errno));
+    if (server_start_workers(srv) < 0) {
         return -1;
     }
     srv->started_ms = loop_now_ms(srv->loop);
@@ -518,7 +524,9 @@ int server_run(struct server *srv)
 void server_release(struct server *srv)
 {
     if (srv->loop) {
-        conn_close_all(srv);
+        for (size_t i = 0; i < srv->nworkers; i++) {
+            conn_close_all(&srv->workers[i]);
+        }
         /* Frees the connections just closed (their free tasks are queued). */
         loop_stop(srv->loop);
         loop_watch_del(srv->loop, &srv->listen_watch);
@@ -542,6 +550,9 @@ void server_release(struct server *srv)
     static_files_unref(srv->files);
     /* What the loop left in the log buffer gets a second to go out. */
     log_buffer_end(1000);
-    loop_free(srv->loop);
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        worker_release(&srv->workers[i]);
+    }
+    free(srv->workers);
     memset(srv, 0, sizeof *srv);
 }

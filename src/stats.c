@@ -112,9 +112,21 @@ static void snapshot_take(struct server *srv, struct snapshot *s)
     hub_foreach_room(srv->hub, take_room, s);
 }
 
-static double uptime_seconds(struct server *srv)
+static double uptime_seconds(const struct worker *wk)
 {
-    return (double)(loop_now_ms(srv->loop) - srv->started_ms) / 1000.0;
+    return (double)(loop_now_ms(wk->loop) - wk->srv->started_ms) / 1000.0;
+}
+
+/* What the workers counted, summed. */
+struct totals {
+    struct worker_stats st;
+    size_t nconns;
+    size_t streams;
+};
+
+static void totals_take(const struct server *srv, struct totals *t)
+{
+    server_worker_totals(srv, &t->st, &t->nconns, &t->streams);
 }
 
 static int render_rooms(struct buf *out, const char *key, const struct top_rooms *t,
@@ -148,14 +160,32 @@ static int render_journal(struct server *srv, struct buf *out)
                       (unsigned long long)st->journal_errors);
 }
 
+/* How the load is spread: the number of loops, then each one's figures. */
+static int render_threads(const struct server *srv, struct buf *out)
+{
+    int rc = buf_printf(out, ",\"threads\":%zu,\"per_thread\":[", srv->nworkers);
+    for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
+        const struct worker *w = &srv->workers[i];
+        rc = buf_printf(out,
+                        "%s{\"connections\":%zu,\"streams\":%zu,\"accepted\":%llu,"
+                        "\"deliveries\":%llu}",
+                        i ? "," : "", w->nconns, w->streams, (unsigned long long)w->stats.accepted,
+                        (unsigned long long)w->stats.deliveries);
+    }
+    return rc ? rc : buf_append_str(out, "]");
+}
+
 /* The document without its final newline. window_s > 0 (the stream) adds
  * the busiest rooms by messages over that many seconds. */
-static int render_json(struct server *srv, const char *room, size_t room_len, double window_s,
+static int render_json(struct worker *wk, const char *room, size_t room_len, double window_s,
                        struct buf *out)
 {
+    struct server *srv = wk->srv;
     struct snapshot s;
     snapshot_take(srv, &s);
-    const struct server_stats *st = &srv->stats;
+    struct totals t;
+    totals_take(srv, &t);
+    const struct worker_stats *st = &t.st;
     size_t clients = s.subscribers;
     const struct room *r = NULL;
     if (room_len) {
@@ -165,23 +195,22 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
         }
         clients = r ? room_subscribers(r) : 0;
     }
-    int rc =
-        buf_printf(out,
-                   "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
-                   "\"max_clients\":%zu,"
-                   "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
-                   "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
-                   "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
-                   "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
-                   "\"ring_frames\":%zu,\"ring_bytes\":%zu,\"ring_memory_bytes\":%zu,"
-                   "\"max_memory\":%zu",
-                   SSE_VERSION, uptime_seconds(srv), srv->nconns, srv->max_clients, srv->streams,
-                   clients, s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
-                   (unsigned long long)st->published, (unsigned long long)st->deliveries,
-                   (unsigned long long)st->bytes_sent, (unsigned long long)st->lagged_dropped,
-                   (unsigned long long)st->accepted,
-                   (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
-                   s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
+    int rc = buf_printf(out,
+                        "{\"version\":\"%s\",\"uptime_seconds\":%.3f,\"connections\":%zu,"
+                        "\"max_clients\":%zu,"
+                        "\"streams\":%zu,\"clients\":%zu,\"subscribers\":%zu,\"rooms\":%zu,"
+                        "\"last_id\":%llu,\"messages_published\":%llu,\"deliveries\":%llu,"
+                        "\"bytes_sent\":%llu,\"slow_subscribers_dropped\":%llu,"
+                        "\"connections_accepted\":%llu,\"connections_rejected\":%llu,"
+                        "\"ring_frames\":%zu,\"ring_bytes\":%zu,\"ring_memory_bytes\":%zu,"
+                        "\"max_memory\":%zu",
+                        SSE_VERSION, uptime_seconds(wk), t.nconns, srv->max_clients, t.streams,
+                        clients, s.subscribers, s.rooms, (unsigned long long)hub_last_id(srv->hub),
+                        (unsigned long long)srv->stats.published,
+                        (unsigned long long)st->deliveries, (unsigned long long)st->bytes_sent,
+                        (unsigned long long)st->lagged_dropped, (unsigned long long)st->accepted,
+                        (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
+                        s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
     rc = rc ? rc : render_journal(srv, out);
     if (rc == 0) {
         rc = buf_printf(out, ",\"auth_refused\":%llu", (unsigned long long)st->auth_refused);
@@ -203,6 +232,7 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
                         (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6,
                         (double)total->max_ns / 1e6, (unsigned long long)total->iterations);
     }
+    rc = rc ? rc : render_threads(srv, out);
     rc = rc ? rc : render_rooms(out, "top_rooms", &s.by_subscribers, 0);
     if (rc == 0 && window_s > 0) {
         rc = buf_printf(out, ",\"rates_window_seconds\":%.3f", window_s);
@@ -211,22 +241,23 @@ static int render_json(struct server *srv, const char *room, size_t room_len, do
     return rc ? rc : buf_append_str(out, "}");
 }
 
-int stats_render_json(struct server *srv, const char *room, size_t room_len, struct buf *out)
+int stats_render_json(struct worker *wk, const char *room, size_t room_len, struct buf *out)
 {
-    int rc = render_json(srv, room, room_len, 0, out);
+    int rc = render_json(wk, room, room_len, 0, out);
     return rc ? rc : buf_append_str(out, "\n");
 }
 
-int stats_render_event(struct server *srv, struct buf *out)
+int stats_render_event(struct worker *wk, struct buf *out)
 {
-    uint64_t now = loop_now_ms(srv->loop);
+    struct server *srv = wk->srv;
+    uint64_t now = loop_now_ms(wk->loop);
     /* The rooms' recent counts cover the time since the last mark; a stream
      * renders them as rates over that window and renews the mark once a
      * second at most, so several dashboards share one window. */
     uint64_t since = srv->stats_mark_ms ? srv->stats_mark_ms : srv->started_ms;
     double window_s = (double)(now > since ? now - since : 1) / 1000.0;
     int rc = buf_append_str(out, "data: ");
-    rc = rc ? rc : render_json(srv, NULL, 0, window_s, out);
+    rc = rc ? rc : render_json(wk, NULL, 0, window_s, out);
     rc = rc ? rc : buf_append_str(out, "\n\n");
     if (now - since >= STATS_STREAM_MS) {
         hub_mark_published(srv->hub);
@@ -273,11 +304,29 @@ static int render_loop_lag(struct server *srv, struct buf *out)
     return rc;
 }
 
-int stats_render_prometheus(struct server *srv, struct buf *out)
+/* Each loop's open connections, labelled by its index. */
+static int render_thread_metrics(const struct server *srv, struct buf *out)
 {
+    int rc = metric_u64(out, &(struct metric){"sse_threads", "gauge", "Event-loop threads."},
+                        srv->nworkers);
+    rc = rc ? rc
+            : metric_head(out, &(struct metric){"sse_thread_connections", "gauge",
+                                                "Open client connections per event-loop thread."});
+    for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
+        rc = buf_printf(out, "sse_thread_connections{thread=\"%zu\"} %zu\n", i,
+                        srv->workers[i].nconns);
+    }
+    return rc;
+}
+
+int stats_render_prometheus(struct worker *wk, struct buf *out)
+{
+    struct server *srv = wk->srv;
     struct snapshot s;
     snapshot_take(srv, &s);
-    const struct server_stats *st = &srv->stats;
+    struct totals t;
+    totals_take(srv, &t);
+    const struct worker_stats *st = &t.st;
     static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 
     int rc = metric_head(out, &(struct metric){"sse_build_info", "gauge",
@@ -286,14 +335,14 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
     rc = rc ? rc
             : metric_head(out, &(struct metric){"sse_uptime_seconds", "gauge",
                                                 "Seconds since the server started."});
-    rc = rc ? rc : buf_printf(out, "sse_uptime_seconds %.3f\n", uptime_seconds(srv));
+    rc = rc ? rc : buf_printf(out, "sse_uptime_seconds %.3f\n", uptime_seconds(wk));
 
     const struct {
         struct metric m;
         unsigned long long v;
     } plain[] = {
-        {{"sse_connections", "gauge", "Open client connections."}, srv->nconns},
-        {{"sse_streams", "gauge", "Open event streams (/messages and /ping)."}, srv->streams},
+        {{"sse_connections", "gauge", "Open client connections."}, t.nconns},
+        {{"sse_streams", "gauge", "Open event streams (/messages and /ping)."}, t.streams},
         {{"sse_rooms", "gauge", "Rooms in memory."}, s.rooms},
         {{"sse_ring_frames", "gauge", "Encoded messages retained in the rooms' rings."}, s.frames},
         {{"sse_ring_bytes", "gauge", "Bytes of encoded messages retained in the rooms' rings."},
@@ -310,7 +359,7 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
           "Connections refused at --max-clients or shed when out of file descriptors."},
          (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds},
         {{"sse_messages_published_total", "counter", "Messages accepted by POST /message."},
-         st->published},
+         srv->stats.published},
         {{"sse_deliveries_total", "counter", "Messages written in full to a subscriber."},
          st->deliveries},
         {{"sse_bytes_sent_total", "counter", "Bytes written to clients."}, st->bytes_sent},
@@ -329,6 +378,7 @@ int stats_render_prometheus(struct server *srv, struct buf *out)
         rc = metric_u64(out, &plain[i].m, plain[i].v);
     }
 
+    rc = rc ? rc : render_thread_metrics(srv, out);
     rc = rc ? rc
             : metric_head(out, &(struct metric){"sse_http_responses_total", "counter",
                                                 "HTTP responses by status class."});

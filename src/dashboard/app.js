@@ -180,6 +180,18 @@
       fmtCount(j.errors) + ' errors';
   }
 
+  // How the connections are spread over the event loops, for servers that
+  // report it: one line per loop.
+  function showThreads(s) {
+    const list = Array.isArray(s.per_thread) ? s.per_thread : null;
+    $('#threads-panel').hidden = !list;
+    if (!list) return;
+    const el = $('#threads');
+    el.dataset.threads = String(list.length);
+    el.textContent = list.map((t, i) => 'loop ' + i + ': ' + fmtCount(t.connections) +
+      ' connections, ' + fmtCount(t.streams) + ' streams').join(' · ');
+  }
+
   function update(s) {
     $('#version').textContent = s.version;
     $('#uptime').textContent = fmtDuration(s.uptime_seconds);
@@ -217,6 +229,7 @@
     $('#mem-pct').textContent = pct.toFixed(pct < 10 ? 1 : 0) + '%';
 
     showJournal(s.journal);
+    showThreads(s);
     showRooms(s);
     prev = s;
     document.body.dataset.snapshots = String((Number(document.body.dataset.snapshots) || 0) + 1);

@@ -200,6 +200,11 @@ test('dashboard: live figures, agreement with /stats, schemes and sizes', async 
       'ring_memory_bytes', 'max_memory', 'slow_subscribers_dropped']) {
       assert.equal(await fieldOf(page, f), s[f], `${f}: page vs /stats`);
     }
+    // The spread over the event loops: one line per loop, as /stats lists them.
+    assert.equal(await page.$eval('#threads-panel', (el) => el.hidden), false);
+    assert.equal(await page.$eval('#threads', (el) => Number(el.dataset.threads)), s.threads);
+    assert.match(await page.$eval('#threads', (el) => el.textContent),
+      new RegExp(`^loop 0: \\d+ connections, ${s.per_thread[0].streams} streams`));
     const row = await page.$eval(`#rooms tr[data-room="${ROOM}"]`, (tr) => [...tr.cells].map((c) => c.textContent));
     assert.equal(row[0], ROOM);
     assert.equal(row[1], String(SUBS));

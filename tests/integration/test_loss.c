@@ -41,6 +41,18 @@
 
 #include "itest.h"
 
+/* Whether the server's RSS reflects what it allocates (not under TSan). */
+#if defined(__SANITIZE_THREAD__)
+#define RSS_TELLS 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RSS_TELLS 0
+#endif
+#endif
+#ifndef RSS_TELLS
+#define RSS_TELLS 1
+#endif
+
 /* ------------------------------------------------------------ helpers */
 
 #define MAX_DIRS 8
@@ -767,7 +779,13 @@ static void test_memory_cap(void **state)
     stats_u64(srv.port, "max_memory", &cap);
     printf("ring_memory_bytes %" PRIu64 " of max_memory %" PRIu64 "\n", ring, cap);
     assert_true(rss0 > 0 && rss1 > 0);
-    assert_true(rss1 - rss0 < 110 * 1024);
+    /* Under ThreadSanitizer every heap byte has shadow bytes beside it, and
+     * its allocator gives memory back lazily: RSS says nothing about the
+     * rings there, so the bound is checked by the other builds only. */
+    if (!RSS_TELLS)
+        printf("ThreadSanitizer build: the RSS bound is not checked\n");
+    else
+        assert_true(rss1 - rss0 < 110 * 1024);
     assert_int_equal(cap, 64u << 20);
     assert_true(ring <= cap);
     assert_true(ring > cap / 2); /* it did keep messages up to about the cap */

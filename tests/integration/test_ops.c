@@ -704,6 +704,14 @@ static void test_stats_figures(void **state)
     assert_true(stat_of(&r, "bytes_sent") > stat_of(b, "bytes_sent"));
     const char *v;
     size_t vlen;
+    /* One loop: its figures are the totals. */
+    assert_int_equal(stat_of(&r, "threads"), 1);
+    assert_true(json_object(r.body, r.body_len, "per_thread", &v, &vlen));
+    assert_true(vlen > 2 && v[0] == '[' && v[1] == '{' && v[vlen - 2] == '}' && v[vlen - 1] == ']');
+    assert_int_equal(json_u64(v + 1, vlen - 2, "connections"), stat_of(&r, "connections"));
+    assert_int_equal(json_u64(v + 1, vlen - 2, "streams"), 3);
+    assert_int_equal(json_u64(v + 1, vlen - 2, "deliveries"), 6);
+    assert_int_equal(json_u64(v + 1, vlen - 2, "accepted"), stat_of(&r, "connections_accepted"));
     long subs;
     assert_true(json_object(r.body, r.body_len, "top_rooms", &v, &vlen));
     assert_int_equal(top_rooms_scan(v, vlen, "a", &subs), 1);
@@ -756,6 +764,11 @@ static void test_metrics_figures(void **state)
     assert_true(metric_value(m, "sse_deliveries_total") == 6);
     assert_true(metric_value(m, "sse_rooms") == 1);
     assert_true(metric_value(m, "sse_streams") == 3);
+    assert_true(metric_value(m, "sse_threads") == 1);
+    /* 3 streams and this request, all on the one loop. */
+    assert_true(metric_value(m, "sse_thread_connections{thread=\"0\"}") ==
+                metric_value(m, "sse_connections"));
+    assert_true(metric_value(m, "sse_connections") >= 4);
     assert_true(metric_value(m, "sse_ring_bytes") > 0);
     /* 3 stream heads, 2 x 202, one /stats (the setup) at least. */
     assert_true(metric_value(m, "sse_http_responses_total{class=\"2xx\"}") >= 5);
