@@ -189,7 +189,7 @@ FUZZ_SECONDS ?= 120
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS    := $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 
-build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(DASH_GEN) tests/unit/sse_parse.c
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(LIB_SRCS) $(DASH_GEN) tests/unit/sse_parse.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CSTD) -g -O1 -Iinclude -Itests/unit -DSSE_VERSION='"$(VERSION)"' \
 	    -pthread -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $< $(LIB_SRCS) \

@@ -20,28 +20,12 @@
 #include <string.h>
 
 #include "http.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 /* Byte-per-read feeding allocates once per byte: keep it to small inputs. */
 #define BYTEWISE_MAX 768
-
-static char *copy_exact(const uint8_t *data, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-    CHECK(p != NULL);
-    if (n)
-        memcpy(p, data, n);
-    return p;
-}
 
 static void check_view(struct http_str v, const char *base, size_t len)
 {

@@ -33,14 +33,9 @@
 
 #include "journal.h"
 #include "log.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 #define MAGIC     0x4A455353u
 #define FRAME_HDR 12u

@@ -22,14 +22,9 @@
 #include <string.h>
 
 #include "jwt.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static const struct jwt_key keys[2] = {
     {"", (const unsigned char *)"fuzz-secret", 11},

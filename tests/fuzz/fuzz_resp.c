@@ -21,27 +21,11 @@
 
 #include "redis_url.h"
 #include "resp.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
-
 #define BYTEWISE_MAX 1024
-
-static char *copy_exact(const uint8_t *data, size_t n)
-{
-    char *p = malloc(n ? n : 1);
-    CHECK(p != NULL);
-    if (n)
-        memcpy(p, data, n);
-    return p;
-}
 
 static long scan_once(const uint8_t *data, size_t size, const struct resp_limits *lim)
 {

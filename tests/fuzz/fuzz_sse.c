@@ -36,16 +36,9 @@
 
 #include "sse.h"
 #include "../unit/sse_parse.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *in, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Independent restatement of the event type rule, to check the encoder's. */
 static int type_ok(const char *s, size_t len)

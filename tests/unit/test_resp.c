@@ -21,38 +21,10 @@
 
 #include "resp.h"
 
+#include "guarded.h"
+
 /* A literal and its length, NULs included. */
 #define RAW(s) s, sizeof(s) - 1
-
-struct guarded {
-    char *base;
-    size_t cap;
-    size_t map_len;
-};
-
-static void guarded_init(struct guarded *g, size_t cap)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t pages = (cap + page - 1) / page;
-    g->cap = (pages ? pages : 1) * page;
-    g->map_len = g->cap + page;
-    g->base = mmap(NULL, g->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    assert_true(g->base != MAP_FAILED);
-    assert_int_equal(mprotect(g->base + g->cap, page, PROT_NONE), 0);
-}
-
-static void guarded_free(struct guarded *g)
-{
-    assert_int_equal(munmap(g->base, g->map_len), 0);
-}
-
-static char *guarded_put(struct guarded *g, const char *s, size_t n)
-{
-    assert_true(n <= g->cap);
-    char *p = g->base + g->cap - n;
-    memmove(p, s, n);
-    return p;
-}
 
 /* Scans s[0..n) whole, in a fresh scanner. */
 static long scan_whole(const char *s, size_t n, const struct resp_limits *lim)
