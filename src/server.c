@@ -411,9 +411,81 @@ static int server_start_workers(struct server *srv)
     return 0;
 }
 
-int server_init(struct server *srv, const struct config *cfg)
+/* The static files and the token keys: read with blocking I/O, before the
+ * loop runs. */
+static int server_load_files(struct server *srv)
 {
     char err[256];
+    const struct config *cfg = &srv->cfg;
+    srv->files = static_files_load(cfg->static_dir, err, sizeof err);
+    if (!srv->files) {
+        log_error("%s", err);
+        return -1;
+    }
+    if (static_files_count(srv->files) == 0) {
+        log_warn("no static files found in %s", cfg->static_dir);
+    }
+    if (*cfg->jwt_key_file) {
+        srv->keys = keyring_load(cfg->jwt_key_file, err, sizeof err);
+        if (!srv->keys) {
+            log_error("token keys: %s", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* SIGINT, SIGTERM and SIGHUP are read from a signalfd on the loop; SIGHUP's
+ * static reload runs on a thread that reports back through an eventfd. */
+static int server_watch_signals(struct server *srv)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (srv->signal_fd < 0 ||
+        loop_watch_add(srv->loop, &srv->signal_watch, srv->signal_fd, EPOLLIN, on_signal) < 0) {
+        log_error("signalfd: %s", strerror(errno));
+        return -1;
+    }
+    if (reload_init(&srv->reload, srv->loop, srv->cfg.static_dir, on_static_reloaded, srv) < 0) {
+        log_error("eventfd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Binds, watches the listening socket and prints the one line scripts wait
+ * for ("sse-server listening on ..."). */
+static int server_listen(struct server *srv)
+{
+    char err[256];
+    const struct config *cfg = &srv->cfg;
+    srv->listen_fd = net_listen(cfg->bind, cfg->port, &srv->port, err, sizeof err);
+    if (srv->listen_fd < 0) {
+        log_error("%s", err);
+        return -1;
+    }
+    srv->spare_fd = net_spare_open();
+    if (loop_watch_add(srv->loop, &srv->listen_watch, srv->listen_fd, EPOLLIN, on_listen) < 0) {
+        log_error("epoll_ctl: %s", strerror(errno));
+        return -1;
+    }
+    const char *host = cfg->bind;
+    bool v6 = strchr(host, ':') != NULL;
+    printf("sse-server listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           srv->port);
+    fflush(stdout);
+    log_info("serving %zu static files from %s; at most %zu clients",
+             static_files_count(srv->files), cfg->static_dir, srv->max_clients);
+    return 0;
+}
+
+int server_init(struct server *srv, const struct config *cfg)
+{
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->listen_fd = srv->spare_fd = srv->signal_fd = -1;
@@ -434,24 +506,7 @@ int server_init(struct server *srv, const struct config *cfg)
                            ? cfg->max_clients
                            : (fd_limit > 2 * RESERVED_FDS ? fd_limit - RESERVED_FDS : fd_limit / 2);
 
-    srv->files = static_files_load(cfg->static_dir, err, sizeof err);
-    if (!srv->files) {
-        log_error("%s", err);
-        return -1;
-    }
-    if (static_files_count(srv->files) == 0) {
-        log_warn("no static files found in %s", cfg->static_dir);
-    }
-
-    if (*cfg->jwt_key_file) {
-        srv->keys = keyring_load(cfg->jwt_key_file, err, sizeof err);
-        if (!srv->keys) {
-            log_error("token keys: %s", err);
-            return -1;
-        }
-    }
-
-    if (server_start_workers(srv) < 0) {
+    if (server_load_files(srv) < 0 || server_start_workers(srv) < 0) {
         return -1;
     }
     srv->started_ms = loop_now_ms(srv->loop);
@@ -466,42 +521,9 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
 
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    srv->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (srv->signal_fd < 0 ||
-        loop_watch_add(srv->loop, &srv->signal_watch, srv->signal_fd, EPOLLIN, on_signal) < 0) {
-        log_error("signalfd: %s", strerror(errno));
+    if (server_watch_signals(srv) < 0 || server_listen(srv) < 0) {
         return -1;
     }
-
-    if (reload_init(&srv->reload, srv->loop, srv->cfg.static_dir, on_static_reloaded, srv) < 0) {
-        log_error("eventfd: %s", strerror(errno));
-        return -1;
-    }
-
-    srv->listen_fd = net_listen(cfg->bind, cfg->port, &srv->port, err, sizeof err);
-    if (srv->listen_fd < 0) {
-        log_error("%s", err);
-        return -1;
-    }
-    srv->spare_fd = net_spare_open();
-    if (loop_watch_add(srv->loop, &srv->listen_watch, srv->listen_fd, EPOLLIN, on_listen) < 0) {
-        log_error("epoll_ctl: %s", strerror(errno));
-        return -1;
-    }
-
-    const char *host = cfg->bind;
-    bool v6 = strchr(host, ':') != NULL;
-    printf("sse-server listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
-           srv->port);
-    fflush(stdout);
-    log_info("serving %zu static files from %s; at most %zu clients",
-             static_files_count(srv->files), cfg->static_dir, srv->max_clients);
     /* From here on nothing on the loop may block, log lines included. */
     int log_fd = log_buffer_begin();
     if (log_fd >= 0 && loop_watch_add(srv->loop, &srv->log_watch, log_fd, 0, on_log_writable) < 0) {
