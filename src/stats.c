@@ -319,6 +319,37 @@ static int render_thread_metrics(const struct server *srv, struct buf *out)
     return rc;
 }
 
+static int render_response_classes(struct buf *out, const struct worker_stats *st)
+{
+    static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    int rc = metric_head(out, &(struct metric){"sse_http_responses_total", "counter",
+                                               "HTTP responses by status class."});
+    for (int i = 0; rc == 0 && i < 5; i++) {
+        rc = buf_printf(out, "sse_http_responses_total{class=\"%s\"} %llu\n", classes[i],
+                        (unsigned long long)st->responses_by_class[i + 1]);
+    }
+    return rc;
+}
+
+/* Subscribers of the busiest rooms by name; the rest summed, so a client
+ * creating rooms cannot blow up the metric's cardinality. */
+static int render_room_metrics(struct buf *out, const struct snapshot *s)
+{
+    int rc = metric_head(out, &(struct metric){"sse_subscribers", "gauge",
+                                               "Subscribers per room: the busiest rooms by name, "
+                                               "the others summed as room ~other."});
+    for (size_t i = 0; rc == 0 && i < s->by_subscribers.n; i++) {
+        rc = buf_printf(out, "sse_subscribers{room=\"%s\"} %zu\n", s->by_subscribers.top[i].name,
+                        s->by_subscribers.top[i].subscribers);
+    }
+    if (rc == 0 && s->by_subscribers.other_rooms) {
+        /* '~' cannot appear in a room name, so this label never clashes. */
+        rc = buf_printf(out, "sse_subscribers{room=\"~other\"} %zu\n",
+                        s->by_subscribers.other_subscribers);
+    }
+    return rc;
+}
+
 int stats_render_prometheus(struct worker *wk, struct buf *out)
 {
     struct server *srv = wk->srv;
@@ -327,8 +358,6 @@ int stats_render_prometheus(struct worker *wk, struct buf *out)
     struct totals t;
     totals_take(srv, &t);
     const struct worker_stats *st = &t.st;
-    static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-
     int rc = metric_head(out, &(struct metric){"sse_build_info", "gauge",
                                                "Build information; the value is always 1."});
     rc = rc ? rc : buf_printf(out, "sse_build_info{version=\"%s\"} 1\n", SSE_VERSION);
@@ -379,26 +408,7 @@ int stats_render_prometheus(struct worker *wk, struct buf *out)
     }
 
     rc = rc ? rc : render_thread_metrics(srv, out);
-    rc = rc ? rc
-            : metric_head(out, &(struct metric){"sse_http_responses_total", "counter",
-                                                "HTTP responses by status class."});
-    for (int i = 0; rc == 0 && i < 5; i++) {
-        rc = buf_printf(out, "sse_http_responses_total{class=\"%s\"} %llu\n", classes[i],
-                        (unsigned long long)st->responses_by_class[i + 1]);
-    }
-
-    rc = rc ? rc
-            : metric_head(out, &(struct metric){"sse_subscribers", "gauge",
-                                                "Subscribers per room: the busiest rooms by name, "
-                                                "the others summed as room ~other."});
-    for (size_t i = 0; rc == 0 && i < s.by_subscribers.n; i++) {
-        rc = buf_printf(out, "sse_subscribers{room=\"%s\"} %zu\n", s.by_subscribers.top[i].name,
-                        s.by_subscribers.top[i].subscribers);
-    }
-    if (rc == 0 && s.by_subscribers.other_rooms) {
-        /* '~' cannot appear in a room name, so this label never clashes. */
-        rc = buf_printf(out, "sse_subscribers{room=\"~other\"} %zu\n",
-                        s.by_subscribers.other_subscribers);
-    }
+    rc = rc ? rc : render_response_classes(out, st);
+    rc = rc ? rc : render_room_metrics(out, &s);
     return rc ? rc : render_loop_lag(srv, out);
 }
