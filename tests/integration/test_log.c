@@ -130,17 +130,24 @@ static bool fifo_read_until(const char *needle, int timeout_ms, size_t *total)
     return false;
 }
 
-static void test_stuck_log_pipe(void **state)
+/* Starts the server with its stderr on a FIFO whose read end (fifo_fd) this
+ * test holds open without reading. */
+static void start_on_fifo(void)
 {
-    (void)state;
     char path[128];
     snprintf(path, sizeof path, "%s/log.fifo", scratch_dir());
     assert_int_equal(mkfifo(path, 0600), 0);
-    /* Held open, not read: the pipe fills after about 1,000 access lines. */
     fifo_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     assert_true(fifo_fd >= 0);
     server = itest_server_start_stderr(NULL, path);
     assert_true(server.pid > 0);
+}
+
+static void test_stuck_log_pipe(void **state)
+{
+    (void)state;
+    /* Held open, not read: the pipe fills after about 1,000 access lines. */
+    start_on_fifo();
 
     /* A long query string makes each access line about 200 bytes: a
      * megabyte of log in all, well past the pipe and the server's buffer. */
@@ -213,13 +220,7 @@ static long cpu_ticks(pid_t pid)
 static void test_log_reader_gone(void **state)
 {
     (void)state;
-    char path[128];
-    snprintf(path, sizeof path, "%s/log.fifo", scratch_dir());
-    assert_int_equal(mkfifo(path, 0600), 0);
-    fifo_fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    assert_true(fifo_fd >= 0);
-    server = itest_server_start_stderr(NULL, path);
-    assert_true(server.pid > 0);
+    start_on_fifo();
     close(fifo_fd);
     fifo_fd = -1;
 
