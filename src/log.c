@@ -20,6 +20,12 @@
 /* Writes one log_flush call makes at most: lines that other threads keep
  * adding must not hold one caller writing for ever. */
 #define LOG_FLUSH_WRITES 4
+/* "Lines dropped" notices the buffer holds at most. Their places are kept
+ * so that, when the output is lost, the lines counted as dropped are log
+ * lines only. A notice that finds no place waits, as one that finds no
+ * room does, and the lines behind it are dropped and counted meanwhile:
+ * 16 notices in the buffer at once means it is overflowing anyway. */
+#define LOG_NOTICES_MAX 16
 
 /* Set at start-up, before any thread but the first logs: read without a lock. */
 static enum log_level current_level = LOG_INFO;
@@ -44,19 +50,21 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
  */
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t idle; /* signalled when `writing` goes back to false */
-    int fd;              /* the descriptor buffered lines are written to, or -1 */
-    bool own_fd;         /* fd is our own open of the pipe: close it at the end */
-    bool is_socket;      /* write with send(MSG_DONTWAIT) */
-    bool broken;         /* the reader is gone: every line is dropped */
-    bool writing;        /* a thread (log_flush, log_buffer_end) is the writer */
-    bool ending;         /* log_buffer_end runs: only it writes */
-    bool full;           /* the last write found the descriptor full */
-    int restore_flags;   /* stderr's file status flags to put back, or -1 */
-    size_t head, len;    /* unwritten bytes are buf[head, len) */
-    size_t wend;         /* during a write(2): the end of its span; else 0 */
-    uint64_t dropped;    /* lines dropped since start */
-    uint64_t unreported; /* ... of which no "lines dropped" line has told yet */
+    pthread_cond_t idle;                /* signalled when `writing` goes back to false */
+    int fd;                             /* the descriptor buffered lines are written to, or -1 */
+    bool own_fd;                        /* fd is our own open of the pipe: close it at the end */
+    bool is_socket;                     /* write with send(MSG_DONTWAIT) */
+    bool broken;                        /* the reader is gone: every line is dropped */
+    bool writing;                       /* a thread (log_flush, log_buffer_end) is the writer */
+    bool ending;                        /* log_buffer_end runs: only it writes */
+    bool full;                          /* the last write found the descriptor full */
+    int restore_flags;                  /* stderr's file status flags to put back, or -1 */
+    size_t head, len;                   /* unwritten bytes are buf[head, len) */
+    size_t wend;                        /* during a write(2): the end of its span; else 0 */
+    uint64_t dropped;                   /* lines dropped since start */
+    uint64_t unreported;                /* ... of which no "lines dropped" line has told yet */
+    unsigned notices;                   /* notices in buf[head, len), whose ends are: */
+    size_t notice_end[LOG_NOTICES_MAX]; /* where each one's newline is, in order */
     char buf[LOG_BUF_CAP];
 } sink = {.lock = PTHREAD_MUTEX_INITIALIZER,
           .idle = PTHREAD_COND_INITIALIZER,
@@ -139,15 +147,25 @@ static size_t format_line(char *line, enum log_level level, const char *msg)
     return n;
 }
 
+/* Moves buf[head, len) to the front, the notices' places with it. Never
+ * while a write(2) is reading the buffer (wend != 0). Under the lock. */
+static void move_to_front(void)
+{
+    memmove(sink.buf, sink.buf + sink.head, sink.len - sink.head);
+    for (unsigned i = 0; i < sink.notices; i++) {
+        sink.notice_end[i] -= sink.head;
+    }
+    sink.len -= sink.head;
+    sink.head = 0;
+}
+
 /* Appends a whole line to the buffer, or nothing; false when it is full.
  * Under the lock. */
 static bool buf_put(const char *line, size_t n)
 {
     /* The span a write(2) is reading must not move: compact only when none is. */
     if (sink.len + n > LOG_BUF_CAP && sink.head > 0 && sink.wend == 0) {
-        memmove(sink.buf, sink.buf + sink.head, sink.len - sink.head);
-        sink.len -= sink.head;
-        sink.head = 0;
+        move_to_front();
     }
     if (sink.len + n > LOG_BUF_CAP) {
         return false;
@@ -165,9 +183,10 @@ static bool put_drop_notice(void)
     snprintf(msg, sizeof msg, "%llu log lines dropped: the log output was not keeping up",
              (unsigned long long)sink.unreported);
     size_t n = format_line(line, LOG_WARN, msg);
-    if (!buf_put(line, n)) {
+    if (sink.notices == LOG_NOTICES_MAX || !buf_put(line, n)) {
         return false;
     }
+    sink.notice_end[sink.notices++] = sink.len - 1;
     sink.unreported = 0;
     return true;
 }
@@ -221,6 +240,7 @@ static int open_sink(void)
         return -1;
     }
     sink.head = sink.len = 0;
+    sink.notices = 0;
     sink.broken = sink.full = false;
     if (S_ISSOCK(st.st_mode)) {
         /* send(MSG_DONTWAIT) does not block and leaves the socket's shared
@@ -274,6 +294,32 @@ static uint64_t count_lines(size_t from, size_t to)
     return n;
 }
 
+/* buf[from, len) will never be written: counts its log lines as dropped
+ * (the notices among them are not log lines) and cuts it off. A line cut
+ * by a partial write counts too: its newline is in there. Under the lock. */
+static void drop_from(size_t from)
+{
+    uint64_t lines = count_lines(from, sink.len);
+    while (sink.notices > 0 && sink.notice_end[sink.notices - 1] >= from) {
+        sink.notices--;
+        lines--;
+    }
+    sink.dropped += lines;
+    sink.len = from;
+}
+
+/* w more bytes are out: forgets the notices that are now wholly written. */
+static void advance(size_t w)
+{
+    sink.head += w;
+    unsigned k = 0;
+    while (k < sink.notices && sink.notice_end[k] < sink.head) {
+        k++;
+    }
+    memmove(sink.notice_end, sink.notice_end + k, (sink.notices - k) * sizeof sink.notice_end[0]);
+    sink.notices -= k;
+}
+
 /* The reader went away (EPIPE) or the fd failed: what is buffered is lost,
  * and so is every later line; they are only counted. Under the lock. While
  * another thread writes buf[head, wend), that span is its to count when its
@@ -281,8 +327,7 @@ static uint64_t count_lines(size_t from, size_t to)
 static void give_up(void)
 {
     size_t from = sink.wend ? sink.wend : sink.head;
-    sink.dropped += count_lines(from, sink.len);
-    sink.len = from;
+    drop_from(from);
     if (from == sink.head) {
         sink.head = sink.len = 0;
     }
@@ -315,11 +360,8 @@ static ssize_t write_pending(void)
  * (when nothing may move) would be dropped with the buffer mostly empty. */
 static void compact_after_write(void)
 {
-    size_t rest = sink.len - sink.head;
-    if (rest <= sink.head) {
-        memmove(sink.buf, sink.buf + sink.head, rest);
-        sink.head = 0;
-        sink.len = rest;
+    if (sink.len - sink.head <= sink.head) {
+        move_to_front();
     }
 }
 
@@ -340,12 +382,12 @@ static bool flush_pending(void)
         }
         ssize_t w = write_pending();
         if (w > 0) {
-            sink.head += (size_t)w;
+            advance((size_t)w);
             compact_after_write();
         }
         if (sink.broken) {
             /* Another thread gave up while we wrote: the rest of our span is lost. */
-            sink.dropped += count_lines(sink.head, sink.len);
+            drop_from(sink.head);
             sink.head = sink.len = 0;
         } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             sink.full = true;
@@ -426,6 +468,7 @@ static void close_sink(void)
     sink.fd = sink.restore_flags = -1;
     sink.own_fd = sink.is_socket = sink.broken = sink.full = false;
     sink.head = sink.len = 0;
+    sink.notices = 0;
 }
 
 void log_buffer_end(int timeout_ms)

@@ -173,6 +173,41 @@ static void test_reader_gone(void **state)
     assert_int_equal(log_lines_dropped() - dropped0, 3);
 }
 
+/* A reader gone with a "lines dropped" line still buffered: the lines
+ * counted as dropped are the log lines that did not get out, exactly; the
+ * notice, which is no log line, is not one of them. */
+static void test_reader_gone_with_notice_buffered(void **state)
+{
+    (void)state;
+    int p[2];
+    make_pipe(p);
+    assert_true(fcntl(p[0], F_SETPIPE_SZ, 4096) > 0);
+    set_stderr(p[1]);
+    assert_true(log_buffer_begin() >= 0);
+    uint64_t dropped0 = log_lines_dropped();
+
+    /* Some 480 KB against a 256 KiB buffer: the rest is dropped. */
+    char pad[201];
+    memset(pad, 'x', 200);
+    pad[200] = 0;
+    int lines = 0;
+    for (; lines < 2000; lines++) {
+        log_info("%06d %s", lines, pad);
+    }
+    assert_true(log_lines_dropped() > dropped0);
+    assert_true(log_flush());          /* 4 KiB out, the pipe full */
+    log_info("%06d %s", lines++, pad); /* the notice goes in first, then this line */
+
+    char buf[8192];
+    size_t n = drain(p[0], buf, sizeof buf);
+    close(p[0]);
+    assert_false(log_flush()); /* EPIPE */
+    assert_true(log_broken());
+    /* The last line read may be cut short: it did not get out whole. */
+    size_t got = count_char(buf, n, '\n');
+    assert_int_equal(got + (log_lines_dropped() - dropped0), (size_t)lines);
+}
+
 static void test_file_is_direct(void **state)
 {
     (void)state;
@@ -224,7 +259,8 @@ struct logger {
     pthread_t thread;
     int id;
     int lines;
-    unsigned flushes; /* log_flush calls that said bytes remain */
+    int lose_at;      /* before this line, tell the log its output is lost; -1: never */
+    unsigned pending; /* log_flush calls that said bytes remain */
 };
 
 /* Each thread's lines have their own length and filler, so two lines mixed
@@ -241,10 +277,13 @@ static void *logger_run(void *arg)
     memset(pad, 'a' + lg->id, pad_len(lg->id));
     pad[pad_len(lg->id)] = 0;
     for (int i = 0; i < lg->lines; i++) {
+        if (i == lg->lose_at) {
+            log_output_lost(); /* as a loop does on EPOLLERR */
+        }
         log_info("t%d %06d %s", lg->id, i, pad);
         /* Every loop flushes from its own before-sleep hook. */
         if (i % 8 == 7 && log_flush()) {
-            lg->flushes++;
+            lg->pending++;
         }
     }
     return NULL;
@@ -282,35 +321,48 @@ static void tally_line(struct tally *t, const char *line, size_t n)
     t->got++;
 }
 
+struct run {
+    int lines;         /* per thread */
+    int pipe_size;     /* 0: the default size */
+    unsigned pause_us; /* the reader's pause between reads */
+    int lose_at;       /* thread 0 loses the output before this line; -1: never */
+    uint64_t dropped;  /* out: lines counted as dropped */
+    unsigned pending;  /* out: log_flush calls that said bytes remain */
+};
+
 /*
- * Four threads log `lines` lines each and flush as they go, into a pipe of
- * pipe_size bytes (0: the default size) that a reader thread drains with `pause_us` between reads.
- * Then log_buffer_end drains the rest and the pipe is closed: every line
- * that arrived is whole and in its thread's order, each arrived once, and
- * those that did not are exactly the ones counted as dropped, all of them
- * told by the "dropped" lines. Returns the number dropped.
+ * Four threads log r->lines lines each and flush as they go, into a pipe
+ * that a reader thread drains. Then log_buffer_end drains the rest and the
+ * pipe is closed: every line that arrived is whole and in its thread's
+ * order, each arrived once, and those that did not are exactly the ones
+ * counted as dropped, all of them told by "dropped" lines unless the
+ * output was lost (lines dropped after that are only counted).
  */
-static uint64_t run_threads(int lines, int pipe_size, unsigned pause_us)
+static void run_threads(struct run *r)
 {
+    int lines = r->lines;
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    assert_true(pipe_size == 0 || fcntl(p[0], F_SETPIPE_SZ, pipe_size) >= pipe_size);
+    assert_true(r->pipe_size == 0 || fcntl(p[0], F_SETPIPE_SZ, r->pipe_size) >= r->pipe_size);
     set_stderr(p[1]);
     assert_true(log_buffer_begin() >= 0);
     uint64_t dropped0 = log_lines_dropped();
 
-    struct capture cap = {.fd = p[0], .pause_us = pause_us, .buf = malloc(CAPTURE_CAP)};
+    struct capture cap = {.fd = p[0], .pause_us = r->pause_us, .buf = malloc(CAPTURE_CAP)};
     assert_non_null(cap.buf);
     pthread_t reader;
     assert_int_equal(pthread_create(&reader, NULL, capture_run, &cap), 0);
     struct logger lg[NTHREADS];
     for (int k = 0; k < NTHREADS; k++) {
-        lg[k] = (struct logger){.id = k, .lines = lines};
+        lg[k] = (struct logger){.id = k, .lines = lines, .lose_at = k == 0 ? r->lose_at : -1};
         assert_int_equal(pthread_create(&lg[k].thread, NULL, logger_run, &lg[k]), 0);
     }
+    r->pending = 0;
     for (int k = 0; k < NTHREADS; k++) {
         pthread_join(lg[k].thread, NULL);
+        r->pending += lg[k].pending;
     }
+    assert_int_equal(log_broken(), r->lose_at >= 0);
     /* Ten seconds is far more than the reader needs for 256 KiB. */
     log_buffer_end(10000);
     uint64_t dropped = log_lines_dropped() - dropped0;
@@ -324,14 +376,20 @@ static uint64_t run_threads(int lines, int pipe_size, unsigned pause_us)
          line = nl + 1) {
         tally_line(&t, line, (size_t)(nl - line));
     }
-    assert_true(cap.len > 0 && cap.buf[cap.len - 1] == '\n');
     assert_int_equal((uint64_t)t.got + dropped, (uint64_t)NTHREADS * (uint64_t)lines);
-    assert_int_equal(t.noticed, dropped);
     for (int k = 0; k < NTHREADS; k++) {
-        assert_true(t.next[k] <= lines);
+        assert_true(t.next[k] <= (k == 0 && r->lose_at >= 0 ? r->lose_at : lines));
+    }
+    if (r->lose_at < 0) {
+        assert_true(cap.len > 0 && cap.buf[cap.len - 1] == '\n');
+        assert_int_equal(t.noticed, dropped);
+    } else {
+        /* A write under way when the output was lost may have got part
+         * of a line out; that line counts as dropped. */
+        assert_true(t.noticed <= dropped);
     }
     free(cap.buf);
-    return dropped;
+    r->dropped = dropped;
 }
 
 /* Fewer lines than the buffer holds (about 226 KB of them in 256 KiB), so
@@ -340,7 +398,9 @@ static uint64_t run_threads(int lines, int pipe_size, unsigned pause_us)
 static void test_threads_room_for_all(void **state)
 {
     (void)state;
-    assert_int_equal(run_threads(350, 0, 0), 0);
+    struct run r = {.lines = 350, .lose_at = -1};
+    run_threads(&r);
+    assert_int_equal(r.dropped, 0);
 }
 
 /* A slow reader behind a 4 KiB pipe (4 MB/s at most, against some 3.2 MB
@@ -350,7 +410,23 @@ static void test_threads_room_for_all(void **state)
 static void test_threads_slow_reader_drops_counted(void **state)
 {
     (void)state;
-    assert_true(run_threads(5000, 4096, 1000) > 0);
+    struct run r = {.lines = 5000, .pipe_size = 4096, .pause_us = 1000, .lose_at = -1};
+    run_threads(&r);
+    assert_true(r.dropped > 0);
+    /* The loops were told to watch for EPOLLOUT. */
+    assert_true(r.pending > 0);
+}
+
+/* One thread reports the output lost (EPOLLERR) halfway while the others
+ * append and write: every line of that thread from then on, and whatever
+ * was buffered or being written, is dropped and counted, none twice and
+ * none missing from the count, and nothing more is written. */
+static void test_threads_output_lost(void **state)
+{
+    (void)state;
+    struct run r = {.lines = 2000, .lose_at = 1000};
+    run_threads(&r);
+    assert_true(r.dropped >= 1000);
 }
 
 struct limiter {
@@ -401,9 +477,11 @@ int main(void)
         cmocka_unit_test_teardown(test_pipe_is_buffered, teardown),
         cmocka_unit_test_teardown(test_full_pipe_drops_whole_lines, teardown),
         cmocka_unit_test_teardown(test_reader_gone, teardown),
+        cmocka_unit_test_teardown(test_reader_gone_with_notice_buffered, teardown),
         cmocka_unit_test_teardown(test_file_is_direct, teardown),
         cmocka_unit_test_teardown(test_threads_room_for_all, teardown),
         cmocka_unit_test_teardown(test_threads_slow_reader_drops_counted, teardown),
+        cmocka_unit_test_teardown(test_threads_output_lost, teardown),
         cmocka_unit_test(test_limit_shared_by_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
