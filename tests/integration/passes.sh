@@ -69,5 +69,5 @@ for n in $passes; do
                 "$logdir/integration-threads-$n.log" | tr '\n' ' '))"
     fi
 done
-echo "integration: the passes at ITEST_THREADS=$(echo $passes | tr " " ",") took $((SECONDS - start)) s side by side"
+echo "integration: ITEST_THREADS=$(echo $passes | tr " " ",") in $((SECONDS - start)) s"
 exit $failed
