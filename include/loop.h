@@ -105,6 +105,8 @@ struct loop_lag {
 const struct loop_lag *loop_lag(const struct loop *loop);
 /* The iterations of the last LOOP_LAG_WINDOW_MS to three times that. */
 void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out);
+/* Adds h into sum (several loops' histograms as one). */
+void loop_lag_add(struct loop_lag_hist *sum, const struct loop_lag_hist *h);
 /* The q-quantile (0 < q <= 1) of the busy times in nanoseconds, estimated
  * by linear interpolation inside its bucket (as Prometheus'
  * histogram_quantile does) and never above the maximum seen; 0 when no

@@ -75,6 +75,11 @@ struct worker {
     /* The claims of the token being checked (auth.c), likewise. */
     struct jwt_claims claims;
 
+    /* The loop's lag histograms as of its last iteration, copied by the
+     * loop itself so that /stats on any loop can add them up. */
+    pthread_mutex_t lag_lock;
+    struct loop_lag_hist lag_total, lag_recent;
+
     uint64_t rng;
     time_t date_sec;
     char date[40];
@@ -85,6 +90,11 @@ struct worker {
 int worker_init(struct worker *w, struct server *srv, uint64_t seed);
 /* Frees the loop; its connections must have been closed and freed. */
 void worker_release(struct worker *w);
+
+/* On the worker's loop: copies its lag histograms for other loops. */
+void worker_lag_publish(struct worker *w);
+/* Any thread: adds the worker's last copied histograms to total and recent. */
+void worker_lag_read(struct worker *w, struct loop_lag_hist *total, struct loop_lag_hist *recent);
 
 /* A fast non-cryptographic random number (for retry jitter). */
 uint32_t worker_random(struct worker *w);

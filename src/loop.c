@@ -322,16 +322,20 @@ void loop_lag_recent(const struct loop *loop, struct loop_lag_hist *out)
     for (unsigned w = 0; w < 2; w++) {
         const struct loop_lag_hist *h = &lag->window[w];
         bool fresh = w == lag->cur ? age < 2 * LOOP_LAG_WINDOW_MS : age < LOOP_LAG_WINDOW_MS;
-        if (!fresh) {
-            continue;
+        if (fresh) {
+            loop_lag_add(out, h);
         }
-        for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
-            out->counts[i] += h->counts[i];
-        }
-        out->iterations += h->iterations;
-        out->sum_ns += h->sum_ns;
-        out->max_ns = h->max_ns > out->max_ns ? h->max_ns : out->max_ns;
     }
+}
+
+void loop_lag_add(struct loop_lag_hist *sum, const struct loop_lag_hist *h)
+{
+    for (size_t i = 0; i <= LOOP_LAG_BUCKETS; i++) {
+        sum->counts[i] += h->counts[i];
+    }
+    sum->iterations += h->iterations;
+    sum->sum_ns += h->sum_ns;
+    sum->max_ns = h->max_ns > sum->max_ns ? h->max_ns : sum->max_ns;
 }
 
 uint64_t loop_lag_quantile_ns(const struct loop_lag_hist *lag, double q)

@@ -329,12 +329,14 @@ static void on_log_writable(struct loop *loop, struct loop_watch *w, uint32_t ev
 }
 
 /* The start of every iteration: from here the loop may hold pointers to
- * frames and tables other loops retire. */
+ * frames and tables other loops retire. Its lag figures, up to the last
+ * iteration, are copied for /stats on other loops. */
 static void after_wake(struct loop *loop, void *arg)
 {
     struct worker *w = arg;
     (void)loop;
     qsbr_online(hub_qsbr(w->srv->hub), w->index);
+    worker_lag_publish(w);
 }
 
 /* The end of every iteration: this iteration's log lines go out in one

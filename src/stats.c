@@ -161,18 +161,32 @@ static int render_journal(struct server *srv, struct buf *out)
 }
 
 /* How the load is spread: the number of loops, then each one's figures. */
-static int render_threads(const struct server *srv, struct buf *out)
+/* Every loop's lag histograms as one (each as of its last iteration; the
+ * answering loop's own, fresh). */
+static void lag_take(struct server *srv, struct loop_lag_hist *total, struct loop_lag_hist *recent)
+{
+    memset(total, 0, sizeof *total);
+    memset(recent, 0, sizeof *recent);
+    for (size_t i = 0; i < srv->nworkers; i++) {
+        worker_lag_read(&srv->workers[i], total, recent);
+    }
+}
+
+static int render_threads(struct server *srv, struct buf *out)
 {
     int rc = buf_printf(out, ",\"threads\":%zu,\"per_thread\":[", srv->nworkers);
     for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
-        const struct worker *w = &srv->workers[i];
+        struct worker *w = &srv->workers[i];
+        struct loop_lag_hist total = {0}, recent = {0};
+        worker_lag_read(w, &total, &recent);
         rc = buf_printf(out,
                         "%s{\"connections\":%zu,\"streams\":%zu,\"accepted\":%llu,"
-                        "\"deliveries\":%llu}",
+                        "\"deliveries\":%llu,\"loop_lag_ms\":%.3f}",
                         i ? "," : "", (size_t)counter_get(&w->nconns),
                         (size_t)counter_get(&w->streams),
                         (unsigned long long)counter_get(&w->stats.accepted),
-                        (unsigned long long)counter_get(&w->stats.deliveries));
+                        (unsigned long long)counter_get(&w->stats.deliveries),
+                        (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6);
     }
     return rc ? rc : buf_append_str(out, "]");
 }
@@ -221,19 +235,18 @@ static int render_json(struct worker *wk, const char *room, size_t room_len, dou
         rc = buf_printf(out, ",\"room\":{\"name\":\"%.*s\",\"subscribers\":%zu,\"frames\":%zu}",
                         (int)room_len, room, r ? room_subscribers(r) : 0, r ? room_frames(r) : 0);
     }
-    /* loop_lag_ms is a number (the recent p99) so that a dashboard can
-     * chart it; the maximum is since start, so that no stall goes unseen. */
-    struct loop_lag_hist recent;
-    /* The loop that answers: another loop's histogram is its own to write. */
-    loop_lag_recent(wk->loop, &recent);
-    const struct loop_lag_hist *total = &loop_lag(wk->loop)->total;
+    /* loop_lag_ms is a number (the recent p99, over every loop's
+     * iterations) so that a dashboard can chart it; the maximum is since
+     * start, so that no stall goes unseen. */
+    struct loop_lag_hist total, recent;
+    lag_take(srv, &total, &recent);
     if (rc == 0) {
         rc = buf_printf(out,
                         ",\"log_lines_dropped\":%llu,\"loop_lag_ms\":%.3f,\"loop_lag_max_ms\":%.3f,"
                         "\"loop_iterations\":%llu",
                         (unsigned long long)log_lines_dropped(),
                         (double)loop_lag_quantile_ns(&recent, 0.99) / 1e6,
-                        (double)total->max_ns / 1e6, (unsigned long long)total->iterations);
+                        (double)total.max_ns / 1e6, (unsigned long long)total.iterations);
     }
     rc = rc ? rc : render_threads(srv, out);
     rc = rc ? rc : render_rooms(out, "top_rooms", &s.by_subscribers, 0);
@@ -293,9 +306,11 @@ static int metric_u64(struct buf *out, const struct metric *m, unsigned long lon
 }
 
 /* The loop-lag histogram, cumulative as Prometheus wants it. */
-static int render_loop_lag(const struct worker *wk, struct buf *out)
+static int render_loop_lag(struct server *srv, struct buf *out)
 {
-    const struct loop_lag_hist *lag = &loop_lag(wk->loop)->total;
+    struct loop_lag_hist total, recent;
+    lag_take(srv, &total, &recent);
+    const struct loop_lag_hist *lag = &total;
     const char *name = "sse_loop_iteration_seconds";
     int rc = metric_head(out, &(struct metric){name, "histogram",
                                                "Time each event-loop iteration kept the loop busy "
@@ -429,5 +444,5 @@ static int render_prometheus(struct worker *wk, struct buf *out)
     rc = rc ? rc : render_thread_metrics(srv, out);
     rc = rc ? rc : render_response_classes(out, st);
     rc = rc ? rc : render_room_metrics(out, &s);
-    return rc ? rc : render_loop_lag(wk, out);
+    return rc ? rc : render_loop_lag(srv, out);
 }

@@ -13,6 +13,7 @@ int worker_init(struct worker *w, struct server *srv, uint64_t seed)
     w->batches_tail = &w->batches;
     /* xorshift has one fixed point, zero: never start there. */
     w->rng = seed | 1;
+    pthread_mutex_init(&w->lag_lock, NULL);
     w->loop = loop_new();
     return w->loop ? 0 : -1;
 }
@@ -21,6 +22,25 @@ void worker_release(struct worker *w)
 {
     loop_free(w->loop);
     w->loop = NULL;
+    pthread_mutex_destroy(&w->lag_lock);
+}
+
+void worker_lag_publish(struct worker *w)
+{
+    struct loop_lag_hist recent;
+    loop_lag_recent(w->loop, &recent);
+    pthread_mutex_lock(&w->lag_lock);
+    w->lag_total = loop_lag(w->loop)->total;
+    w->lag_recent = recent;
+    pthread_mutex_unlock(&w->lag_lock);
+}
+
+void worker_lag_read(struct worker *w, struct loop_lag_hist *total, struct loop_lag_hist *recent)
+{
+    pthread_mutex_lock(&w->lag_lock);
+    loop_lag_add(total, &w->lag_total);
+    loop_lag_add(recent, &w->lag_recent);
+    pthread_mutex_unlock(&w->lag_lock);
 }
 
 uint32_t worker_random(struct worker *w)

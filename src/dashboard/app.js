@@ -189,7 +189,9 @@
     const el = $('#threads');
     el.dataset.threads = String(list.length);
     el.textContent = list.map((t, i) => 'loop ' + i + ': ' + fmtCount(t.connections) +
-      ' connections, ' + fmtCount(t.streams) + ' streams').join(' · ');
+      ' connections, ' + fmtCount(t.streams) + ' streams' +
+      (typeof t.loop_lag_ms === 'number' ? ', lag ' + t.loop_lag_ms.toFixed(1) + ' ms' : ''))
+      .join(' · ');
   }
 
   function update(s) {
