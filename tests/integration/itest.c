@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -2045,4 +2046,43 @@ struct itest_server *itest_state_server(void **state)
 int itest_state_port(void **state)
 {
     return itest_state_server(state)->port;
+}
+
+/* Bytes readable on fd right now, without waiting. */
+static size_t readable_now(int fd)
+{
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) < 0 || n < 0)
+        return 0;
+    return (size_t)n;
+}
+
+void itest_check_answer_after_fanout(struct itest_sub *subs, size_t n, int port, const char *target,
+                                     int rounds)
+{
+    size_t first = subs[0].events.count;
+    struct itest_conn c;
+    assert_int_equal(itest_conn_open(&c, port), 0);
+    for (int round = 0; round < rounds; round++) {
+        /* Everything earlier was read: the queues are empty now. */
+        assert_int_equal(itest_subs_drive(subs, n, first + (size_t)round, itest_timeout()), n);
+        for (size_t i = 0; i < n; i++) {
+            for (int k = 0; k < 100 && readable_now(subs[i].conn.fd) > 0; k++)
+                itest_sub_step(&subs[i]);
+            assert_int_equal(readable_now(subs[i].conn.fd), 0);
+        }
+        char body[32];
+        int len = snprintf(body, sizeof body, "{\"r\":%d}", round);
+        assert_int_equal(itest_post_message_conn(&c, target, body, (size_t)len, NULL, NULL), 202);
+        /* The last subscribers in fan-out order first: they are written
+         * last, so an answer sent before the fan-out would show here. */
+        size_t without = 0;
+        for (size_t i = n; i-- > 0;)
+            without += readable_now(subs[i].conn.fd) == 0;
+        if (without)
+            fail_msg("round %d: 202 read while %zu of %zu subscribers had nothing yet", round,
+                     without, n);
+    }
+    itest_conn_close(&c);
+    assert_int_equal(itest_subs_drive(subs, n, first + (size_t)rounds, itest_timeout()), n);
 }

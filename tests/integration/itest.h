@@ -396,6 +396,18 @@ void itest_sub_abort(struct itest_sub *s);
  * how many subscribers reached the goal. want = 0 just waits for the heads.
  */
 size_t itest_subs_drive(struct itest_sub *subs, size_t n, size_t want, int timeout_ms);
+
+/*
+ * The publisher's 202 comes after the fan-out: `rounds` times, with every
+ * subscriber's socket read empty, POSTs one message to `target` (on one
+ * keep-alive connection to port) and, once the 202 is read, fails the test
+ * unless every subscriber's socket already holds bytes (on loopback they
+ * are in the receiving queue once the server's write returned). The
+ * subscribers must have received `first` events already; at the end they
+ * have received first + rounds.
+ */
+void itest_check_answer_after_fanout(struct itest_sub *subs, size_t n, int port, const char *target,
+                                     int rounds);
 /* Starts n subscribers to `target` and waits for all their heads. Returns how
  * many are streaming (n on success). */
 size_t itest_subs_open(struct itest_sub *subs, size_t n, int port, const char *target,

@@ -1556,15 +1556,6 @@ static void test_max_body(void **state)
 
 /* ----------------------------------------------------- answer after fan-out */
 
-/* Bytes readable on fd right now, without waiting. */
-static size_t readable_now(int fd)
-{
-    int n = 0;
-    if (ioctl(fd, FIONREAD, &n) < 0 || n < 0)
-        return 0;
-    return (size_t)n;
-}
-
 /*
  * The publisher's 202 is written only after the message went out to every
  * caught-up subscriber: when the answer is read, each subscriber's socket
@@ -1578,30 +1569,7 @@ static void test_answer_after_fanout(void **state)
     enum { N = 200, ROUNDS = 20 };
     static struct itest_sub subs[N];
     assert_int_equal(itest_subs_open(subs, N, port, "/messages?room=ack", itest_timeout()), N);
-    struct itest_conn c;
-    assert_int_equal(itest_conn_open(&c, port), 0);
-    for (int round = 0; round < ROUNDS; round++) {
-        /* Everything earlier was read: the queues are empty now. */
-        assert_int_equal(itest_subs_drive(subs, N, (size_t)round, itest_timeout()), N);
-        for (size_t i = 0; i < N; i++) {
-            for (int k = 0; k < 100 && readable_now(subs[i].conn.fd) > 0; k++)
-                itest_sub_step(&subs[i]);
-            assert_int_equal(readable_now(subs[i].conn.fd), 0);
-        }
-        char body[32];
-        snprintf(body, sizeof body, "{\"r\":%d}", round);
-        post_ok(&c, "/message?room=ack", body, NULL);
-        /* The last subscribers in fan-out order first: they are written
-         * last, so an answer sent before the fan-out would show here. */
-        size_t without = 0;
-        for (size_t i = N; i-- > 0;)
-            without += readable_now(subs[i].conn.fd) == 0;
-        if (without)
-            fail_msg("round %d: 202 read while %zu of %d subscribers had nothing yet", round,
-                     without, N);
-    }
-    itest_conn_close(&c);
-    assert_int_equal(itest_subs_drive(subs, N, ROUNDS, itest_timeout()), N);
+    itest_check_answer_after_fanout(subs, N, port, "/message?room=ack", ROUNDS);
     for (size_t i = 0; i < N; i++)
         itest_sub_close(&subs[i]);
 }

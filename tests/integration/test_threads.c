@@ -189,14 +189,6 @@ static void assert_balanced(const char *what, const struct thread_stats *t)
     }
 }
 
-static size_t readable_now(int fd)
-{
-    int n = 0;
-    if (ioctl(fd, FIONREAD, &n) < 0 || n < 0)
-        return 0;
-    return (size_t)n;
-}
-
 /* ------------------------------------------------------------- spread */
 
 static void test_spread(void **state)
@@ -360,29 +352,7 @@ static void test_answer_after_every_fanout(void **state)
     for (size_t i = 0; i < t.n; i++)
         assert_true(t.loop[i].streams > 0);
 
-    struct itest_conn c;
-    assert_int_equal(itest_conn_open(&c, s.port), 0);
-    for (int round = 0; round < ROUNDS; round++) {
-        /* Everything earlier was read: the queues are empty now. */
-        assert_int_equal(itest_subs_drive(subs, N, (size_t)round, itest_timeout()), N);
-        for (size_t i = 0; i < N; i++) {
-            for (int k = 0; k < 100 && readable_now(subs[i].conn.fd) > 0; k++)
-                itest_sub_step(&subs[i]);
-            assert_int_equal(readable_now(subs[i].conn.fd), 0);
-        }
-        char body[32];
-        int len = snprintf(body, sizeof body, "{\"r\":%d}", round);
-        assert_int_equal(
-            itest_post_message_conn(&c, "/message?room=ack", body, (size_t)len, NULL, NULL), 202);
-        size_t without = 0;
-        for (size_t i = N; i-- > 0;)
-            without += readable_now(subs[i].conn.fd) == 0;
-        if (without)
-            fail_msg("round %d: 202 read while %zu of %d subscribers had nothing yet", round,
-                     without, N);
-    }
-    itest_conn_close(&c);
-    assert_int_equal(itest_subs_drive(subs, N, ROUNDS, itest_timeout()), N);
+    itest_check_answer_after_fanout(subs, N, s.port, "/message?room=ack", ROUNDS);
     for (size_t i = 0; i < N; i++)
         itest_sub_close(&subs[i]);
     assert_int_equal(itest_server_stop(&s), 0);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_capture.h"
 #include "log.h"
 
 extern char **environ;
@@ -65,14 +66,6 @@ static int teardown(void **state)
     return 0;
 }
 
-static size_t read_all(FILE *f, char *out, size_t cap)
-{
-    rewind(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    return n;
-}
-
 /* Runs config_parse on a NULL-terminated argument list (argv[0] is added)
  * with stdout and stderr captured into `output`. */
 static enum config_result parse_argv(struct config *cfg, const char *const *args)
@@ -86,29 +79,7 @@ static enum config_result parse_argv(struct config *cfg, const char *const *args
     }
     argv[argc] = NULL;
 
-    FILE *out = tmpfile(), *err = tmpfile();
-    assert_non_null(out);
-    assert_non_null(err);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-    assert_true(saved_out >= 0 && saved_err >= 0);
-    dup2(fileno(out), STDOUT_FILENO);
-    dup2(fileno(err), STDERR_FILENO);
-
-    enum config_result r = config_parse(cfg, argc, argv);
-
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, STDOUT_FILENO);
-    dup2(saved_err, STDERR_FILENO);
-    close(saved_out);
-    close(saved_err);
-    size_t n = read_all(out, output, sizeof output);
-    read_all(err, output + n, sizeof output - n);
-    fclose(out);
-    fclose(err);
-    return r;
+    return config_parse_captured(cfg, argc, argv, output, sizeof output);
 }
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -21,16 +21,9 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_capture.h"
 
 static char output[16384]; /* what the last parse printed, stdout then stderr */
-
-static size_t read_all(FILE *f, char *out, size_t cap)
-{
-    rewind(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = '\0';
-    return n;
-}
 
 /* config_parse on "sse-server" followed by up to two arguments (NULL ends
  * them early), with stdout and stderr captured into `output`. */
@@ -38,29 +31,7 @@ static enum config_result parse2(struct config *cfg, const char *a, const char *
 {
     char *argv[] = {(char *)"sse-server", (char *)a, (char *)b, NULL};
     int argc = !a ? 1 : !b ? 2 : 3;
-    FILE *out = tmpfile(), *err = tmpfile();
-    assert_non_null(out);
-    assert_non_null(err);
-    fflush(stdout);
-    fflush(stderr);
-    int saved_out = dup(STDOUT_FILENO), saved_err = dup(STDERR_FILENO);
-    assert_true(saved_out >= 0 && saved_err >= 0);
-    dup2(fileno(out), STDOUT_FILENO);
-    dup2(fileno(err), STDERR_FILENO);
-
-    enum config_result r = config_parse(cfg, argc, argv);
-
-    fflush(stdout);
-    fflush(stderr);
-    dup2(saved_out, STDOUT_FILENO);
-    dup2(saved_err, STDERR_FILENO);
-    close(saved_out);
-    close(saved_err);
-    size_t n = read_all(out, output, sizeof output);
-    read_all(err, output + n, sizeof output - n);
-    fclose(out);
-    fclose(err);
-    return r;
+    return config_parse_captured(cfg, argc, argv, output, sizeof output);
 }
 
 static unsigned threads_of(const char *a, const char *b)
