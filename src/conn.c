@@ -341,6 +341,36 @@ enum write_result {
     WRITE_BUDGET = 2,  /* the per-wakeup budget is spent; the socket takes more */
 };
 
+/* Takes `done` written bytes off what was offered, in its order: the
+ * output buffer (out_len bytes of it), the borrowed file body, the frames. */
+static void conn_written(struct conn *c, size_t done, size_t out_len)
+{
+    struct worker *wk = c->wk;
+    counter_add(&wk->stats.bytes_sent, done);
+    c->last_write_ms = loop_now_ms(wk->loop);
+    c->stream_bytes += done;
+    size_t k = done < out_len ? done : out_len;
+    buf_consume(&c->out, k);
+    done -= k;
+    if (c->borrowed_len) {
+        k = done < c->borrowed_len ? done : c->borrowed_len;
+        c->borrowed += k;
+        c->borrowed_len -= k;
+        done -= k;
+        if (c->borrowed_len == 0) {
+            static_files_unref(c->borrowed_from);
+            c->borrowed_from = NULL;
+        }
+    }
+    if (done && c->stream == STREAM_ROOM) {
+        /* Frames written, not cursor moves: the cursor also skips the
+         * subscriber's own frames (sender exclusion). */
+        size_t frames = room_sub_advance(&c->sub, done);
+        counter_add(&wk->stats.deliveries, frames);
+        c->stream_events += frames;
+    }
+}
+
 /* Writes what the connection owes, within the per-wakeup budget. */
 static enum write_result conn_write(struct conn *c)
 {
@@ -391,31 +421,8 @@ static enum write_result conn_write(struct conn *c)
             return WRITE_CLOSED;
         }
         size_t done = (size_t)w;
-        counter_add(&wk->stats.bytes_sent, done);
-        c->last_write_ms = loop_now_ms(wk->loop);
         budget = done >= budget ? 0 : budget - done;
-
-        size_t k = done < out_len ? done : out_len;
-        buf_consume(&c->out, k);
-        done -= k;
-        if (c->borrowed_len) {
-            k = done < c->borrowed_len ? done : c->borrowed_len;
-            c->borrowed += k;
-            c->borrowed_len -= k;
-            done -= k;
-            if (c->borrowed_len == 0) {
-                static_files_unref(c->borrowed_from);
-                c->borrowed_from = NULL;
-            }
-        }
-        c->stream_bytes += (size_t)w;
-        if (done && c->stream == STREAM_ROOM) {
-            /* Frames written, not cursor moves: the cursor also skips the
-             * subscriber's own frames (sender exclusion). */
-            size_t frames = room_sub_advance(&c->sub, done);
-            counter_add(&wk->stats.deliveries, frames);
-            c->stream_events += frames;
-        }
+        conn_written(c, done, out_len);
     }
     return WRITE_BUDGET;
 }
