@@ -59,6 +59,7 @@ struct server {
 
     struct id_range failed[FAILED_RANGES];
     unsigned failed_next;
+    bool stopping; /* the other loops were told to stop (main thread) */
 
     int listen_fd;
     int spare_fd;

@@ -288,6 +288,19 @@ static void server_reload_keys(struct server *srv)
     log_info("reloaded %zu token keys from %s", n, srv->cfg.jwt_key_file);
 }
 
+/* Tells the other loops to stop, once: their stop items are pushed only
+ * once (a second SIGTERM must not queue an item that is still queued). */
+static void server_stop_workers(struct server *srv)
+{
+    if (srv->stopping) {
+        return;
+    }
+    srv->stopping = true;
+    for (size_t i = 1; i < srv->nworkers; i++) {
+        inbox_push(&srv->workers[i].inbox, &srv->workers[i].stop);
+    }
+}
+
 static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
 {
     struct server *srv = container_of(w, struct server, signal_watch);
@@ -296,9 +309,7 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
     while (read(srv->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
             log_info("signal %u: shutting down", si.ssi_signo);
-            for (size_t i = 1; i < srv->nworkers; i++) {
-                inbox_push(&srv->workers[i].inbox, &srv->workers[i].stop);
-            }
+            server_stop_workers(srv);
             loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
             reload_request(&srv->reload);
@@ -663,9 +674,7 @@ int server_run(struct server *srv)
         log_error("epoll_wait: %s", strerror(errno));
     }
     if (rc < 0) {
-        for (size_t i = 1; i < srv->nworkers; i++) {
-            inbox_push(&srv->workers[i].inbox, &srv->workers[i].stop);
-        }
+        server_stop_workers(srv);
     }
     for (size_t i = 1; i < srv->nworkers; i++) {
         if (srv->workers[i].thread_started) {
