@@ -1,0 +1,271 @@
+/*
+ * Unit tests for a hub shared by several event loops ("parts", see the
+ * Threads paragraph of include/room.h), driven from one thread: the part
+ * is switched with hub_bind_part, as each loop's thread binds its own.
+ * What is checked: a publish wakes exactly the parts with subscribers in
+ * the room; a part's flush writes only its own subscribers; eviction stops
+ * at the lowest floor of all parts (the burst rule across loops); a room
+ * is freed only when no part still has it queued; the flush targets that
+ * hold a publisher's answer until every loop has written its message.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "room.h"
+
+#define PARTS 3
+
+struct seen {
+    size_t schedule[PARTS];
+    size_t ready;
+    struct subscriber *last_ready;
+    size_t frames; /* written by on_ready */
+};
+
+static struct seen seen;
+
+static size_t drain(struct subscriber *s);
+
+/* As a connection whose socket takes everything: writes what it is owed,
+ * unless it is waiting (its socket is full). */
+static void on_ready(struct subscriber *sub, void *arg)
+{
+    (void)arg;
+    seen.ready++;
+    seen.last_ready = sub;
+    if (!sub->waiting) {
+        seen.frames += drain(sub);
+    }
+}
+
+static void on_schedule(void *arg, unsigned part)
+{
+    (void)arg;
+    assert_true(part < PARTS);
+    seen.schedule[part]++;
+}
+
+static struct hub *make_hub(unsigned history)
+{
+    memset(&seen, 0, sizeof seen);
+    struct hub_limits lim = {
+        .history = history, .history_bytes = 1u << 20, .max_rooms = 16, .parts = PARTS};
+    struct hub *hub = hub_new(&lim, 1000, on_ready, on_schedule, NULL);
+    assert_non_null(hub);
+    assert_int_equal(hub_parts(hub), PARTS);
+    return hub;
+}
+
+static void subscribe_live(struct hub *hub, unsigned part, const char *room, struct subscriber *s)
+{
+    hub_bind_part(part);
+    struct room *r = hub_room(hub, room, strlen(room));
+    assert_non_null(r);
+    struct room_start st = room_start_live(r);
+    room_subscribe(r, s, &st, NULL, 0);
+}
+
+static uint64_t publish(struct hub *hub, const char *room, const char *data)
+{
+    struct room *r = hub_room(hub, room, strlen(room));
+    assert_non_null(r);
+    struct publish_result res;
+    assert_int_equal(room_publish(r, NULL, 0, data, strlen(data), NULL, 0, &res), 0);
+    return res.id;
+}
+
+/* Writes everything the subscriber is owed (an endless socket). */
+static size_t drain(struct subscriber *s)
+{
+    struct iovec iov[16];
+    size_t frames = 0, n;
+    while ((n = room_sub_iov(s, iov, 16, 1u << 20)) > 0) {
+        size_t bytes = 0;
+        for (size_t i = 0; i < n; i++) {
+            bytes += iov[i].iov_len;
+        }
+        frames += room_sub_advance(s, bytes);
+    }
+    return frames;
+}
+
+static void flush_part(struct hub *hub, unsigned part)
+{
+    hub_bind_part(part);
+    hub_flush(hub);
+}
+
+static void test_publish_wakes_only_parts_with_subscribers(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    subscribe_live(hub, 2, "r", &b);
+    flush_part(hub, 0); /* the new room's check */
+    memset(&seen, 0, sizeof seen);
+
+    hub_bind_part(1); /* a publisher on the loop without subscribers */
+    publish(hub, "r", "m1");
+    publish(hub, "r", "m2");
+    assert_int_equal(seen.schedule[0], 1);
+    assert_int_equal(seen.schedule[1], 0);
+    assert_int_equal(seen.schedule[2], 1); /* once until that part flushes */
+
+    flush_part(hub, 2); /* writes b only */
+    assert_int_equal(seen.ready, 1);
+    assert_ptr_equal(seen.last_ready, &b);
+    assert_int_equal(seen.frames, 2);
+    flush_part(hub, 0);
+    assert_int_equal(seen.ready, 2);
+    assert_ptr_equal(seen.last_ready, &a);
+    assert_int_equal(seen.frames, 4);
+
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    hub_bind_part(2);
+    room_unsubscribe(&b);
+    hub_free(hub);
+}
+
+/* A subscriber on one loop that has not been flushed yet holds the ring
+ * for it, however long the burst; once its loop wrote it, the ring goes
+ * back to its history. */
+static void test_eviction_stops_at_every_parts_floor(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(2);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    subscribe_live(hub, 1, "r", &b);
+    hub_bind_part(0);
+    for (int i = 0; i < 10; i++) {
+        publish(hub, "r", "burst");
+    }
+    struct room *r = hub_room_find(hub, "r", 1);
+    assert_int_equal(room_frames(r), 10); /* both loops still owe all ten */
+
+    seen.frames = 0;
+    flush_part(hub, 0);
+    assert_int_equal(seen.frames, 10);    /* a written */
+    assert_int_equal(room_frames(r), 10); /* part 1 has not written b yet */
+
+    flush_part(hub, 1); /* writes b, then its floor is at the head: trimmed */
+    assert_int_equal(seen.frames, 20);
+    assert_int_equal(room_frames(r), 2);
+    assert_false(room_sub_lagged(&a));
+    assert_false(room_sub_lagged(&b));
+
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    hub_bind_part(1);
+    room_unsubscribe(&b);
+    hub_free(hub);
+}
+
+/* A waiting subscriber on another loop may fall out of the ring; that
+ * loop is woken so that its flush closes it. */
+static void test_waiting_subscriber_elsewhere_is_woken_when_it_lags(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(2);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    subscribe_live(hub, 1, "r", &b);
+    hub_bind_part(1);
+    room_sub_set_waiting(&b, true); /* its socket is full */
+    flush_part(hub, 1);
+    memset(&seen, 0, sizeof seen);
+    hub_bind_part(0);
+    for (int i = 0; i < 5; i++) {
+        publish(hub, "r", "x");
+    }
+    seen.frames = 0;
+    flush_part(hub, 0); /* writes a, then trims past b */
+    assert_int_equal(seen.frames, 5);
+    assert_true(room_sub_lagged(&b));
+    assert_int_equal(seen.schedule[1], 1);
+    size_t before = seen.ready;
+    flush_part(hub, 1);
+    assert_int_equal(seen.ready, before + 1);
+    assert_ptr_equal(seen.last_ready, &b);
+
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    hub_bind_part(1);
+    room_unsubscribe(&b);
+    hub_free(hub);
+}
+
+/* A room queued on a part stays until that part's flush, even when
+ * another part would otherwise free it. */
+static void test_room_freed_only_when_no_part_has_it_queued(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(2);
+    struct subscriber a = {0};
+    subscribe_live(hub, 1, "gone", &a);
+    hub_bind_part(1);
+    room_unsubscribe(&a); /* no frames, no subscribers: to be freed */
+    hub_bind_part(0);
+    assert_non_null(hub_room(hub, "other", 5)); /* queued on part 0 */
+    flush_part(hub, 0);
+    assert_non_null(hub_room_find(hub, "gone", 4)); /* still queued on part 1 */
+    flush_part(hub, 1);
+    assert_null(hub_room_find(hub, "gone", 4));
+    assert_null(hub_room_find(hub, "other", 5));
+    hub_free(hub);
+}
+
+/* The publisher's answer waits for every part that had the room queued,
+ * and only for those. */
+static void test_flush_targets(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    subscribe_live(hub, 2, "r", &b);
+    flush_part(hub, 0);
+    flush_part(hub, 1);
+    flush_part(hub, 2);
+
+    hub_bind_part(0);
+    publish(hub, "r", "m");
+    uint64_t targets[PARTS];
+    hub_flush_targets(hub, targets);
+    assert_false(hub_flushes_done(hub, targets, 0));
+    seen.frames = 0;
+    flush_part(hub, 0);
+    assert_int_equal(seen.frames, 1);
+    assert_false(hub_flushes_done(hub, targets, 0)); /* part 2 has not written b */
+    memset(seen.schedule, 0, sizeof seen.schedule);
+    flush_part(hub, 2);
+    assert_int_equal(seen.frames, 2);
+    assert_int_equal(seen.schedule[0], 1); /* part 0 registered: woken */
+    assert_true(hub_flushes_done(hub, targets, 0));
+    /* Part 1 had nothing queued: it was never waited for. */
+
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    hub_bind_part(2);
+    room_unsubscribe(&b);
+    hub_free(hub);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_publish_wakes_only_parts_with_subscribers),
+        cmocka_unit_test(test_eviction_stops_at_every_parts_floor),
+        cmocka_unit_test(test_waiting_subscriber_elsewhere_is_woken_when_it_lags),
+        cmocka_unit_test(test_room_freed_only_when_no_part_has_it_queued),
+        cmocka_unit_test(test_flush_targets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
