@@ -13,8 +13,9 @@
  *
  * Two Lua scripts do the work, so each is one atomic round trip:
  *   - append: bumps top (or, when the hash is missing because the room is new
- *     or Redis lost it, starts a new epoch at the caller's time base and
- *     drops any stream left over), XADDs with MAXLEN ~, PUBLISHes the
+ *     or Redis lost it, starts a new epoch at the later of the caller's time
+ *     base and Redis's clock, and drops any stream left over), XADDs with
+ *     MAXLEN ~, PUBLISHes the
  *     payload, sets the expiry, and answers {top, epoch};
  *   - read: HMGET epoch top and XRANGE after an id, answered together, so the
  *     messages and the top they are judged against come from one instant.
@@ -135,9 +136,11 @@ bool cluster_proto_is_noscript(const struct resp_value *v);
 struct cluster_append {
     const char *room;
     size_t room_len;
-    uint64_t time_base; /* the epoch if this append starts one: wall clock, us */
-    uint64_t history;   /* MAXLEN ~ of the stream, >= 1 */
-    uint64_t ttl_s;     /* expiry of both keys, renewed by each append; 0: none */
+    /* The node's wall clock in microseconds: the epoch if this append
+     * starts one, unless Redis's clock is later. */
+    uint64_t time_base;
+    uint64_t history; /* MAXLEN ~ of the stream, >= 1 */
+    uint64_t ttl_s;   /* expiry of both keys, renewed by each append; 0: none */
     const char *event;
     size_t event_len; /* 0: none */
     const char *client;

@@ -12,32 +12,39 @@
  * The append script. KEYS: stream, meta. ARGV: time base, history, ttl,
  * channel, event, client, data.
  *
- * Ids never go through Lua arithmetic: epoch and top are read back from the
- * hash as strings (HINCRBY's answer would be a Lua double, and tostring of a
+ * Ids never go through Lua arithmetic: epoch and top are read from the hash
+ * as strings (HINCRBY's answer would be a Lua double, and concatenating a
  * 16-digit double prints 14 significant digits). The lengths concatenated
  * into the payload have at most 8 digits, which Lua prints exactly.
  *
- * A missing hash starts a new epoch and drops the stream: what is left of
- * it (the hash evicted alone, or deleted by hand) belongs to an old epoch
- * whose ids may be above the new ones, where XADD would refuse them.
+ * A hash without both fields starts a new epoch and drops the stream: what
+ * is left of it (the hash evicted alone, or deleted by hand) belongs to an
+ * old epoch whose ids may be above the new ones, where XADD would refuse
+ * them. The new epoch is the later of the caller's time base and Redis's
+ * own clock (TIME, seconds and microseconds joined as strings): a node whose
+ * clock is behind must not start an epoch below ids that clients of the old
+ * one still hold, where their Last-Event-ID would be taken as one of the new
+ * epoch's instead of a gap.
+ *
  * Nothing is written before the checks that can fail are done, except the
  * top: should XADD still fail (out of memory), the id it took is skipped,
  * which a backfill reports as a gap rather than hides.
  */
 static const char append_lua[] =
     "local s, m = KEYS[1], KEYS[2]\n"
-    "local epoch, top\n"
-    "if redis.call('EXISTS', m) == 0 then\n"
-    "  redis.call('DEL', s)\n"
-    "  epoch, top = ARGV[1], ARGV[1]\n"
-    "  redis.call('HSET', m, 'epoch', epoch, 'top', top)\n"
-    "else\n"
-    "  if not redis.call('HGET', m, 'epoch') then\n"
-    "    return redis.error_reply('ERR sse meta hash without epoch')\n"
-    "  end\n"
+    "local v = redis.call('HMGET', m, 'epoch', 'top')\n"
+    "local epoch, top = v[1], v[2]\n"
+    "if epoch and top then\n"
     "  redis.call('HINCRBY', m, 'top', 1)\n"
-    "  local v = redis.call('HMGET', m, 'epoch', 'top')\n"
-    "  epoch, top = v[1], v[2]\n"
+    "  top = redis.call('HGET', m, 'top')\n"
+    "else\n"
+    "  local t = redis.call('TIME')\n"
+    "  local now = t[1] .. string.rep('0', 6 - #t[2]) .. t[2]\n"
+    "  epoch = ARGV[1]\n"
+    "  if #now > #epoch or (#now == #epoch and now > epoch) then epoch = now end\n"
+    "  top = epoch\n"
+    "  redis.call('DEL', s, m)\n"
+    "  redis.call('HSET', m, 'epoch', epoch, 'top', top)\n"
     "end\n"
     "redis.call('XADD', s, 'MAXLEN', '~', ARGV[2], top .. '-0',\n"
     "           'e', ARGV[5], 'c', ARGV[6], 'd', ARGV[7])\n"
