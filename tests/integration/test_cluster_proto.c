@@ -624,8 +624,12 @@ static void test_binary_data(void **state)
     assert_true(rep.integer > 90 && rep.integer <= 100);
     CALL(&n.c, &rep, "TTL", "sse:{bin}:m");
     assert_true(rep.integer > 90 && rep.integer <= 100);
-    /* ttl 0: no expiry set (the one above stays until renewed). */
-    CALL(&n.c, &rep, "TTL", "sse:{flush}:m");
+    /* ttl 0: no expiry set. */
+    m = msg("nottl", "x", 1);
+    assert_true(append(&n, n.sha_append, &m, &epoch) != 0);
+    CALL(&n.c, &rep, "TTL", "sse:{nottl}:s");
+    assert_int_equal(rep.integer, -1);
+    CALL(&n.c, &rep, "TTL", "sse:{nottl}:m");
     assert_int_equal(rep.integer, -1);
     sub_close(&s);
     free(data);
