@@ -209,8 +209,9 @@ struct sub {
     const char *channel;
     size_t n, bad;
     uint64_t ids[2048], epoch;
-    char clients[2048]; /* first byte of each message's client id */
-    char *last;         /* the last payload's data, copied */
+    char clients[2048];   /* first byte of each message's client id */
+    char small[2048][32]; /* each message's data, when shorter than 32 bytes */
+    char *last;           /* the last payload's data, copied */
     size_t last_len;
     size_t not_canonical; /* payloads the C encoder would not write as is */
 };
@@ -249,6 +250,10 @@ static void sub_message(struct redis *r, const char *ch, size_t chlen, const cha
     free(again);
     assert_true(s->n < sizeof s->ids / sizeof *s->ids);
     s->clients[s->n] = m.client_len ? m.client[0] : '-';
+    if (m.data_len < sizeof s->small[0]) {
+        memcpy(s->small[s->n], m.data, m.data_len);
+        s->small[s->n][m.data_len] = '\0';
+    }
     s->ids[s->n++] = m.id;
     s->epoch = m.epoch;
     free(s->last);
@@ -296,85 +301,68 @@ static void sub_close(struct sub *s)
 
 /* ------------------------------------------------------------ tests */
 
-/*
- * Two nodes append to one room at once, 500 each, pipelined and interleaved:
- * the 1000 ids are epoch..epoch+999, each node's strictly increasing; the
- * subscriber gets all 1000 in id order, each from the node that sent it;
- * then backfill after id k returns exactly k+1..top, in pages of 128.
- */
-static void test_concurrent_appends(void **state)
-{
-    (void)state;
-    struct node a, b;
-    struct sub s;
-    static struct appends pa, pb;
-    enum { EACH = 500 };
-    node_open(&a);
-    node_open(&b);
-    sub_open(&s, "sse:{race}");
-    assert_true(wait_for(sub_subscribed, &s, 5000));
-    memset(&pa, 0, sizeof pa);
-    memset(&pb, 0, sizeof pb);
-    uint64_t t0 = now_us();
-    for (int i = 0; i < EACH; i++) {
-        char da[32], db[32];
-        int la = snprintf(da, sizeof da, "{\"from\":\"a\",\"n\":%d}", i);
-        int lb = snprintf(db, sizeof db, "{\"from\":\"b\",\"n\":%d}", i);
-        struct cluster_append ma = msg("race", da, (size_t)la);
-        struct cluster_append mb = msg("race", db, (size_t)lb);
-        ma.client = "a-node";
-        ma.client_len = 6;
-        mb.client = "b-node";
-        mb.client_len = 6;
-        append_async(&a, a.sha_append, &ma, &pa);
-        append_async(&b, b.sha_append, &mb, &pb);
-    }
-    assert_true(wait_for(appends_done, &pa, 10000));
-    assert_true(wait_for(appends_done, &pb, 10000));
-    uint64_t us = now_us() - t0;
-    printf("append: %d scripts from two connections in %llu us (%.0f/s)\n", 2 * EACH,
-           (unsigned long long)us, us ? 2e6 * EACH / (double)us : 0.0);
-    assert_int_equal(pa.failed + pb.failed, 0);
-    assert_int_equal(pa.epoch, pb.epoch);
-    uint64_t epoch = pa.epoch;
+enum { EACH = 500 }; /* messages from each of the two racing nodes */
 
-    /* Each node's ids increase; together they cover epoch..epoch+999. */
+static int race_data(char *out, size_t cap, char from, int i)
+{
+    return snprintf(out, cap, "{\"from\":\"%c\",\"n\":%d}", from, i);
+}
+
+/* Each node's ids increase; together they cover epoch..epoch+999. */
+static void check_race_ids(const struct appends *pa, const struct appends *pb)
+{
     static bool seen[2 * EACH];
+    uint64_t epoch = pa->epoch;
     memset(seen, 0, sizeof seen);
+    assert_int_equal(pa->failed + pb->failed, 0);
+    assert_int_equal(pa->epoch, pb->epoch);
     for (int i = 0; i < EACH; i++) {
         if (i > 0) {
-            assert_true(pa.ids[i] > pa.ids[i - 1]);
-            assert_true(pb.ids[i] > pb.ids[i - 1]);
+            assert_true(pa->ids[i] > pa->ids[i - 1]);
+            assert_true(pb->ids[i] > pb->ids[i - 1]);
         }
-        uint64_t ka = pa.ids[i] - epoch, kb = pb.ids[i] - epoch;
+        uint64_t ka = pa->ids[i] - epoch, kb = pb->ids[i] - epoch;
         assert_true(ka < 2 * EACH && kb < 2 * EACH && !seen[ka] && !seen[kb]);
         seen[ka] = seen[kb] = true;
     }
+}
 
-    struct sub_wait w = {&s, 2 * EACH};
+/* All 1000 in id order, each what its node appended, with its client id. */
+static void check_race_delivery(struct sub *s, const struct appends *pa, const struct appends *pb)
+{
+    uint64_t epoch = pa->epoch;
+    struct sub_wait w = {s, 2 * EACH};
     assert_true(wait_for(sub_has, &w, 10000));
     run_for(50);
-    assert_int_equal(s.n, 2 * EACH);
-    assert_int_equal(s.bad, 0);
-    assert_int_equal(s.not_canonical, 0);
-    assert_int_equal(s.epoch, epoch);
-    for (size_t i = 0; i < s.n; i++) {
-        assert_true(s.ids[i] == epoch + i);
+    assert_int_equal(s->n, 2 * EACH);
+    assert_int_equal(s->bad, 0);
+    assert_int_equal(s->not_canonical, 0);
+    assert_int_equal(s->epoch, epoch);
+    for (size_t i = 0; i < s->n; i++) {
+        assert_true(s->ids[i] == epoch + i);
     }
-    /* The publisher's client id travelled with each message. */
     for (int i = 0; i < EACH; i++) {
-        assert_int_equal(s.clients[pa.ids[i] - epoch], 'a');
-        assert_int_equal(s.clients[pb.ids[i] - epoch], 'b');
+        char want[32];
+        uint64_t ka = pa->ids[i] - epoch, kb = pb->ids[i] - epoch;
+        assert_int_equal(s->clients[ka], 'a');
+        assert_int_equal(s->clients[kb], 'b');
+        race_data(want, sizeof want, 'a', i);
+        assert_string_equal(s->small[ka], want);
+        race_data(want, sizeof want, 'b', i);
+        assert_string_equal(s->small[kb], want);
     }
+}
 
-    /* Backfill after k = epoch + 399: exactly the 600 that follow. */
+/* Backfill after k = epoch + 399: exactly the 600 that follow, in pages. */
+static void check_race_backfill(struct node *a, struct node *b, uint64_t epoch)
+{
     static struct backfill bf;
     memset(&bf, 0, sizeof bf);
     bf.epoch = epoch;
     bf.after = epoch + 399;
     int pages = 0;
     enum cluster_backfill_result r;
-    while ((r = backfill(&a, a.sha_read, "race", &bf, 128)) == CLUSTER_BACKFILL_MORE) {
+    while ((r = backfill(a, a->sha_read, "race", &bf, 128)) == CLUSTER_BACKFILL_MORE) {
         bf.after = bf.b.last;
         pages++;
     }
@@ -389,12 +377,52 @@ static void test_concurrent_appends(void **state)
     memset(&bf, 0, sizeof bf);
     bf.epoch = epoch;
     bf.after = epoch + 999;
-    assert_int_equal(backfill(&b, b.sha_read, "race", &bf, 128), CLUSTER_BACKFILL_DONE);
+    assert_int_equal(backfill(b, b->sha_read, "race", &bf, 128), CLUSTER_BACKFILL_DONE);
     assert_int_equal(bf.n, 0);
     /* An id never issued here is a gap. */
     bf.after = epoch + 1000;
-    assert_int_equal(backfill(&b, b.sha_read, "race", &bf, 128), CLUSTER_BACKFILL_GAP);
+    assert_int_equal(backfill(b, b->sha_read, "race", &bf, 128), CLUSTER_BACKFILL_GAP);
+}
 
+/*
+ * Two nodes append to one room at once, 500 each, pipelined and interleaved:
+ * the 1000 ids are epoch..epoch+999, each node's strictly increasing; the
+ * subscriber gets all 1000 in id order, each from the node that sent it,
+ * with its data; then backfill after id k returns exactly k+1..top, in
+ * pages of 128.
+ */
+static void test_concurrent_appends(void **state)
+{
+    (void)state;
+    struct node a, b;
+    static struct sub s;
+    static struct appends pa, pb;
+    node_open(&a);
+    node_open(&b);
+    sub_open(&s, "sse:{race}");
+    assert_true(wait_for(sub_subscribed, &s, 5000));
+    memset(&pa, 0, sizeof pa);
+    memset(&pb, 0, sizeof pb);
+    uint64_t t0 = now_us();
+    for (int i = 0; i < EACH; i++) {
+        char da[32], db[32];
+        struct cluster_append ma = msg("race", da, (size_t)race_data(da, sizeof da, 'a', i));
+        struct cluster_append mb = msg("race", db, (size_t)race_data(db, sizeof db, 'b', i));
+        ma.client = "a-node";
+        ma.client_len = 6;
+        mb.client = "b-node";
+        mb.client_len = 6;
+        append_async(&a, a.sha_append, &ma, &pa);
+        append_async(&b, b.sha_append, &mb, &pb);
+    }
+    assert_true(wait_for(appends_done, &pa, 10000));
+    assert_true(wait_for(appends_done, &pb, 10000));
+    uint64_t us = now_us() - t0;
+    printf("append: %d scripts from two connections in %llu us (%.0f/s)\n", 2 * EACH,
+           (unsigned long long)us, us ? 2e6 * EACH / (double)us : 0.0);
+    check_race_ids(&pa, &pb);
+    check_race_delivery(&s, &pa, &pb);
+    check_race_backfill(&a, &b, pa.epoch);
     sub_close(&s);
     redis_free(a.c.r);
     redis_free(b.c.r);
