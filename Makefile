@@ -113,7 +113,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 # The Redis client's tests run the event loop themselves (against a real
 # redis-server, or a fake one): they link the server's objects and their own
 # harness, not the HTTP client helpers.
-REDIS_TESTS   := test_redis test_redis_fault
+REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto
 REDIS_HARNESS := $(BUILD)/tests/integration/redis_harness.o
 
 $(REDIS_HARNESS): tests/integration/redis_harness.c tests/integration/redis_harness.h
