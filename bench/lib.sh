@@ -513,8 +513,13 @@ results_status() {
 # bench_charts RESULTS: the SVG charts (bench/charts.py) next to the tables,
 # and in $CHARTS_DIR when set. Without python3 the run still succeeds.
 bench_charts() {
-    local note dir
-    note="$(date -u '+%Y-%m-%d') UTC, $(nproc) cores$([ "$QUICK" = 1 ] && echo ', QUICK=1 (1/10 load)'), median run"
+    local note dir quick=
+    # Not "$([ ... ] && echo ...)" in the assignment: its status would be the
+    # assignment's, and set -e would end a full run here, before the charts.
+    if [ "$QUICK" = 1 ]; then
+        quick=', QUICK=1 (1/10 load)'
+    fi
+    note="$(date -u '+%Y-%m-%d') UTC, $NCPU cores$quick, median run"
     if ! command -v python3 >/dev/null 2>&1; then
         log "python3 not found: no charts"
         return 0
