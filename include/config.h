@@ -27,6 +27,7 @@ struct config {
     unsigned header_timeout_s; /* complete request head within this */
     unsigned keepalive_timeout_s;
     unsigned max_clients; /* 0: derived from the fd limit */
+    unsigned threads;     /* event loops; 0: auto, see config_threads */
     int log_level;
     int log_format; /* enum log_format */
 
@@ -64,6 +65,17 @@ int config_origin_allowed(const struct config *cfg, const char *origin, size_t l
  * one of them, else NULL: no header. Every answer uses this one rule.
  */
 const char *config_cors_origin(const struct config *cfg, const char *origin, size_t len);
+
+/* The most event loops --threads accepts, and what auto is capped at. */
+#define CONFIG_THREADS_MAX 64
+
+/*
+ * The number of event loops to run: --threads N when given, else (auto) the
+ * number of CPUs this process may run on (its affinity mask, so a taskset or
+ * a container's cpuset is honoured, not the machine's count), 1 when that
+ * cannot be read, at most CONFIG_THREADS_MAX.
+ */
+unsigned config_threads(const struct config *cfg);
 
 /* What config_parse decided. */
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_EXIT_ERROR };

@@ -6,6 +6,7 @@
 #include "room_pattern.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@ enum opt_kind {
     OPT_FSYNC,
     OPT_TEXT,     /* up to 255 bytes, no line breaks */
     OPT_PATTERNS, /* comma-separated room patterns */
+    OPT_AUTO_INT, /* "auto" (stored as 0) or a number in min..max */
 };
 
 struct option_def {
@@ -85,6 +87,8 @@ static const struct option_def options[] = {
      "seconds an idle keep-alive connection is kept", "30", NULL},
     {"max-clients", "SSE_MAX_CLIENTS", OPT_INT, FIELD(max_clients), 0, 1u << 24,
      "most connections at once; 0 derives it from the fd limit", "0", NULL},
+    {"threads", "SSE_THREADS", OPT_AUTO_INT, FIELD(threads), 1, CONFIG_THREADS_MAX,
+     "event loops, 1 to 64; auto runs one per CPU this process may use (at most 64)", "auto", NULL},
     {"log-level", "SSE_LOG_LEVEL", OPT_LOGLEVEL, FIELD(log_level), 0, 0,
      "error, warn, info or debug", "info", NULL},
     {"log-format", "SSE_LOG_FORMAT", OPT_LOGFORMAT, FIELD(log_format), 0, 0, "text or json", "text",
@@ -374,6 +378,16 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
             goto bad;
         }
         return 0;
+    case OPT_AUTO_INT:
+        if (strcmp(val, "auto") == 0) {
+            *(unsigned *)(void *)field = 0;
+            return 0;
+        }
+        if (parse_number(val, 0, &v) < 0 || v < o->min || v > o->max) {
+            goto bad;
+        }
+        *(unsigned *)(void *)field = (unsigned)v;
+        return 0;
     case OPT_INT:
     case OPT_SIZE:
         if (parse_number(val, o->kind == OPT_SIZE, &v) < 0 || v < o->min || v > o->max) {
@@ -392,10 +406,35 @@ bad:
     if (o->kind == OPT_INT || o->kind == OPT_SIZE) {
         fprintf(stderr, "sse-server: invalid value '%s' for %s (expected %llu..%llu)\n", val,
                 source, o->min, o->max);
+    } else if (o->kind == OPT_AUTO_INT) {
+        fprintf(stderr, "sse-server: invalid value '%s' for %s (expected auto or %llu..%llu)\n",
+                val, source, o->min, o->max);
     } else {
         fprintf(stderr, "sse-server: invalid value '%s' for %s\n", val, source);
     }
     return -1;
+}
+
+unsigned config_threads(const struct config *cfg)
+{
+    if (cfg->threads) {
+        return cfg->threads;
+    }
+    /* The affinity mask, not sysconf(_SC_NPROCESSORS_ONLN): under taskset or
+     * a cpuset-limited container the process may use fewer CPUs than the
+     * machine has, and a loop per unusable CPU would only add contention.
+     * A fixed cpu_set_t covers 1024 CPUs; on a larger machine the call
+     * fails and one loop is the safe answer. */
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) {
+        return 1;
+    }
+    int n = CPU_COUNT(&set);
+    if (n < 1) {
+        return 1;
+    }
+    return n > CONFIG_THREADS_MAX ? CONFIG_THREADS_MAX : (unsigned)n;
 }
 
 /* The table's defaults; --static's is looked up beside the binary. */
@@ -431,7 +470,7 @@ static void print_help(void)
             [OPT_SECRET] = "TOKEN",   [OPT_SECRET_FILE] = "FILE",
             [OPT_ORIGIN] = "ORIGIN",  [OPT_FLAG] = "",
             [OPT_FSYNC] = "MODE",     [OPT_TEXT] = "TEXT",
-            [OPT_PATTERNS] = "ROOMS",
+            [OPT_PATTERNS] = "ROOMS", [OPT_AUTO_INT] = "N|auto",
         };
         snprintf(flag, sizeof flag, "--%s %s", options[i].flag, metavar[options[i].kind]);
         const char *dflt = options[i].dflt_text ? options[i].dflt_text : options[i].dflt;

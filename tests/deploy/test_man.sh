@@ -9,6 +9,7 @@
 #    options of `sse-server --help`, each entry names the option's variable
 #    as --help does, each states the default --help shows ("default X"), and
 #    ENVIRONMENT lists every variable;
+#  - the --threads entry shows "N|auto" and the range --help states;
 #  - every endpoint of --help is in ENDPOINTS;
 #  - the version in .TH is the binary's.
 # Last line: "N passed, N failed".
@@ -128,6 +129,20 @@ if [ -z "$env_missing" ]; then
     ok "ENVIRONMENT lists every variable"
 else
     bad "ENVIRONMENT lists every variable" "missing:$env_missing"
+fi
+
+# --threads takes a number or "auto": the page's tag shows both as --help's
+# metavar does, and its entry states the range --help states.
+help_threads=$(grep -E '^  --threads ' "$T/help")
+range=$(grep -oE '[0-9]+ to [0-9]+' <<<"$help_threads")
+man_threads=$(awk '/^       --threads/ { on = 1; print; next } /^       --/ { on = 0 } on' "$T/wide" |
+    tr -s ' \t\n' '   ')
+if [[ "$help_threads" == "  --threads N|auto "* ]] && [ -n "$range" ] &&
+    [[ "$man_threads" == *"--threads N|auto "*"$range"* ]]; then
+    ok "the --threads entry shows N|auto and the range of --help ($range)"
+else
+    bad "the --threads entry shows N|auto and the range of --help" \
+        "help: ${help_threads:-(none)}; page: ${man_threads:-(none)}"
 fi
 
 # Endpoints of --help ("  GET  /messages ...").

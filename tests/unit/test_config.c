@@ -871,7 +871,7 @@ static void test_help_defaults(void **state)
         if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
             fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
     }
-    assert_int_equal(options, 32);
+    assert_int_equal(options, 33);
     assert_int_equal(words, 12);
 
     /* As a user reads it. */
