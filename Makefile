@@ -3,9 +3,10 @@
 #   make            build ./sse-server
 #   make run        build and run it on port 8080
 #   make test       install missing test dependencies, then run every test:
-#                   unit + integration (plain, then under ASan+UBSan, then
-#                   under ThreadSanitizer, then the integration tests with
-#                   the server under valgrind), the
+#                   unit + integration (plain, then under ASan+UBSan, each
+#                   with the server at --threads 1 and 4; then under
+#                   ThreadSanitizer at 4, then the integration tests with
+#                   the server under valgrind at 1), the
 #                   deployment tests (nginx, systemd unit, man page, install)
 #                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
@@ -129,9 +130,16 @@ $(REDIS_TESTS:%=$(BUILD)/tests/integration/%): $(BUILD)/tests/integration/%: \
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
+# The integration suite runs once per value of ITEST_PASSES, the passes side
+# by side: every server a pass starts gets --threads N (ITEST_THREADS, see
+# tests/integration/itest.h). Each pass logs to $(BUILD)/integration-threads-N.log,
+# shown afterwards with its lines prefixed "[threads=N] "; a failure in any
+# pass fails the target (tests/integration/passes.sh).
+ITEST_PASSES ?= 1 4
+
 integration: $(BUILD)/sse-server $(ITEST_BINS) $(FAULT_SOS)
-	@fail=0; for t in $(ITEST_BINS); do echo "== $$t"; SSE_SERVER=$(BUILD)/sse-server \
-	    SSE_STATIC=$(CURDIR)/static $$t || fail=1; done; exit $$fail
+	@SSE_SERVER=$(BUILD)/sse-server SSE_STATIC=$(CURDIR)/static \
+	    bash tests/integration/passes.sh $(BUILD) "$(ITEST_PASSES)" $(ITEST_BINS)
 
 check: unit integration
 
@@ -149,12 +157,14 @@ test-asan:
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check
 
 # The unit and integration tests under ThreadSanitizer (the server's helper
-# threads: static reload, journal compaction and syncer), in their own build
-# directory. A race makes the server exit with status 66 when it stops, which
-# fails the test that started it, as does one in a test binary.
+# threads: static reload, journal compaction and syncer; its event loops), in
+# their own build directory. A race makes the server exit with status 66 when
+# it stops, which fails the test that started it, as does one in a test
+# binary. One integration pass, at --threads 4: where races can be.
 test-tsan:
 	TSAN_OPTIONS=halt_on_error=1:exitcode=66:second_deadlock_stack=1 ITEST_TIMEOUT_SCALE=5 \
-	    $(MAKE) BUILD=build/tsan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=thread" check
+	    $(MAKE) BUILD=build/tsan OPT="-O1 -g -fno-omit-frame-pointer" SAN="-fsanitize=thread" \
+	    ITEST_PASSES=4 check
 
 test: test-deps
 	$(MAKE) test-plain
@@ -168,7 +178,8 @@ test: test-deps
 # The integration tests with the server run under valgrind memcheck (a plain
 # -O1 -g build in its own directory). Any invalid access, uninitialised value
 # or definite leak makes valgrind exit with status 99 when the server stops,
-# which fails the test binary (see SSE_SERVER_WRAPPER in itest.h).
+# which fails the test binary (see SSE_SERVER_WRAPPER in itest.h). One pass,
+# at --threads 1: valgrind runs a program's threads one at a time anyway.
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
@@ -178,8 +189,8 @@ VG_BUILD       := build/valgrind
 test-valgrind:
 	$(MAKE) BUILD=$(VG_BUILD) OPT="-O1 -g" $(VG_BUILD)/sse-server \
 	    $(VALGRIND_TESTS:%=$(VG_BUILD)/tests/integration/%)
-	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t"; \
-	    SSE_SERVER=$(VG_BUILD)/sse-server SSE_STATIC=$(CURDIR)/static \
+	@fail=0; for t in $(VALGRIND_TESTS); do echo "== valgrind $$t (ITEST_THREADS=1)"; \
+	    SSE_SERVER=$(VG_BUILD)/sse-server SSE_STATIC=$(CURDIR)/static ITEST_THREADS=1 \
 	    SSE_SERVER_WRAPPER="$(VALGRIND)" ITEST_TIMEOUT_SCALE=20 \
 	    $(VG_BUILD)/tests/integration/$$t || fail=1; done; exit $$fail
 

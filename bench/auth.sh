@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 make -C "$ROOT" -s build/sse-server >&2
 cc -std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
     -Wmissing-prototypes -I"$ROOT/include" -o "$OUT/auth_bench" "$ROOT/bench/auth_bench.c" \
-    $(ls "$ROOT"/build/src/*.o | grep -v '/main\.o$') -pthread
+    $(ls "$ROOT"/build/src/*.o | grep -v '/main\.o$') "$ROOT/build/gen/dashboard_files.o" -pthread
 cp "$ROOT/build/sse-server" "$OUT/sse-server"
 
 printf 'bench-key:%s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$OUT/keys"

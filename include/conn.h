@@ -19,6 +19,8 @@
 
 struct worker;
 struct conn;
+struct list;
+struct static_files;
 struct room;
 struct room_start;
 struct static_file;
@@ -51,7 +53,8 @@ void conn_reply(struct conn *c, int status, const char *content_type, const char
 
 /* Queues a static file response; the body is borrowed from the table, which
  * outlives every connection. Answers 304 when If-None-Match matches. */
-void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modified);
+void conn_reply_file(struct conn *c, struct static_files *table, const struct static_file *f,
+                     bool not_modified);
 
 /* Queues an error response with a JSON body {"error": msg}; statuses that
  * leave the connection in an unknown state also close it after writing. */
@@ -64,21 +67,28 @@ bool conn_peer_is_local(const struct conn *c);
  * Answers a publish with 202 {"id":id,"clients":clients}, and holds
  * everything queued on the connection from then on until conn_release_held:
  * a publisher learns "202" only once its message was handed to every
- * caught-up subscriber, and, with --fsync batch, is on disk. Requests
+ * caught-up subscriber of its own loop (the other loops write it at the
+ * same time, from the same frame), and, with --fsync batch, is on disk. Requests
  * pipelined behind it are still read and answered into the held output, so
  * they share the same fan-out and the same fdatasync.
  */
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
 
+/* Whether journal records of the messages a connection published, ids
+ * first..last (other loops' ids may lie between), were cut off by a failed
+ * sync: none, the first one, or a later one only. */
+enum conn_failed { CONN_FAILED_NONE, CONN_FAILED_FIRST, CONN_FAILED_LATER };
+typedef enum conn_failed conn_failed_fn(void *arg, uint64_t first, uint64_t last);
+
 /*
- * After the iteration's sync and fan-out: writes every held connection's
- * answers. Messages with ids from failed_from on were not made durable (a
- * failed journal sync; UINT64_MAX when none failed): a connection whose
- * first held message is among them gets, in place of its held answers, one
- * 503 and is closed; one whose held messages straddle failed_from is closed
- * without an answer, since its later answers would claim what failed.
+ * After the sync and every loop's fan-out: writes the answers of every
+ * connection in `held` (linked by held_node). Messages for which `failed` says so were not made
+ * durable (a failed journal sync; failed NULL when none can have failed): a connection whose first
+ * held message is among them gets, in place of its held answers, one 503 and is closed; one with a
+ * later held message among them is closed without an answer, since its later answers would claim
+ * what failed.
  */
-void conn_release_held(struct worker *wk, uint64_t failed_from);
+void conn_release_held(struct list *held, conn_failed_fn *failed, void *arg);
 
 /* Turns the connection into a /ping stream. */
 void conn_stream_ping(struct conn *c);

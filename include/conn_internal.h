@@ -67,6 +67,7 @@ struct conn {
     bool peer_closed;     /* read returned 0 */
     bool peer_local;      /* connected from a loopback address */
     bool write_more;      /* stopped by the write budget, not by the socket */
+    bool chunked;         /* the request body is chunked */
     /* Access-Control-Allow-Origin for the answer being written: "*", one of
      * the configured origins (pointing into the config), or NULL for none. */
     const char *cors_origin;
@@ -87,7 +88,6 @@ struct conn {
     size_t last_len; /* head bytes already scanned by the parser */
     size_t head_len;
     uint64_t content_length;
-    bool chunked;
     size_t body_len; /* decoded body bytes, following the head in `in` */
     struct http_chunked chunk_dec;
     size_t linger_bytes;

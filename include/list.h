@@ -48,6 +48,19 @@ static inline void list_remove(struct list *node)
     list_init(node);
 }
 
+/* Moves every node of `from` to the back of `to`; `from` ends up empty. */
+static inline void list_move_all(struct list *to, struct list *from)
+{
+    if (list_empty(from)) {
+        return;
+    }
+    from->next->prev = to->prev;
+    to->prev->next = from->next;
+    from->prev->next = to;
+    to->prev = from->prev;
+    list_init(from);
+}
+
 #define list_for_each_safe(pos, tmp, head)                                                         \
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)

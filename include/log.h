@@ -8,8 +8,15 @@
  * line "N log lines dropped" marks the gap once there is room again. A
  * terminal, a file or /dev/null on stderr is written directly (epoll cannot
  * watch files; none of them stalls for long), and so is everything before
- * the loop starts and after it stops (log_buffer_begin / log_buffer_end).
- * Only the loop's thread may log.
+ * the loops start and after they stop (log_buffer_begin / log_buffer_end).
+ *
+ * Threads: every function here may be called from any thread at once,
+ * except log_set_level and log_set_format, which are for start-up, before
+ * a second thread logs (the level and format are then read without a
+ * lock). A thread's lines keep their order; lines of different threads
+ * never interleave mid-line. No call waits on I/O: a lock is held for
+ * copies only, never across a write, and while one thread writes the
+ * buffer out, a log_flush in another returns at once.
  */
 #ifndef SSE_LOG_H
 #define SSE_LOG_H
@@ -37,10 +44,15 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * reopened through /proc/self/fd/2 so that O_NONBLOCK is set on a file
  * description of our own, not on one a parent shell may share; only
  * without /proc is it set on stderr itself (and put back by log_buffer_end).
+ * Called while a log_buffer_end is draining, it waits for that to finish.
  */
 int log_buffer_begin(void);
-/* Writes what the descriptor takes now. True when bytes remain (watch for
- * EPOLLOUT); false when all is written or the output is broken. */
+/* Writes what the descriptor takes now, every thread's lines alike, in a
+ * few non-blocking writes at most. True when bytes remain (watch for
+ * EPOLLOUT); false when all is written or the output is broken. When
+ * another thread is writing, returns at once, true only if the descriptor
+ * was last found full: that thread's write takes this one's lines too, and
+ * what it leaves goes out at the next log_flush of any thread. */
 bool log_flush(void);
 /* The descriptor reported an error or a hang-up (EPOLLERR: a pipe whose
  * reader has gone; EPOLLHUP: a socket whose peer has). With nothing buffered no write would find
@@ -51,7 +63,9 @@ void log_output_lost(void);
  * lines are dropped and counted; stop watching the descriptor. */
 bool log_broken(void);
 /* Back to direct writes: flushes for at most timeout_ms (at exit a stuck
- * reader must not hold the process), drops and counts what is left. */
+ * reader must not hold the process), drops and counts what is left. Only
+ * this call waits (in poll, without the lock): meanwhile other threads go
+ * on appending, and their log_flush calls return at once. */
 void log_buffer_end(int timeout_ms);
 /* Lines dropped because the buffer was full or the output broken. */
 uint64_t log_lines_dropped(void);
@@ -60,7 +74,10 @@ uint64_t log_lines_dropped(void);
  * For events a client can cause at will (bad requests): at most `burst` lines
  * per second get through; the rest are counted and reported in one line
  * ("... suppressed N similar lines") when logging resumes. `now_ms` is a
- * monotonic clock. Returns true when the caller may log.
+ * monotonic clock. Returns true when the caller may log. One limit may be
+ * shared by several threads (a static in a handler every loop runs): it is
+ * updated under a lock, and a `now_ms` a little older than the window's
+ * start, read by another loop, counts in that window.
  */
 struct log_limit {
     uint64_t window_ms;

@@ -72,6 +72,10 @@ uint64_t loop_now_ms(const struct loop *loop);
 /* Sets the function called at the end of every iteration, after the
  * tasks, just before the loop sleeps (NULL: none). */
 void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg);
+/* Sets the function called first in every iteration, as soon as epoll_wait
+ * returns, before any callback (NULL: none): with before_sleep, it brackets
+ * the time the loop may hold pointers to what other threads retire. */
+void loop_set_after_wake(struct loop *loop, loop_hook_fn *fn, void *arg);
 
 /*
  * Loop lag: how long each iteration kept the loop busy, from epoll_wait's

@@ -14,11 +14,22 @@
  * subscriber of a room that received messages, from hub_flush, which the
  * server runs once per loop iteration: several messages published in one
  * iteration then leave in one writev per subscriber.
+ *
+ * Threads: one hub serves every event loop ("part"). Rooms, rings, ids and
+ * limits are changed under the hub lock (hub_lock); each subscriber belongs
+ * to the part that subscribed it, and each part flushes only its own
+ * subscribers. The fan-out reads frames without the lock (room_sub_iov,
+ * room_sub_advance): frames are immutable, ring positions are atomics, and
+ * evicted frames are freed through quiescent-state reclamation (qsbr.h),
+ * so the hot path costs no lock and no atomic read-modify-write per
+ * subscriber per message. Unless said otherwise, a function here must be
+ * called with the hub lock held.
  */
 #ifndef SSE_ROOM_H
 #define SSE_ROOM_H
 
 #include "list.h"
+#include "qsbr.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,12 +54,14 @@ struct subscriber {
     uint64_t cursor; /* ring sequence of the next frame owed */
     size_t offset;   /* bytes of that frame already written */
     uint8_t client_len;
+    uint8_t part;                 /* the loop it belongs to */
     bool waiting;                 /* its socket refused bytes: waits for EPOLLOUT */
     char client[ROOM_CLIENT_MAX]; /* ?client= id for sender exclusion */
 };
 
-/* Called from hub_flush for a subscriber that now owes bytes. It may
- * unsubscribe (close) the subscriber. */
+/* Called from hub_flush, without the hub lock, for a subscriber of the
+ * flushing part that now owes bytes. It may unsubscribe (close) the
+ * subscriber. */
 typedef void hub_ready_fn(struct subscriber *sub, void *arg);
 
 struct hub_limits {
@@ -56,17 +69,36 @@ struct hub_limits {
     size_t history_bytes; /* frame bytes per room; the newest frame is always kept */
     unsigned max_rooms;
     size_t max_memory; /* all rings together (see hub_memory); 0: no limit */
+    unsigned parts;    /* event loops sharing the hub; 0 means 1 */
 };
 
-/* Called when the hub has work for hub_flush; the owner arranges for
- * hub_flush to run soon (once per loop iteration at most). */
-typedef void hub_schedule_fn(void *arg);
+/* Called, with the hub lock held, when part's flush has work; the owner
+ * arranges for hub_flush to run on that part's loop soon (from another
+ * thread: a wake-up). Called once until that flush has run. */
+typedef void hub_schedule_fn(void *arg, unsigned part);
 
 /* Creates a hub whose first message id will be first_id. NULL on ENOMEM. */
 struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_ready_fn *ready,
                     hub_schedule_fn *schedule, void *arg);
-/* Frees every room and frame; subscribers must have been removed first. */
+/* Frees every room and frame; subscribers must have been removed first,
+ * and no loop may run any more. */
 void hub_free(struct hub *hub);
+
+/* The hub lock (recursive). Held for what a request does to the hub: a
+ * publish with its journal record, a subscribe with its start, the stats. */
+void hub_lock(struct hub *hub);
+void hub_unlock(struct hub *hub);
+
+/* Any thread, no lock: the calling thread serves this part from now on
+ * (default 0). Decides whose subscribers hub_flush writes to and who frees
+ * a room a request created. */
+void hub_bind_part(unsigned part);
+
+/* Any thread, no lock: the reclamation domain of the frames, which the
+ * loops' quiescent points drive (qsbr_online/offline with their part as
+ * the reader), and which the server also uses for what its loops read
+ * without a lock. */
+struct qsbr *hub_qsbr(struct hub *hub);
 
 /* 1 when name[0..len) is a valid room name: 1..ROOM_NAME_MAX of [A-Za-z0-9._-]. */
 bool room_name_valid(const char *name, size_t len);
@@ -177,7 +209,8 @@ struct room_start {
     uint64_t oldest_id; /* with reset: oldest id retained, or the next id when none */
 };
 
-/* Live only: start at the head. */
+/* Live only: start at the head (before any frame still waiting for its
+ * journal sync, which it then gets too). */
 struct room_start room_start_live(const struct room *room);
 /* The last n retained messages, then live. */
 struct room_start room_start_history(const struct room *room, uint64_t n);
@@ -189,14 +222,15 @@ struct room_start room_start_after(const struct room *room, uint64_t last_id);
  * previously unsubscribed; client may be NULL. */
 void room_subscribe(struct room *room, struct subscriber *sub, const struct room_start *start,
                     const char *client, size_t client_len);
-/* Leaves the room; a no-op when not subscribed. */
+/* Leaves the room; a no-op when not subscribed. Takes the lock itself. */
 void room_unsubscribe(struct subscriber *sub);
 
 /*
  * Fills at most max_iov iovecs with the bytes the subscriber is owed, in
  * order, stopping once max_bytes are covered (the last iovec may go past it).
  * Returns the number of iovecs; 0 when it is caught up. The iovecs point into
- * frames that stay valid until the next room_publish on this room.
+ * frames that stay valid until the end of the loop iteration. No lock:
+ * called by the subscriber's own part.
  */
 size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, size_t max_bytes);
 /* True when no frame is partly written: bytes may go to the stream now. */
@@ -205,28 +239,46 @@ static inline bool room_sub_between_frames(const struct subscriber *sub)
     return !sub->waiting && sub->offset == 0;
 }
 
-/* Records that n bytes of what room_sub_iov handed out were written.
+/* Records that n bytes of what room_sub_iov handed out were written (no
+ * lock, the subscriber's own part).
  * Returns how many frames were thereby written in full: the deliveries. The
  * subscriber's own frames it moves past (sender exclusion) are not counted. */
 size_t room_sub_advance(struct subscriber *sub, size_t n);
 /* True when the subscriber fell out of the ring: it is owed frames that were
- * evicted, so it can never be served in order and must be closed. */
+ * evicted, so it can never be served in order and must be closed. No lock. */
 bool room_sub_lagged(const struct subscriber *sub);
 /* Marks a subscriber as waiting for its socket, which refused bytes (it is
  * then not passed to `ready` until unmarked, and frames it is owed may be
  * evicted), or as writable again. A subscriber that stopped only because of
- * a per-wakeup write budget is not waiting: it stays live. */
+ * a per-wakeup write budget is not waiting: it stays live. Takes the lock
+ * itself, and only when the state changes. */
 void room_sub_set_waiting(struct subscriber *sub, bool waiting);
 
 /*
+ * Takes the lock itself; runs on the calling thread's part (hub_bind_part).
  * For every room that received frames since the last call: calls `ready` for
  * each live subscriber that is owed frames, then trims the ring back to its
  * limits (never past a live subscriber), then calls `ready` for each waiting
  * subscriber that fell out of the ring (so that a reader that stopped reading
  * is closed even though its socket never becomes writable again). Then frees
- * rooms left with neither subscribers nor frames. Returns the number of
+ * rooms left with neither subscribers nor frames. Only this part's
+ * subscribers; `ready` runs without the lock. Returns the number of
  * `ready` calls.
  */
 size_t hub_flush(struct hub *hub);
+
+/*
+ * A publisher's answer goes out once every loop has written its message to
+ * its caught-up subscribers. hub_flush_targets (lock held, after the
+ * publishes) fills targets[0..parts) with, for each part, the flush that
+ * will have covered everything published so far: the one running now, or
+ * the next one when rooms are queued for it. hub_flushes_done (no lock)
+ * says whether every part has finished its target flush; when not, it
+ * registers `part` so that `schedule(arg, part)` is called (possibly from
+ * another thread, without the lock) once a missing flush finishes.
+ */
+unsigned hub_parts(const struct hub *hub);
+void hub_flush_targets(struct hub *hub, uint64_t *targets);
+bool hub_flushes_done(struct hub *hub, const uint64_t *targets, unsigned part);
 
 #endif

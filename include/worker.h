@@ -9,42 +9,65 @@
 #ifndef SSE_WORKER_H
 #define SSE_WORKER_H
 
+#include "counter.h"
 #include "http.h"
+#include "inbox.h"
 #include "jwt.h"
 #include "list.h"
+#include "loop.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
+struct held_batch;
 struct loop;
 struct server;
 
 /* Counted by a worker for its own connections; /stats and /metrics sum
  * them over the workers (server_worker_totals). */
 struct worker_stats {
-    uint64_t accepted;
-    uint64_t closed;
-    uint64_t rejected_busy; /* 503 at max-clients */
-    uint64_t shed_no_fds;   /* dropped at EMFILE */
-    uint64_t requests;
-    uint64_t responses_by_class[6]; /* index status / 100 */
-    uint64_t deliveries;            /* frames written in full to a subscriber */
-    uint64_t bytes_sent;
-    uint64_t lagged_dropped;
-    uint64_t auth_refused; /* 401 and 403 answers of auth.c */
+    counter_t accepted;
+    counter_t closed;
+    counter_t rejected_busy; /* 503 at max-clients */
+    counter_t shed_no_fds;   /* dropped at EMFILE */
+    counter_t requests;
+    counter_t responses_by_class[6]; /* index status / 100 */
+    counter_t deliveries;            /* frames written in full to a subscriber */
+    counter_t bytes_sent;
+    counter_t lagged_dropped;
+    counter_t auth_refused; /* 401 and 403 answers of auth.c */
 };
 
 struct worker {
     struct server *srv; /* shared, process-wide */
     struct loop *loop;
+    unsigned index; /* its part of the hub (room.h) and its qsbr reader */
+    pthread_t thread;
+    bool thread_started;
+    /* What other threads hand this loop: accepted connections, a wake-up
+     * for the hub's fan-out, the stop. */
+    struct inbox inbox;
+    struct loop_task hub_task;
+    atomic_bool hub_wake_queued; /* hub_wake is in the inbox */
+    struct inbox_item hub_wake;
+    struct inbox_item stop;
+    /* Connections the acceptor handed this loop (the acceptor's alone). */
+    uint64_t handed;
 
     struct list conns;
-    size_t nconns;
-    size_t streams;
+    counter_t nconns; /* read by other loops: the acceptor, the stats */
+    counter_t streams;
     /* Publishers whose answers are held until the fan-out (and, with
-     * --fsync batch, the journal sync) of this loop iteration has run. */
+     * --fsync batch, the journal sync) of this loop iteration has run; then
+     * in a batch that waits for every other loop's fan-out (server.c). */
     struct list held;
+    struct held_batch *batches; /* oldest first */
+    struct held_batch **batches_tail;
 
     /* Scratch space for the request being dispatched: one loop, one request
      * at a time, so no connection needs its own. */

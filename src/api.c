@@ -127,20 +127,12 @@ static bool event_type_valid(const char *s, size_t len)
     return sse_event_type_valid(s, len) != 0;
 }
 
-static void handle_messages(struct worker *wk, struct conn *c, const struct api_req *r)
+/* Joins the room (hub lock held), replaying what the request asks for. */
+static void subscribe(struct worker *wk, struct conn *c, const struct http_request *req,
+                      const char *name, size_t name_len, const char *client, size_t client_len)
 {
-    const struct http_request *req = r->http;
-    char name[ROOM_NAME_MAX + 1], client[ROOM_CLIENT_MAX + 1], num[32];
-    size_t name_len, client_len, n;
-
-    if (resolve_room_name(c, req, NULL, 0, name, &name_len) < 0 ||
-        resolve_client(c, req, client, &client_len) < 0) {
-        return;
-    }
-    int64_t token_exp;
-    if (auth_subscribe(wk, c, req, name, name_len, &token_exp) < 0) {
-        return;
-    }
+    char num[32];
+    size_t n;
     struct room *room = hub_room(wk->srv->hub, name, name_len);
     if (!room) {
         conn_reply_error(c, 503, "too many rooms");
@@ -179,6 +171,27 @@ static void handle_messages(struct worker *wk, struct conn *c, const struct api_
         start = history ? room_start_history(room, history) : room_start_live(room);
     }
     conn_stream_room(c, room, &start, client, client_len);
+}
+
+static void handle_messages(struct worker *wk, struct conn *c, const struct api_req *r)
+{
+    const struct http_request *req = r->http;
+    char name[ROOM_NAME_MAX + 1], client[ROOM_CLIENT_MAX + 1];
+    size_t name_len, client_len;
+
+    if (resolve_room_name(c, req, NULL, 0, name, &name_len) < 0 ||
+        resolve_client(c, req, client, &client_len) < 0) {
+        return;
+    }
+    int64_t token_exp;
+    if (auth_subscribe(wk, c, req, name, name_len, &token_exp) < 0) {
+        return;
+    }
+    /* Under the hub lock from the room's lookup to the subscription: what
+     * the start is computed from must still be there when it joins. */
+    hub_lock(wk->srv->hub);
+    subscribe(wk, c, req, name, name_len, client, client_len);
+    hub_unlock(wk->srv->hub);
     if (token_exp) {
         conn_stream_expires(c, token_exp);
     }
@@ -200,7 +213,7 @@ static bool publish_authorized(const struct server *srv, const struct http_reque
 static void journal_refuse(struct worker *wk, struct conn *c, uint64_t id)
 {
     static struct log_limit limit;
-    wk->srv->stats.journal_errors++;
+    counter_add(&wk->srv->stats.journal_errors, 1);
     if (log_limit_allow(&limit, loop_now_ms(wk->loop), 5)) {
         log_error("journal: %s; answering 503", strerror(errno));
     }
@@ -231,12 +244,56 @@ static int journal_record_message(struct worker *wk, struct conn *c, const char 
     int rc = journal_append(wk->srv->journal, &rec);
     if (rc == 0 && wk->srv->cfg.fsync_mode == FSYNC_ALWAYS) {
         rc = journal_sync(wk->srv->journal);
-        wk->srv->stats.journal_syncs++;
+        counter_add(&wk->srv->stats.journal_syncs, 1);
     }
     if (rc < 0) {
         journal_refuse(wk, c, rec.id);
         return -1;
     }
+    return 0;
+}
+
+struct message {
+    const char *room;
+    size_t room_len;
+    const char *event;
+    size_t event_len;
+    const char *body;
+    size_t body_len;
+    const char *client;
+    size_t client_len;
+};
+
+/* Journals and publishes, under the hub lock: ids are handed out, written
+ * to the journal and appended to the rings in one order, whatever loop
+ * publishes. 0, or -1 after answering the error. */
+static int publish_message(struct worker *wk, struct conn *c, const struct message *m,
+                           struct publish_result *res)
+{
+    struct server *srv = wk->srv;
+    struct room *room = hub_room(srv->hub, m->room, m->room_len);
+    if (!room) {
+        conn_reply_error(c, 503, "too many rooms");
+        return -1;
+    }
+    if (srv->journal && journal_record_message(wk, c, m->room, m->room_len, m->event, m->event_len,
+                                               m->body, m->body_len) < 0) {
+        return -1;
+    }
+    if (room_publish(room, m->event_len ? m->event : NULL, m->event_len, m->body, m->body_len,
+                     m->client, m->client_len, res) < 0) {
+        bool full = errno == ENOBUFS;
+        uint64_t id = hub_next_id(srv->hub);
+        /* Answered with an error, so it must not come back at a restart. */
+        if (srv->journal && journal_cancel_last(srv->journal, id) < 0) {
+            journal_refuse(wk, c, id);
+            return -1;
+        }
+        hub_skip_id(srv->hub, id);
+        conn_reply_error(c, 503, full ? "memory full: nothing left to evict" : "out of memory");
+        return -1;
+    }
+    counter_add(&srv->stats.published, 1);
     return 0;
 }
 
@@ -275,39 +332,25 @@ static void handle_publish(struct worker *wk, struct conn *c, const struct api_r
                      *wk->srv->cfg.publish_token && publish_authorized(wk->srv, req)) < 0) {
         return;
     }
-    struct room *room = hub_room(wk->srv->hub, name, name_len);
-    if (!room) {
-        conn_reply_error(c, 503, "too many rooms");
-        return;
-    }
-    if (wk->srv->journal &&
-        journal_record_message(wk, c, name, name_len, event, event_len, body, body_len) < 0) {
-        return;
-    }
     struct publish_result res;
-    if (room_publish(room, event_len ? event : NULL, event_len, body, body_len, client, client_len,
-                     &res) < 0) {
-        bool full = errno == ENOBUFS;
-        uint64_t id = hub_next_id(wk->srv->hub);
-        /* Answered with an error, so it must not come back at a restart. */
-        if (wk->srv->journal && journal_cancel_last(wk->srv->journal, id) < 0) {
-            journal_refuse(wk, c, id);
-            return;
-        }
-        hub_skip_id(wk->srv->hub, id);
-        conn_reply_error(c, 503, full ? "memory full: nothing left to evict" : "out of memory");
-        return;
+    struct message m = {name, name_len, event, event_len, body, body_len, client, client_len};
+    hub_lock(wk->srv->hub);
+    int rc = publish_message(wk, c, &m, &res);
+    hub_unlock(wk->srv->hub);
+    if (rc == 0) {
+        /* Sent once the message went out to the room (and, with --fsync
+         * batch, the iteration's one fdatasync covered it). */
+        conn_reply_publish(c, res.id, res.recipients);
     }
-    wk->srv->stats.published++;
-    /* Sent once the message went out to the room (and, with --fsync batch,
-     * the iteration's one fdatasync covered it). */
-    conn_reply_publish(c, res.id, res.recipients);
 }
 
 static void handle_static(struct worker *wk, struct conn *c, const struct api_req *r)
 {
     const struct http_request *req = r->http;
-    const struct static_file *f = static_files_find(wk->srv->files, req->path.ptr, req->path.len);
+    /* Loaded once: a reload may swap the table meanwhile, and the response
+     * must borrow from the table the file was found in. */
+    struct static_files *files = atomic_load(&wk->srv->files);
+    const struct static_file *f = static_files_find(files, req->path.ptr, req->path.len);
     if (!f) {
         conn_reply_error(c, 404, "not found");
         return;
@@ -339,7 +382,7 @@ static void handle_static(struct worker *wk, struct conn *c, const struct api_re
             p = q;
         }
     }
-    conn_reply_file(c, f, not_modified);
+    conn_reply_file(c, files, f, not_modified);
 }
 
 static void handle_ping(struct worker *wk, struct conn *c, const struct api_req *r)

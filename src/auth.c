@@ -145,7 +145,7 @@ static int verified_claims(struct worker *wk, struct conn *c, const struct http_
     }
     memset(tok, 0, sizeof tok);
     if (r != JWT_OK) {
-        wk->stats.auth_refused++;
+        counter_add(&wk->stats.auth_refused, 1);
         reply_json(c, 401, jwt_result_str(r), UNAUTHORIZED_HEADERS);
         return -1;
     }
@@ -157,7 +157,7 @@ static int forbidden(struct worker *wk, struct conn *c, const char *action, cons
 {
     char msg[160];
     snprintf(msg, sizeof msg, "the token does not allow %s room '%.*s'", action, (int)len, room);
-    wk->stats.auth_refused++;
+    counter_add(&wk->stats.auth_refused, 1);
     reply_json(c, 403, msg, NULL);
     return -1;
 }

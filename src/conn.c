@@ -54,7 +54,7 @@ void conn_close(struct conn *c)
         return;
     }
     if (c->state == CONN_STREAM) {
-        wk->streams--;
+        counter_sub(&wk->streams, 1);
         log_info("stream closed: %s%s, %.3f s, %llu bytes, %llu events",
                  c->stream == STREAM_PING    ? "/ping"
                  : c->stream == STREAM_STATS ? "/stats?stream=1"
@@ -73,8 +73,9 @@ void conn_close(struct conn *c)
     loop_watch_del(wk->loop, &c->watch);
     close(fd);
     list_remove(&c->node);
-    wk->nconns--;
-    wk->stats.closed++;
+    counter_sub(&wk->nconns, 1);
+    counter_add(&wk->stats.closed, 1);
+    atomic_fetch_sub(&wk->srv->connections, 1);
     loop_task_queue(wk->loop, &c->free_task, conn_free_task);
 }
 
@@ -156,6 +157,8 @@ int conn_accept(struct worker *wk, int fd)
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
         close(fd);
+        atomic_fetch_sub(&wk->srv->connections, 1);
+        counter_add(&wk->stats.closed, 1);
         return -1;
     }
     c->wk = wk;
@@ -165,11 +168,13 @@ int conn_accept(struct worker *wk, int fd)
     list_init(&c->sub.node);
     list_init(&c->held_node);
     list_push_back(&wk->conns, &c->node);
-    wk->nconns++;
-    wk->stats.accepted++;
+    counter_add(&wk->nconns, 1);
+    counter_add(&wk->stats.accepted, 1);
     if (loop_watch_add(wk->loop, &c->watch, fd, EPOLLIN | EPOLLRDHUP, conn_on_io) < 0) {
         list_remove(&c->node);
-        wk->nconns--;
+        counter_sub(&wk->nconns, 1);
+        counter_add(&wk->stats.closed, 1);
+        atomic_fetch_sub(&wk->srv->connections, 1);
         close(fd);
         free(c);
         return -1;
@@ -189,7 +194,7 @@ static void count_response(struct conn *c, int status)
 {
     int cls = status / 100;
     if (cls >= 1 && cls <= 5) {
-        c->wk->stats.responses_by_class[cls]++;
+        counter_add(&c->wk->stats.responses_by_class[cls], 1);
     }
 }
 
@@ -239,7 +244,8 @@ void conn_reply(struct conn *c, int status, const char *content_type, const char
     }
 }
 
-void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modified)
+void conn_reply_file(struct conn *c, struct static_files *table, const struct static_file *f,
+                     bool not_modified)
 {
     char extra[96];
     snprintf(extra, sizeof extra, "ETag: %s\r\nCache-Control: no-cache\r\n", f->etag);
@@ -254,7 +260,7 @@ void conn_reply_file(struct conn *c, const struct static_file *f, bool not_modif
     if (!c->head_request && f->len > 0) {
         c->borrowed = f->data;
         c->borrowed_len = f->len;
-        c->borrowed_from = static_files_ref(c->wk->srv->files);
+        c->borrowed_from = static_files_ref(table);
     }
 }
 
@@ -272,6 +278,7 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
         c->held_from = (uint32_t)buf_pending(&c->out);
         c->held_first_id = id;
         list_push_back(&c->wk->held, &c->held_node);
+        server_hold_publisher(c->wk);
     }
     c->held_last_id = id;
     char answer[96];
@@ -300,16 +307,18 @@ static void conn_refuse_held(struct conn *c)
     }
 }
 
-void conn_release_held(struct worker *wk, uint64_t failed_from)
+void conn_release_held(struct list *held, conn_failed_fn *failed, void *arg)
 {
     struct list *pos, *tmp;
-    list_for_each_safe(pos, tmp, &wk->held)
+    list_for_each_safe(pos, tmp, held)
     {
         struct conn *c = container_of(pos, struct conn, held_node);
         list_remove(&c->held_node);
-        if (c->held_last_id >= failed_from) {
+        enum conn_failed f =
+            failed ? failed(arg, c->held_first_id, c->held_last_id) : CONN_FAILED_NONE;
+        if (f != CONN_FAILED_NONE) {
             log_warn("fd %d: the journal sync failed; answering 503", c->watch.fd);
-            if (c->held_first_id >= failed_from) {
+            if (f == CONN_FAILED_FIRST) {
                 conn_refuse_held(c);
             } else {
                 conn_close(c);
@@ -358,7 +367,7 @@ static enum write_result conn_write(struct conn *c)
             if (room_sub_lagged(&c->sub)) {
                 log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
                          c->watch.fd, room_name(c->sub.room));
-                wk->stats.lagged_dropped++;
+                counter_add(&wk->stats.lagged_dropped, 1);
                 conn_close(c);
                 return WRITE_CLOSED;
             }
@@ -382,7 +391,7 @@ static enum write_result conn_write(struct conn *c)
             return WRITE_CLOSED;
         }
         size_t done = (size_t)w;
-        wk->stats.bytes_sent += done;
+        counter_add(&wk->stats.bytes_sent, done);
         c->last_write_ms = loop_now_ms(wk->loop);
         budget = done >= budget ? 0 : budget - done;
 
@@ -404,7 +413,7 @@ static enum write_result conn_write(struct conn *c)
             /* Frames written, not cursor moves: the cursor also skips the
              * subscriber's own frames (sender exclusion). */
             size_t frames = room_sub_advance(&c->sub, done);
-            wk->stats.deliveries += frames;
+            counter_add(&wk->stats.deliveries, frames);
             c->stream_events += frames;
         }
     }

@@ -60,7 +60,7 @@ static void conn_dispatch(struct conn *c)
         conn_fail(c, 500, "internal error");
         return;
     }
-    wk->stats.requests++;
+    counter_add(&wk->stats.requests, 1);
     c->head_request = req->method == HTTP_HEAD;
     c->keep_alive = req->keep_alive;
     c->http10 = req->minor_version == 0;
@@ -167,7 +167,25 @@ static bool conn_read_body(struct conn *c)
 
 /* Parses and dispatches buffered requests until the input is exhausted,
  * a body is incomplete, output piles up, or the connection changes state. */
+static void parse_requests(struct conn *c);
+
+/* With --fsync batch, the publishes pipelined in what was read together
+ * must share one sync, as they share one answer: under the hub lock no
+ * other loop's group commit can fall between them. */
 void conn_parse_requests(struct conn *c)
+{
+    struct server *srv = c->wk->srv;
+    bool batch = srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH;
+    if (batch) {
+        hub_lock(srv->hub);
+    }
+    parse_requests(c);
+    if (batch) {
+        hub_unlock(srv->hub);
+    }
+}
+
+static void parse_requests(struct conn *c)
 {
     struct worker *wk = c->wk;
     while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {

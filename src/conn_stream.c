@@ -63,7 +63,7 @@ static int stream_begin(struct conn *c, enum stream_kind kind)
     }
     c->state = CONN_STREAM;
     c->stream_start_ms = loop_now_ms(wk->loop);
-    wk->streams++;
+    counter_add(&wk->streams, 1);
     /* Pipelined bytes after a stream request can never be answered. */
     buf_free(&c->in);
     return 0;

@@ -20,6 +20,8 @@ struct loop {
     struct loop_task *tasks_head, *tasks_tail;
     loop_hook_fn *before_sleep;
     void *before_sleep_arg;
+    loop_hook_fn *after_wake;
+    void *after_wake_arg;
     struct loop_lag lag;
 };
 
@@ -264,6 +266,12 @@ uint64_t loop_now_ms(const struct loop *loop)
     return loop->now_ms;
 }
 
+void loop_set_after_wake(struct loop *loop, loop_hook_fn *fn, void *arg)
+{
+    loop->after_wake = fn;
+    loop->after_wake_arg = arg;
+}
+
 void loop_set_before_sleep(struct loop *loop, loop_hook_fn *fn, void *arg)
 {
     loop->before_sleep = fn;
@@ -358,6 +366,9 @@ int loop_run(struct loop *loop)
         int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, next_timeout(loop));
         uint64_t woke_ns = monotonic_ns();
         loop->now_ms = woke_ns / 1000000u;
+        if (loop->after_wake) {
+            loop->after_wake(loop, loop->after_wake_arg);
+        }
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -8,6 +8,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+static _Thread_local unsigned current_part;
+
+void hub_bind_part(unsigned part)
+{
+    current_part = part;
+}
+
+unsigned hub_current_part(void)
+{
+    return current_part;
+}
+
 static uint64_t name_hash(const struct hub *hub, const char *s, size_t len)
 {
     return hash_bucket(hub->hash_seed, s, len);
@@ -24,16 +36,30 @@ struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_read
     if (hub->limits.history == 0) {
         hub->limits.history = 1;
     }
+    if (hub->limits.parts == 0) {
+        hub->limits.parts = 1;
+    }
+    hub->parts = calloc(hub->limits.parts, sizeof *hub->parts);
+    if (!hub->parts || qsbr_init(&hub->qsbr, hub->limits.parts) < 0) {
+        free(hub->parts);
+        free(hub);
+        return NULL;
+    }
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&hub->lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     hub->ready = ready;
     hub->schedule = schedule;
     hub->arg = arg;
     hub->next_id = first_id ? first_id : 1;
-    hub->visible_id = hub->next_id;
+    atomic_init(&hub->visible_id, hub->next_id);
     hub->lost_id = hub->next_id - 1;
     hub->nbuckets = 64;
     hub->buckets = calloc(hub->nbuckets, sizeof *hub->buckets);
     if (!hub->buckets) {
-        free(hub);
+        hub_free(hub);
         return NULL;
     }
     hub->hash_seed = first_id * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)hub;
@@ -42,25 +68,43 @@ struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_read
     return hub;
 }
 
+void hub_lock(struct hub *hub)
+{
+    pthread_mutex_lock(&hub->lock);
+}
+
+void hub_unlock(struct hub *hub)
+{
+    pthread_mutex_unlock(&hub->lock);
+}
+
+struct qsbr *hub_qsbr(struct hub *hub)
+{
+    return &hub->qsbr;
+}
+
 /* What a retained frame costs: its allocation and its slot in the ring. */
 static size_t frame_cost(const struct frame *f)
 {
     return sizeof *f + f->len + f->client_len + sizeof(struct frame *);
 }
 
-static void frame_free_range(struct room *room)
+static void free_retired(struct qsbr_node *node)
 {
-    for (uint64_t s = room->tail; s < room->head; s++) {
-        struct frame *f = room->slots[s & (room->slots_cap - 1)];
+    free(node); /* the node is the first member of a frame and of a ring */
+}
+
+/* A room without subscribers has no reader left: its frames and ring go
+ * at once. */
+void room_destroy(struct room *room)
+{
+    uint64_t head = room_head(room);
+    for (uint64_t s = room_tail(room); s < head; s++) {
+        struct frame *f = room_frame(room, s);
         room->hub->memory -= frame_cost(f);
         free(f);
     }
-}
-
-void room_destroy(struct room *room)
-{
-    frame_free_range(room);
-    free(room->slots);
+    free(atomic_load_explicit(&room->ring, memory_order_relaxed));
     free(room);
 }
 
@@ -69,7 +113,7 @@ void hub_free(struct hub *hub)
     if (!hub) {
         return;
     }
-    for (size_t i = 0; i < hub->nbuckets; i++) {
+    for (size_t i = 0; hub->buckets && i < hub->nbuckets; i++) {
         struct room *r = hub->buckets[i];
         while (r) {
             struct room *next = r->hash_next;
@@ -78,6 +122,9 @@ void hub_free(struct hub *hub)
         }
     }
     free(hub->buckets);
+    qsbr_destroy(&hub->qsbr);
+    pthread_mutex_destroy(&hub->lock);
+    free(hub->parts);
     free(hub);
 }
 
@@ -97,17 +144,54 @@ bool room_name_valid(const char *name, size_t len)
     return true;
 }
 
-void mark_dirty(struct hub *hub, struct room *room)
+void mark_pending(struct hub *hub, struct room *room, unsigned part)
 {
-    if (room->dirty) {
+    struct room_part *p = &room->parts[part];
+    if (p->pending) {
         return;
     }
-    room->dirty = true;
-    room->dirty_next = hub->dirty_head;
-    hub->dirty_head = room;
-    if (hub->schedule) {
-        hub->schedule(hub->arg);
+    p->pending = true;
+    room->npending++;
+    struct hub_part *hp = &hub->parts[part];
+    bool was_empty = hp->pending_head == NULL;
+    p->pending_next = hp->pending_head;
+    hp->pending_head = room;
+    if (was_empty && hub->schedule) {
+        hub->schedule(hub->arg, part);
     }
+}
+
+void mark_pending_subscribed(struct hub *hub, struct room *room)
+{
+    if (room->nsubs == 0) {
+        return;
+    }
+    for (unsigned i = 0; i < hub->limits.parts; i++) {
+        if (room->parts[i].nsubs) {
+            mark_pending(hub, room, i);
+        }
+    }
+}
+
+uint64_t room_floor(const struct room *room)
+{
+    uint64_t floor = NO_FLOOR;
+    for (unsigned i = 0; i < room->hub->limits.parts; i++) {
+        if (room->parts[i].floor < floor) {
+            floor = room->parts[i].floor;
+        }
+    }
+    return floor;
+}
+
+uint64_t room_visible_head(const struct room *room)
+{
+    uint64_t visible = atomic_load_explicit(&room->hub->visible_id, memory_order_relaxed);
+    uint64_t seq = room_head(room), tail = room_tail(room);
+    while (seq > tail && room_frame(room, seq - 1)->id >= visible) {
+        seq--;
+    }
+    return seq;
 }
 
 static struct room **room_slot(struct hub *hub, const char *name, size_t len)
@@ -158,20 +242,21 @@ static void hub_grow_buckets(struct hub *hub)
     hub->nbuckets = n;
 }
 
-/* Evicts the least recently used room without subscribers. A dirty room is
- * still referenced by the dirty list, so it is skipped. */
+/* Evicts the least recently used room without subscribers. A room in a
+ * pending or uncommitted list is still referenced there, so it is skipped. */
 static bool hub_evict_idle_room(struct hub *hub)
 {
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &hub->idle_rooms)
     {
         struct room *r = container_of(pos, struct room, idle_node);
-        if (r->dirty) {
+        if (r->npending || r->uncommitted) {
             continue;
         }
-        if (r->head > 0) {
-            struct frame *newest = r->slots[(r->head - 1) & (r->slots_cap - 1)];
-            if (r->head > r->tail && newest->id > hub->lost_id) {
+        uint64_t head = room_head(r);
+        if (head > room_tail(r)) {
+            struct frame *newest = room_frame(r, head - 1);
+            if (newest->id > hub->lost_id) {
                 hub->lost_id = newest->id;
             }
         }
@@ -200,20 +285,29 @@ struct room *hub_room(struct hub *hub, const char *name, size_t len)
         }
         pp = room_slot(hub, name, len);
     }
-    room = calloc(1, sizeof *room);
+    room = calloc(1, sizeof *room + hub->limits.parts * sizeof room->parts[0]);
     if (!room) {
         return NULL;
+    }
+    struct ring *ring = calloc(1, sizeof *ring + 8 * sizeof ring->slot[0]);
+    if (!ring) {
+        free(room);
+        return NULL;
+    }
+    ring->cap = 8;
+    atomic_init(&room->ring, ring);
+    for (unsigned i = 0; i < hub->limits.parts; i++) {
+        list_init(&room->parts[i].live);
+        list_init(&room->parts[i].waiting);
+        room->parts[i].floor = NO_FLOOR;
     }
     room->hub = hub;
     memcpy(room->name, name, len);
     room->name_len = (uint8_t)len;
-    list_init(&room->live);
-    list_init(&room->waiting);
     list_init(&room->idle_node);
     list_push_back(&hub->idle_rooms, &room->idle_node);
     list_push_back(&hub->lru, &room->lru_node);
     room->lost_id = hub->lost_id;
-    room->floor = NO_FLOOR;
     room->hash_next = NULL;
     *pp = room;
     hub->nrooms++;
@@ -221,7 +315,7 @@ struct room *hub_room(struct hub *hub, const char *name, size_t len)
         hub_grow_buckets(hub);
     }
     /* A room nobody ends up using must still be freed: the flush checks it. */
-    mark_dirty(hub, room);
+    mark_pending(hub, room, current_part);
     return room;
 }
 
@@ -247,7 +341,7 @@ uint64_t hub_last_id(const struct hub *hub)
 
 size_t room_frames(const struct room *room)
 {
-    return (size_t)(room->head - room->tail);
+    return (size_t)(room_head(room) - room_tail(room));
 }
 
 size_t room_bytes(const struct room *room)
@@ -286,41 +380,49 @@ void hub_mark_published(struct hub *hub)
 
 uint64_t room_first_id(const struct room *room)
 {
-    return room->head == room->tail ? UINT64_MAX : room_frame(room, room->tail)->id;
+    uint64_t tail = room_tail(room);
+    return room_head(room) == tail ? UINT64_MAX : room_frame(room, tail)->id;
 }
 
+/* The oldest frame leaves the ring; a loop may be writing from it right
+ * now (a waiting subscriber's), so it is retired, not freed. */
 static void room_evict_oldest(struct room *room)
 {
-    struct frame *f = room_frame(room, room->tail);
+    uint64_t tail = room_tail(room);
+    struct frame *f = room_frame(room, tail);
     room->bytes -= f->len;
     room->hub->memory -= frame_cost(f);
     room->lost_id = f->id;
-    free(f);
-    room->tail++;
+    atomic_store(&room->tail, tail + 1);
+    qsbr_retire(&room->hub->qsbr, &f->retire, free_retired);
 }
 
 /* The oldest frame may go: no live subscriber is still owed it. */
-static bool room_tail_evictable(const struct room *room)
+static bool room_tail_evictable(const struct room *room, uint64_t floor)
 {
-    return room->head > room->tail && room->tail < room->floor;
+    uint64_t tail = room_tail(room);
+    return room_head(room) > tail && tail < floor;
 }
 
 /* True when the ring, with `frames` and `bytes` more, is over its limits. */
 static bool room_over_limits(const struct room *room, size_t frames, size_t bytes)
 {
     const struct hub_limits *lim = &room->hub->limits;
-    return room->head - room->tail + frames > lim->history ||
-           room->bytes + bytes > lim->history_bytes;
+    return room_frames(room) + frames > lim->history || room->bytes + bytes > lim->history_bytes;
 }
 
 /* Back to the room's limits after a flush, keeping the newest frame and
  * whatever a live subscriber is still owed. */
-void room_trim(struct room *room)
+size_t room_trim(struct room *room)
 {
-    while (room->head - room->tail > 1 && room_over_limits(room, 0, 0) &&
-           room_tail_evictable(room)) {
+    uint64_t floor = room_floor(room);
+    size_t n = 0;
+    while (room_frames(room) > 1 && room_over_limits(room, 0, 0) &&
+           room_tail_evictable(room, floor)) {
         room_evict_oldest(room);
+        n++;
     }
+    return n;
 }
 
 void room_touch(struct room *room)
@@ -332,8 +434,8 @@ void room_touch(struct room *room)
 /*
  * Evicts the oldest frames of the least recently used rooms until `need`
  * more bytes fit under max_memory. Frames a live subscriber is owed stay.
- * Rooms that lost frames are marked dirty, so the flush closes subscribers
- * that fell out of them and frees those left empty. True when it fits.
+ * Rooms that lost frames are queued for their parts' flushes, which close
+ * subscribers that fell out of them. True when it fits.
  */
 static bool hub_reclaim(struct hub *hub, size_t need)
 {
@@ -345,35 +447,37 @@ static bool hub_reclaim(struct hub *hub, size_t need)
             break;
         }
         struct room *r = container_of(pos, struct room, lru_node);
-        uint64_t tail = r->tail;
-        while (hub->memory + need > cap && room_tail_evictable(r)) {
+        uint64_t tail = room_tail(r), floor = room_floor(r);
+        while (hub->memory + need > cap && room_tail_evictable(r, floor)) {
             room_evict_oldest(r);
         }
-        if (r->tail != tail) {
-            mark_dirty(hub, r);
+        if (room_tail(r) != tail) {
+            mark_pending_subscribed(hub, r);
         }
     }
     return hub->memory + need <= cap;
 }
 
-/* Makes room for one more frame in the slot array. */
+/* Makes room for one more frame in the slot array. The old array may be
+ * being read by a loop: it is retired, not freed. */
 static int room_reserve_slot(struct room *room)
 {
-    size_t count = (size_t)(room->head - room->tail);
-    if (count < room->slots_cap) {
+    struct ring *old = atomic_load_explicit(&room->ring, memory_order_relaxed);
+    if (room_frames(room) < old->cap) {
         return 0;
     }
-    size_t cap = room->slots_cap ? room->slots_cap * 2 : 8;
-    struct frame **s = malloc(cap * sizeof *s);
-    if (!s) {
+    size_t cap = old->cap * 2;
+    struct ring *ring = calloc(1, sizeof *ring + cap * sizeof ring->slot[0]);
+    if (!ring) {
         return -1;
     }
-    for (uint64_t q = room->tail; q < room->head; q++) {
-        s[q & (cap - 1)] = room_frame(room, q);
+    ring->cap = cap;
+    uint64_t head = room_head(room);
+    for (uint64_t q = room_tail(room); q < head; q++) {
+        atomic_init(&ring->slot[q & (cap - 1)], room_frame(room, q));
     }
-    free(room->slots);
-    room->slots = s;
-    room->slots_cap = cap;
+    atomic_store_explicit(&room->ring, ring, memory_order_release);
+    qsbr_retire(&room->hub->qsbr, &old->retire, free_retired);
     return 0;
 }
 
@@ -383,11 +487,13 @@ static size_t count_recipients(const struct room *room, const struct frame *f)
         return room->nsubs;
     }
     size_t n = 0;
-    const struct list *lists[2] = {&room->live, &room->waiting};
-    for (int i = 0; i < 2; i++) {
-        for (const struct list *p = lists[i]->next; p != lists[i]; p = p->next) {
-            const struct subscriber *s = container_of(p, const struct subscriber, node);
-            n += !frame_excludes(f, s);
+    for (unsigned part = 0; part < room->hub->limits.parts; part++) {
+        const struct list *lists[2] = {&room->parts[part].live, &room->parts[part].waiting};
+        for (int i = 0; i < 2; i++) {
+            for (const struct list *p = lists[i]->next; p != lists[i]; p = p->next) {
+                const struct subscriber *s = container_of(p, const struct subscriber, node);
+                n += !frame_excludes(f, s);
+            }
         }
     }
     return n;
@@ -408,13 +514,15 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
     }
     f->id = id;
     f->len = sse_frame_encode(f->data, id, event, event_len, data, data_len);
+    memset(&f->retire, 0, sizeof f->retire);
     f->client_len = (uint8_t)client_len;
     if (client_len) {
         memcpy(f->data + f->len, client, client_len);
     }
     /* Evict before growing the slot array, so it never grows past the
      * history it has to hold. */
-    while (room_tail_evictable(room) && room_over_limits(room, 1, f->len)) {
+    uint64_t floor = room_floor(room);
+    while (room_tail_evictable(room, floor) && room_over_limits(room, 1, f->len)) {
         room_evict_oldest(room);
     }
     room_touch(room);
@@ -431,14 +539,22 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
         return NULL;
     }
     hub->memory += cost;
-    room->slots[room->head & (room->slots_cap - 1)] = f;
-    room->head++;
+    uint64_t head = room_head(room);
+    f->seq = head;
+    struct ring *ring = atomic_load_explicit(&room->ring, memory_order_relaxed);
+    /* Published to the lock-free readers by the release store of head. */
+    atomic_store_explicit(&ring->slot[head & (ring->cap - 1)], f, memory_order_release);
+    atomic_store_explicit(&room->head, head + 1, memory_order_release);
     room->bytes += f->len;
     if (id >= hub->next_id) {
         hub->next_id = id + 1;
     }
     if (!hub->deferred_commit) {
-        hub->visible_id = hub->next_id;
+        atomic_store(&hub->visible_id, hub->next_id);
+    } else if (!room->uncommitted) {
+        room->uncommitted = true;
+        room->uncommitted_next = hub->uncommitted_head;
+        hub->uncommitted_head = room;
     }
     if (room->nsubs == 0 && list_linked(&room->idle_node)) {
         /* Recently used: move to the back of the eviction order. */
@@ -460,7 +576,7 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
     if (!f) {
         return -1;
     }
-    mark_dirty(hub, room);
+    mark_pending_subscribed(hub, room);
     room->published++;
     res->id = f->id;
     res->recipients = count_recipients(room, f);
@@ -470,7 +586,7 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
 int room_restore(struct room *room, uint64_t id, const char *event, size_t event_len,
                  const char *data, size_t data_len)
 {
-    if (room->head > room->tail && room_frame(room, room->head - 1)->id >= id) {
+    if (room_frames(room) && room_frame(room, room_head(room) - 1)->id >= id) {
         return -1; /* ids must increase along the ring */
     }
     return room_append(room, id, event, event_len, data, data_len, NULL, 0) ? 0 : -1;
@@ -493,7 +609,7 @@ void hub_set_next_id(struct hub *hub, uint64_t id)
         hub->next_id = id;
     }
     /* Used before serving (after a journal replay): all there is is on disk. */
-    hub->visible_id = hub->next_id;
+    atomic_store(&hub->visible_id, hub->next_id);
 }
 
 void hub_skip_id(struct hub *hub, uint64_t id)
@@ -501,7 +617,7 @@ void hub_skip_id(struct hub *hub, uint64_t id)
     if (id >= hub->next_id) {
         hub->next_id = id + 1;
         if (!hub->deferred_commit) {
-            hub->visible_id = hub->next_id;
+            atomic_store(&hub->visible_id, hub->next_id);
         }
     }
 }
@@ -510,13 +626,25 @@ void hub_set_deferred_commit(struct hub *hub, bool deferred)
 {
     hub->deferred_commit = deferred;
     if (!deferred) {
-        hub->visible_id = hub->next_id;
+        hub_commit(hub);
     }
 }
 
+/* The frames of the rooms published to since the last commit become
+ * visible: their parts' flushes must run again (they may have run already
+ * and written nothing). */
 void hub_commit(struct hub *hub)
 {
-    hub->visible_id = hub->next_id;
+    atomic_store(&hub->visible_id, hub->next_id);
+    struct room *r = hub->uncommitted_head;
+    hub->uncommitted_head = NULL;
+    while (r) {
+        struct room *next = r->uncommitted_next;
+        r->uncommitted = false;
+        r->uncommitted_next = NULL;
+        mark_pending_subscribed(hub, r);
+        r = next;
+    }
 }
 
 size_t hub_memory(const struct hub *hub)
@@ -529,41 +657,25 @@ size_t hub_max_memory(const struct hub *hub)
     return hub->limits.max_memory;
 }
 
-/* Pulls cursors that point past the head (at dropped frames) back to it. */
-static void clamp_cursors(struct list *subs, uint64_t head)
-{
-    for (struct list *p = subs->next; p != subs; p = p->next) {
-        struct subscriber *sub = container_of(p, struct subscriber, node);
-        if (sub->cursor > head) {
-            sub->cursor = head;
-            sub->offset = 0;
-        }
-    }
-}
-
 size_t hub_cancel_from(struct hub *hub, uint64_t first_id)
 {
     size_t dropped = 0;
-    /* Frames are published only into rooms that are then dirty until the
-     * flush, which has not run yet for these. */
-    for (struct room *r = hub->dirty_head; r; r = r->dirty_next) {
-        uint64_t head = r->head;
-        while (r->head > r->tail && room_frame(r, r->head - 1)->id >= first_id) {
-            struct frame *f = room_frame(r, r->head - 1);
+    /* Invisible frames are only in rooms published to since the last
+     * commit. No cursor is past them (a cursor never passes a frame nobody
+     * may see yet), so none needs moving; but a loop may have read one to
+     * find it invisible, hence retired, not freed. */
+    for (struct room *r = hub->uncommitted_head; r; r = r->uncommitted_next) {
+        uint64_t head = room_head(r), h = head;
+        while (h > room_tail(r) && room_frame(r, h - 1)->id >= first_id) {
+            struct frame *f = room_frame(r, h - 1);
             r->bytes -= f->len;
             hub->memory -= frame_cost(f);
-            free(f);
-            r->head--;
+            atomic_store(&r->head, h - 1);
+            qsbr_retire(&hub->qsbr, &f->retire, free_retired);
+            h--;
             dropped++;
         }
-        if (r->head != head) {
-            r->published -= head - r->head; /* they never happened */
-            clamp_cursors(&r->live, r->head);
-            clamp_cursors(&r->waiting, r->head);
-            if (r->floor != NO_FLOOR && r->floor > r->head) {
-                r->floor = r->head;
-            }
-        }
+        r->published -= head - h; /* they never happened */
     }
     return dropped;
 }

@@ -10,32 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A start never lies past a frame nobody may see yet (one waiting for its
+ * journal sync): such a frame may still be taken back (hub_cancel_from),
+ * and no cursor must then point past the head. */
 struct room_start room_start_live(const struct room *room)
 {
-    struct room_start st = {.cursor = room->head};
+    struct room_start st = {.cursor = room_visible_head(room)};
     return st;
 }
 
 struct room_start room_start_history(const struct room *room, uint64_t n)
 {
-    struct room_start st = {.cursor = room->head};
-    uint64_t retained = room->head - room->tail;
-    st.cursor = room->head - (n < retained ? n : retained);
+    uint64_t head = room_visible_head(room);
+    uint64_t retained = head - room_tail(room);
+    struct room_start st = {.cursor = head - (n < retained ? n : retained)};
     return st;
 }
 
 /* Oldest retained id, or the next id when nothing is retained. */
 static uint64_t room_oldest_id(const struct room *room)
 {
-    if (room->head == room->tail) {
+    if (room_frames(room) == 0) {
         return room->hub->next_id;
     }
-    return room_frame(room, room->tail)->id;
+    return room_frame(room, room_tail(room))->id;
 }
 
 struct room_start room_start_after(const struct room *room, uint64_t last_id)
 {
-    struct room_start st = {.cursor = room->tail};
+    struct room_start st = {.cursor = room_tail(room)};
     if (last_id < room->lost_id || last_id >= room->hub->next_id) {
         /* Older than what the ring can vouch for, or never issued here. */
         st.reset = true;
@@ -43,7 +46,7 @@ struct room_start room_start_after(const struct room *room, uint64_t last_id)
         return st;
     }
     /* Ids increase along the ring: binary search for the first id > last_id. */
-    uint64_t lo = room->tail, hi = room->head;
+    uint64_t lo = room_tail(room), hi = room_visible_head(room);
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         if (room_frame(room, mid)->id <= last_id) {
@@ -60,8 +63,12 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
                     const char *client, size_t client_len)
 {
     struct hub *hub = room->hub;
+    unsigned part = hub_current_part();
+    struct room_part *p = &room->parts[part];
+    uint64_t tail = room_tail(room);
     sub->room = room;
-    sub->cursor = start->cursor < room->tail ? room->tail : start->cursor;
+    sub->part = (uint8_t)part;
+    sub->cursor = start->cursor < tail ? tail : start->cursor;
     sub->offset = 0;
     if (client_len > ROOM_CLIENT_MAX) {
         client_len = ROOM_CLIENT_MAX;
@@ -71,17 +78,18 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
         memcpy(sub->client, client, client_len);
     }
     sub->waiting = false;
-    list_push_back(&room->live, &sub->node);
+    list_push_back(&p->live, &sub->node);
+    p->nsubs++;
     room_touch(room);
-    if (sub->cursor < room->floor) {
-        room->floor = sub->cursor;
+    if (sub->cursor < p->floor) {
+        p->floor = sub->cursor;
     }
     if (room->nsubs++ == 0 && list_linked(&room->idle_node)) {
         list_remove(&room->idle_node);
     }
-    if (sub->cursor < room->head) {
+    if (sub->cursor < room_head(room)) {
         /* Owed a replay: let the flush hand it to its connection. */
-        mark_dirty(hub, room);
+        mark_pending(hub, room, part);
     }
 }
 
@@ -91,28 +99,43 @@ void room_unsubscribe(struct subscriber *sub)
     if (!room) {
         return;
     }
+    struct hub *hub = room->hub;
+    struct room_part *p = &room->parts[sub->part];
+    hub_lock(hub);
     list_remove(&sub->node);
     sub->room = NULL;
-    if (list_empty(&room->live)) {
-        room->floor = NO_FLOOR;
+    p->nsubs--;
+    if (list_empty(&p->live)) {
+        p->floor = NO_FLOOR;
     }
     if (--room->nsubs == 0) {
-        list_push_back(&room->hub->idle_rooms, &room->idle_node);
-        if (room->head == room->tail) {
-            mark_dirty(room->hub, room); /* so the flush frees it */
+        list_push_back(&hub->idle_rooms, &room->idle_node);
+        if (room_frames(room) == 0) {
+            mark_pending(hub, room, sub->part); /* so the flush frees it */
         }
     }
+    hub_unlock(hub);
 }
 
-/* Moves the cursor past frames this subscriber must not receive. */
+static uint64_t visible_id(const struct room *room)
+{
+    return atomic_load_explicit(&room->hub->visible_id, memory_order_acquire);
+}
+
+/* Moves the cursor past frames this subscriber must not receive (never past
+ * one nobody may see yet). No lock: the subscriber's own part. */
 static void skip_excluded(struct subscriber *sub)
 {
     const struct room *room = sub->room;
-    if (!sub->client_len) {
+    if (!sub->client_len || sub->offset != 0) {
         return;
     }
-    while (sub->offset == 0 && sub->cursor >= room->tail && sub->cursor < room->head &&
-           frame_excludes(room_frame(room, sub->cursor), sub)) {
+    uint64_t head = room_head(room), visible = visible_id(room);
+    while (sub->cursor < head) {
+        const struct frame *f = room_frame_at(room, sub->cursor);
+        if (!f || f->id >= visible || !frame_excludes(f, sub)) {
+            return;
+        }
         sub->cursor++;
     }
 }
@@ -120,14 +143,17 @@ static void skip_excluded(struct subscriber *sub)
 size_t room_sub_iov(struct subscriber *sub, struct iovec *iov, size_t max_iov, size_t max_bytes)
 {
     const struct room *room = sub->room;
-    if (!room || sub->cursor < room->tail) {
+    if (!room) {
         return 0;
     }
     size_t n = 0, bytes = 0;
     size_t offset = sub->offset;
-    uint64_t visible = room->hub->visible_id;
-    for (uint64_t seq = sub->cursor; seq < room->head && n < max_iov && bytes < max_bytes; seq++) {
-        const struct frame *f = room_frame(room, seq);
+    uint64_t head = room_head(room), visible = visible_id(room);
+    for (uint64_t seq = sub->cursor; seq < head && n < max_iov && bytes < max_bytes; seq++) {
+        const struct frame *f = room_frame_at(room, seq);
+        if (!f) {
+            return 0; /* evicted under it: room_sub_lagged says so */
+        }
         if (f->id >= visible) {
             break; /* ids increase along the ring: the rest waits too */
         }
@@ -148,8 +174,11 @@ size_t room_sub_advance(struct subscriber *sub, size_t n)
     const struct room *room = sub->room;
     size_t written = 0;
     skip_excluded(sub);
-    while (n > 0 && sub->cursor < room->head) {
-        const struct frame *f = room_frame(room, sub->cursor);
+    while (n > 0 && sub->cursor < room_head(room)) {
+        const struct frame *f = room_frame_at(room, sub->cursor);
+        if (!f) {
+            break; /* evicted meanwhile: the subscriber is closed as lagged */
+        }
         size_t left = f->len - sub->offset;
         if (n < left) {
             sub->offset += n;
@@ -166,7 +195,15 @@ size_t room_sub_advance(struct subscriber *sub, size_t n)
 
 bool room_sub_lagged(const struct subscriber *sub)
 {
-    return sub->room && sub->cursor < sub->room->tail;
+    const struct room *room = sub->room;
+    if (!room) {
+        return false;
+    }
+    if (sub->cursor < atomic_load_explicit(&room->tail, memory_order_acquire)) {
+        return true;
+    }
+    /* Its frame's slot may have been reused by a newer one. */
+    return sub->cursor < room_head(room) && !room_frame_at(room, sub->cursor);
 }
 
 void room_sub_set_waiting(struct subscriber *sub, bool waiting)
@@ -175,35 +212,42 @@ void room_sub_set_waiting(struct subscriber *sub, bool waiting)
     if (!room || sub->waiting == waiting) {
         return;
     }
+    struct room_part *p = &room->parts[sub->part];
+    hub_lock(room->hub);
     sub->waiting = waiting;
     list_remove(&sub->node);
-    list_push_back(waiting ? &room->waiting : &room->live, &sub->node);
-    if (!waiting && sub->cursor < room->floor) {
-        room->floor = sub->cursor;
-    } else if (waiting && list_empty(&room->live)) {
-        room->floor = NO_FLOOR;
+    list_push_back(waiting ? &p->waiting : &p->live, &sub->node);
+    if (!waiting && sub->cursor < p->floor) {
+        p->floor = sub->cursor;
+    } else if (waiting && list_empty(&p->live)) {
+        p->floor = NO_FLOOR;
     }
+    hub_unlock(room->hub);
 }
 
 /*
- * Writes to the live subscribers first and only then trims the ring, so a
- * burst of more than a ring's worth of messages in one loop iteration reaches
- * every subscriber whose socket takes it. What is left over the limits after
- * that is owed only to subscribers whose sockets are full.
+ * Writes to the part's live subscribers first and only then trims the ring,
+ * so a burst of more than a ring's worth of messages in one loop iteration
+ * reaches every subscriber whose socket takes it. What is left over the
+ * limits after that is owed only to subscribers whose sockets are full (or
+ * to another part's live ones, which its own flush writes to).
+ *
+ * The part's lists change only on this thread, so they are walked without
+ * the lock; `ready` may close the subscriber (unlinking it) or move it to
+ * the waiting list, but touches no other one, so iterating with a saved
+ * next pointer is safe. A closed subscriber's memory outlives the batch.
  */
-static size_t room_flush(struct hub *hub, struct room *room)
+static size_t room_flush(struct hub *hub, struct room *room, unsigned part)
 {
+    struct room_part *p = &room->parts[part];
     size_t calls = 0;
     uint64_t floor = NO_FLOOR;
     struct list *pos, *tmp;
-    /* The callback may close the subscriber (unlinking it) or move it to the
-     * waiting list, but touches no other one, so iterating with a saved next
-     * pointer is safe. A closed subscriber's memory outlives the batch. */
-    list_for_each_safe(pos, tmp, &room->live)
+    list_for_each_safe(pos, tmp, &p->live)
     {
         struct subscriber *sub = container_of(pos, struct subscriber, node);
         skip_excluded(sub);
-        if (sub->cursor < room->head) {
+        if (sub->cursor < room_head(room)) {
             hub->ready(sub, hub->arg);
             calls++;
         }
@@ -211,9 +255,28 @@ static size_t room_flush(struct hub *hub, struct room *room)
             floor = sub->cursor;
         }
     }
-    room->floor = floor;
-    room_trim(room);
-    list_for_each_safe(pos, tmp, &room->waiting)
+    hub_lock(hub);
+    room->npending--;
+    p->floor = floor;
+    if (room_trim(room)) {
+        /* Other parts' waiting subscribers may have fallen out. */
+        for (unsigned i = 0; i < hub->limits.parts; i++) {
+            if (i != part && !list_empty(&room->parts[i].waiting)) {
+                mark_pending(hub, room, i);
+            }
+        }
+    }
+    bool gone =
+        room->nsubs == 0 && room_frames(room) == 0 && room->npending == 0 && !room->uncommitted;
+    if (gone) {
+        hub_unlink_room(hub, room);
+        room_destroy(room);
+    }
+    hub_unlock(hub);
+    if (gone) {
+        return calls;
+    }
+    list_for_each_safe(pos, tmp, &p->waiting)
     {
         struct subscriber *sub = container_of(pos, struct subscriber, node);
         if (room_sub_lagged(sub)) {
@@ -226,21 +289,67 @@ static size_t room_flush(struct hub *hub, struct room *room)
 
 size_t hub_flush(struct hub *hub)
 {
+    unsigned part = hub_current_part();
     size_t calls = 0;
-    /* Detach the list first: callbacks may publish or subscribe, which marks
-     * rooms dirty again for the next flush. */
-    struct room *room = hub->dirty_head;
-    hub->dirty_head = NULL;
+    /* Detach the list first: callbacks may publish or subscribe, which
+     * queues rooms again for the next flush. A detached room stays pending
+     * (and so alive) until its own turn. */
+    struct hub_part *hp = &hub->parts[part];
+    hub_lock(hub);
+    struct room *room = hp->pending_head;
+    hp->pending_head = NULL;
+    uint64_t flush = ++hp->flush_started;
+    hub_unlock(hub);
     while (room) {
-        struct room *next = room->dirty_next;
-        room->dirty = false;
-        room->dirty_next = NULL;
-        calls += room_flush(hub, room);
-        if (room->nsubs == 0 && room->head == room->tail && !room->dirty) {
-            hub_unlink_room(hub, room);
-            room_destroy(room);
-        }
+        struct room_part *p = &room->parts[part];
+        /* Read while the flag still keeps the room out of other lists. */
+        struct room *next = p->pending_next;
+        hub_lock(hub);
+        /* From here a publish queues it again; the count still holds it
+         * alive until room_flush is done with it. */
+        p->pending = false;
+        p->pending_next = NULL;
+        hub_unlock(hub);
+        calls += room_flush(hub, room, part);
         room = next;
     }
+    /* Then wake the loops whose publishers wait for this flush. The store
+     * and the exchange are sequentially consistent, as is the waiter's
+     * register-then-check: one of the two sees the other. */
+    atomic_store(&hp->flush_done, flush);
+    uint64_t waiters = atomic_exchange(&hp->waiters, 0);
+    while (waiters && hub->schedule) {
+        unsigned w = (unsigned)__builtin_ctzll(waiters);
+        waiters &= waiters - 1;
+        hub->schedule(hub->arg, w);
+    }
     return calls;
+}
+
+unsigned hub_parts(const struct hub *hub)
+{
+    return hub->limits.parts;
+}
+
+void hub_flush_targets(struct hub *hub, uint64_t *targets)
+{
+    for (unsigned i = 0; i < hub->limits.parts; i++) {
+        const struct hub_part *hp = &hub->parts[i];
+        targets[i] = hp->flush_started + (hp->pending_head != NULL);
+    }
+}
+
+bool hub_flushes_done(struct hub *hub, const uint64_t *targets, unsigned part)
+{
+    for (unsigned i = 0; i < hub->limits.parts; i++) {
+        struct hub_part *hp = &hub->parts[i];
+        if (atomic_load(&hp->flush_done) >= targets[i]) {
+            continue;
+        }
+        atomic_fetch_or(&hp->waiters, (uint64_t)1 << part);
+        if (atomic_load(&hp->flush_done) < targets[i]) {
+            return false;
+        }
+    }
+    return true;
 }

@@ -6,9 +6,11 @@
 #include "keyring.h"
 #include "log.h"
 #include "net.h"
-#include "room.h"
+#include "qsbr.h"
 #include "response.h"
+#include "room.h"
 #include "static_files.h"
+#include "thread.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -56,6 +58,14 @@ static void send_busy(int fd, void *arg)
     }
 }
 
+/* The thread's own loop: NULL on a thread that runs none. */
+static _Thread_local struct worker *current_worker;
+
+static void sum_counter(counter_t *sum, const counter_t *c)
+{
+    counter_add(sum, counter_get(c));
+}
+
 void server_worker_totals(const struct server *srv, struct worker_stats *sum, size_t *nconns,
                           size_t *streams)
 {
@@ -64,32 +74,77 @@ void server_worker_totals(const struct server *srv, struct worker_stats *sum, si
     for (size_t i = 0; i < srv->nworkers; i++) {
         const struct worker *w = &srv->workers[i];
         const struct worker_stats *st = &w->stats;
-        sum->accepted += st->accepted;
-        sum->closed += st->closed;
-        sum->rejected_busy += st->rejected_busy;
-        sum->shed_no_fds += st->shed_no_fds;
-        sum->requests += st->requests;
+        sum_counter(&sum->accepted, &st->accepted);
+        sum_counter(&sum->closed, &st->closed);
+        sum_counter(&sum->rejected_busy, &st->rejected_busy);
+        sum_counter(&sum->shed_no_fds, &st->shed_no_fds);
+        sum_counter(&sum->requests, &st->requests);
         for (size_t k = 0; k < sizeof st->responses_by_class / sizeof st->responses_by_class[0];
              k++) {
-            sum->responses_by_class[k] += st->responses_by_class[k];
+            sum_counter(&sum->responses_by_class[k], &st->responses_by_class[k]);
         }
-        sum->deliveries += st->deliveries;
-        sum->bytes_sent += st->bytes_sent;
-        sum->lagged_dropped += st->lagged_dropped;
-        sum->auth_refused += st->auth_refused;
-        *nconns += w->nconns;
-        *streams += w->streams;
+        sum_counter(&sum->deliveries, &st->deliveries);
+        sum_counter(&sum->bytes_sent, &st->bytes_sent);
+        sum_counter(&sum->lagged_dropped, &st->lagged_dropped);
+        sum_counter(&sum->auth_refused, &st->auth_refused);
+        *nconns += counter_get(&w->nconns);
+        *streams += counter_get(&w->streams);
     }
 }
 
 /* Open connections over all workers: --max-clients is a global limit. */
 static size_t server_connections(const struct server *srv)
 {
-    size_t n = 0;
+    return atomic_load(&srv->connections);
+}
+
+/* An accepted connection on its way to another loop. */
+struct fd_handoff {
+    struct inbox_item item;
+    int fd;
+};
+
+/* The loop with the fewest connections. What the acceptor handed to each
+ * (it alone counts that) minus what each has closed (its own counter) is
+ * exact even for connections still in flight to their loop, so a burst of
+ * accepts spreads evenly instead of piling onto the one that looked idle. */
+static struct worker *least_loaded(struct server *srv)
+{
+    struct worker *best = &srv->workers[0];
+    uint64_t best_load = UINT64_MAX;
     for (size_t i = 0; i < srv->nworkers; i++) {
-        n += srv->workers[i].nconns;
+        struct worker *w = &srv->workers[i];
+        uint64_t load = w->handed - counter_get(&w->stats.closed);
+        if (load < best_load) {
+            best = w;
+            best_load = load;
+        }
     }
-    return n;
+    return best;
+}
+
+/* On the acceptor's loop: the connection goes to the least loaded loop. */
+static void server_hand_out(struct server *srv, int fd)
+{
+    struct worker *w = least_loaded(srv);
+    atomic_fetch_add(&srv->connections, 1);
+    w->handed++;
+    if (w == current_worker) {
+        if (conn_accept(w, fd) < 0) {
+            log_warn("cannot set up a connection: out of memory");
+        }
+        return;
+    }
+    struct fd_handoff *h = malloc(sizeof *h);
+    if (!h) {
+        close(fd);
+        atomic_fetch_sub(&srv->connections, 1);
+        w->handed--;
+        log_warn("cannot hand a connection out: out of memory");
+        return;
+    }
+    h->fd = fd;
+    inbox_push(&w->inbox, &h->item);
 }
 
 static void server_pause_accept(struct server *srv);
@@ -130,8 +185,8 @@ static void on_listen(struct loop *loop, struct loop_watch *lw, uint32_t events)
             return;
         }
         if (fd == NET_NO_FDS) {
-            w->stats.shed_no_fds++;
-            if (w->stats.shed_no_fds % 1000 == 1) {
+            counter_add(&w->stats.shed_no_fds, 1);
+            if (counter_get(&w->stats.shed_no_fds) % 1000 == 1) {
                 log_warn("out of file descriptors with %zu connections: shedding new ones",
                          server_connections(srv));
             }
@@ -147,15 +202,46 @@ static void on_listen(struct loop *loop, struct loop_watch *lw, uint32_t events)
         if (server_connections(srv) >= srv->max_clients) {
             /* Admission control before any allocation: a polite, best-effort
              * answer on a fresh socket whose buffer is empty. */
-            w->stats.rejected_busy++;
+            counter_add(&w->stats.rejected_busy, 1);
             send_busy(fd, w);
             close(fd);
             continue;
         }
-        if (conn_accept(w, fd) < 0) {
-            log_warn("cannot set up a connection: out of memory");
-        }
+        server_hand_out(srv, fd);
     }
+}
+
+/* Something other loops may be reading without a lock, to be freed once
+ * none can (qsbr.h). */
+struct retired_ptr {
+    struct qsbr_node node;
+    void *ptr;
+};
+
+static void retire_files(struct qsbr_node *node)
+{
+    struct retired_ptr *r = (struct retired_ptr *)node;
+    static_files_unref(r->ptr);
+    free(r);
+}
+
+static void retire_keys(struct qsbr_node *node)
+{
+    struct retired_ptr *r = (struct retired_ptr *)node;
+    keyring_free(r->ptr);
+    free(r);
+}
+
+static void server_retire(struct server *srv, void *ptr, qsbr_free_fn *fn)
+{
+    struct retired_ptr *r = malloc(sizeof *r);
+    if (!r) {
+        /* Rather a leak than a free under a reader's feet. */
+        log_error("out of memory: an old table is not freed");
+        return;
+    }
+    r->ptr = ptr;
+    qsbr_retire(hub_qsbr(srv->hub), &r->node, fn);
 }
 
 /* A reload finished (see reload.h): swap the new files in. Responses still
@@ -168,8 +254,12 @@ static void on_static_reloaded(void *arg, struct static_files *files, const char
         log_error("reloading static files: %s; keeping the old ones", err);
         return;
     }
-    reload_retire(&srv->reload, srv->files);
-    srv->files = files;
+    struct static_files *old = atomic_exchange(&srv->files, files);
+    if (srv->nworkers == 1) {
+        reload_retire(&srv->reload, old); /* nobody else can hold it */
+    } else {
+        server_retire(srv, old, retire_files);
+    }
     log_info("reloaded %zu static files from %s", static_files_count(files), srv->cfg.static_dir);
 }
 
@@ -186,8 +276,12 @@ static void server_reload_keys(struct server *srv)
         log_error("reloading the token keys: %s; keeping the old ones", err);
         return;
     }
-    keyring_free(srv->keys);
-    srv->keys = kr;
+    struct keyring *old = atomic_exchange(&srv->keys, kr);
+    if (srv->nworkers == 1) {
+        keyring_free(old);
+    } else {
+        server_retire(srv, old, retire_keys);
+    }
     size_t n;
     keyring_keys(kr, &n);
     log_info("reloaded %zu token keys from %s", n, srv->cfg.jwt_key_file);
@@ -201,6 +295,9 @@ static void on_signal(struct loop *loop, struct loop_watch *w, uint32_t events)
     while (read(srv->signal_fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM) {
             log_info("signal %u: shutting down", si.ssi_signo);
+            for (size_t i = 1; i < srv->nworkers; i++) {
+                inbox_push(&srv->workers[i].inbox, &srv->workers[i].stop);
+            }
             loop_stop(loop);
         } else if (si.ssi_signo == SIGHUP) {
             reload_request(&srv->reload);
@@ -231,45 +328,150 @@ static void on_log_writable(struct loop *loop, struct loop_watch *w, uint32_t ev
     server_flush_log(container_of(w, struct server, log_watch));
 }
 
+/* The start of every iteration: from here the loop may hold pointers to
+ * frames and tables other loops retire. */
+static void after_wake(struct loop *loop, void *arg)
+{
+    struct worker *w = arg;
+    (void)loop;
+    qsbr_online(hub_qsbr(w->srv->hub), w->index);
+}
+
 /* The end of every iteration: this iteration's log lines go out in one
- * write, unless the pipe was full and has not said it takes more. */
+ * write, unless the pipe was full and has not said it takes more; what no
+ * loop can hold any more is freed; and the loop holds nothing while it
+ * sleeps. */
 static void before_sleep(struct loop *loop, void *arg)
 {
-    struct server *srv = arg;
+    struct worker *w = arg;
+    struct server *srv = w->srv;
     (void)loop;
-    if (srv->log_watch.fd >= 0 && !srv->log_blocked) {
-        server_flush_log(srv);
+    if (w->index == 0) {
+        if (srv->log_watch.fd >= 0 && !srv->log_blocked) {
+            server_flush_log(srv);
+        }
+    } else {
+        (void)log_flush();
+    }
+    struct qsbr *q = hub_qsbr(srv->hub);
+    qsbr_offline(q, w->index);
+    qsbr_reclaim(q);
+}
+
+/* Whether the records of a connection's held messages first..last were
+ * cut off by a failed sync (hub lock). */
+static enum conn_failed ids_failed(const struct server *srv, uint64_t first, uint64_t last)
+{
+    enum conn_failed f = CONN_FAILED_NONE;
+    for (unsigned i = 0; i < FAILED_RANGES; i++) {
+        const struct id_range *r = &srv->failed[i];
+        if (first >= r->from && first < r->to) {
+            return CONN_FAILED_FIRST;
+        }
+        if (r->from <= last && r->to > first) {
+            f = CONN_FAILED_LATER;
+        }
+    }
+    return f;
+}
+
+/* --fsync batch: one sync for what every loop appended since the last one
+ * (whoever comes first syncs; the others find the journal clean), then the
+ * frames become visible. A failed sync (here, or one a rotation did) cut
+ * those records off the journal: their messages are dropped unseen, and the
+ * ids are remembered so that their publishers, on whatever loop, are
+ * answered 503. Hub lock held. */
+static void server_group_commit(struct server *srv)
+{
+    if (journal_dirty(srv->journal)) {
+        counter_add(&srv->stats.journal_syncs, 1);
+        if (journal_sync(srv->journal) != 0) {
+            counter_add(&srv->stats.journal_errors, 1);
+        }
+    }
+    uint64_t failed_from = journal_take_failed(srv->journal);
+    if (failed_from != UINT64_MAX) {
+        counter_sub(&srv->stats.published, hub_cancel_from(srv->hub, failed_from));
+        struct id_range *r = &srv->failed[srv->failed_next++ % FAILED_RANGES];
+        r->from = failed_from;
+        r->to = hub_next_id(srv->hub);
+    }
+    hub_commit(srv->hub);
+}
+
+static enum conn_failed server_held_failed(void *arg, uint64_t first, uint64_t last)
+{
+    struct server *srv = arg;
+    hub_lock(srv->hub);
+    enum conn_failed f = ids_failed(srv, first, last);
+    hub_unlock(srv->hub);
+    return f;
+}
+
+/* The publishers held in one iteration of a loop, and the flush of each
+ * loop that must have run before they are answered (hub_flush_targets). */
+struct held_batch {
+    struct held_batch *next;
+    struct list conns;
+    uint64_t targets[];
+};
+
+/* This iteration's held publishers become a batch; then every batch whose
+ * flushes have all run, oldest first, is answered. With one loop that is
+ * at once. Without memory for a batch they are answered now: late for the
+ * other loops' subscribers, but never stuck. */
+static void worker_release_batches(struct worker *w, bool batch)
+{
+    struct server *srv = w->srv;
+    conn_failed_fn *failed = batch ? server_held_failed : NULL;
+    if (!list_empty(&w->held)) {
+        struct held_batch *b = malloc(sizeof *b + hub_parts(srv->hub) * sizeof b->targets[0]);
+        if (!b) {
+            conn_release_held(&w->held, failed, srv);
+        } else {
+            b->next = NULL;
+            list_init(&b->conns);
+            list_move_all(&b->conns, &w->held);
+            hub_lock(srv->hub);
+            hub_flush_targets(srv->hub, b->targets);
+            hub_unlock(srv->hub);
+            *w->batches_tail = b;
+            w->batches_tail = &b->next;
+        }
+    }
+    while (w->batches && hub_flushes_done(srv->hub, w->batches->targets, w->index)) {
+        struct held_batch *b = w->batches;
+        w->batches = b->next;
+        if (!w->batches) {
+            w->batches_tail = &w->batches;
+        }
+        conn_release_held(&b->conns, failed, srv);
+        free(b);
     }
 }
 
-/* Runs once after each loop iteration that published something: the
- * journal's group commit (--fsync batch), the fan-out, then the publishers'
- * answers, which were held for both. */
+/* Runs once after each loop iteration that published something, or that
+ * another loop's publish gave fan-out work: the journal's group commit
+ * (--fsync batch), the fan-out to this loop's subscribers, then this
+ * loop's publishers' answers, which were held for both. */
 static void on_hub_task(struct loop *loop, struct loop_task *task)
 {
-    struct server *srv = container_of(task, struct server, hub_task);
-    uint64_t failed_from = UINT64_MAX;
+    struct worker *w = container_of(task, struct worker, hub_task);
+    struct server *srv = w->srv;
     (void)loop;
-    if (srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH) {
-        if (journal_dirty(srv->journal)) {
-            srv->stats.journal_syncs++;
-            if (journal_sync(srv->journal) != 0) {
-                srv->stats.journal_errors++;
-            }
-        }
-        /* A failed sync (here, or one a rotation did during the iteration)
-         * cut this iteration's records off the journal: their messages are
-         * dropped unseen and their publishers answered 503. */
-        failed_from = journal_take_failed(srv->journal);
-        if (failed_from != UINT64_MAX) {
-            srv->stats.published -= hub_cancel_from(srv->hub, failed_from);
-        }
-        hub_commit(srv->hub);
+    bool batch = srv->journal && srv->cfg.fsync_mode == FSYNC_BATCH;
+    if (batch) {
+        hub_lock(srv->hub);
+        server_group_commit(srv);
+        hub_unlock(srv->hub);
     }
     hub_flush(srv->hub);
-    for (size_t i = 0; i < srv->nworkers; i++) {
-        conn_release_held(&srv->workers[i], failed_from);
-    }
+    worker_release_batches(w, batch);
+}
+
+void server_hold_publisher(struct worker *w)
+{
+    loop_task_queue(w->loop, &w->hub_task, on_hub_task);
 }
 
 struct replay_state {
@@ -372,10 +574,37 @@ static int server_open_journal(struct server *srv)
     return 0;
 }
 
-static void schedule_hub_flush(void *arg)
+/* The hub has fan-out work for a loop (hub lock held): its own loop
+ * queues the task; another loop is woken through its inbox, at most once
+ * until it has taken the wake-up. */
+static void schedule_hub_flush(void *arg, unsigned part)
 {
     struct server *srv = arg;
-    loop_task_queue(srv->loop, &srv->hub_task, on_hub_task);
+    struct worker *w = &srv->workers[part];
+    if (w == current_worker) {
+        loop_task_queue(w->loop, &w->hub_task, on_hub_task);
+    } else if (!atomic_exchange(&w->hub_wake_queued, true)) {
+        inbox_push(&w->inbox, &w->hub_wake);
+    }
+}
+
+/* On a loop: what another thread handed it. */
+static void on_inbox(struct inbox_item *item, void *arg)
+{
+    struct worker *w = arg;
+    if (item == &w->hub_wake) {
+        atomic_store(&w->hub_wake_queued, false);
+        loop_task_queue(w->loop, &w->hub_task, on_hub_task);
+    } else if (item == &w->stop) {
+        loop_stop(w->loop);
+    } else {
+        struct fd_handoff *h = container_of(item, struct fd_handoff, item);
+        int fd = h->fd;
+        free(h);
+        if (conn_accept(w, fd) < 0) {
+            log_warn("cannot set up a connection: out of memory");
+        }
+    }
 }
 
 /* Message ids start from the wall clock in microseconds, so ids from an
@@ -390,25 +619,53 @@ static uint64_t first_message_id(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Creates the workers and their loops; the first one's loop also carries
- * the listener, the signals, the reload and the log. */
-static int server_start_workers(struct server *srv)
+/* Creates the workers and their loops (not their threads yet); the first
+ * one's loop also carries the listener, the signals, the reload and the
+ * log, and runs on this thread. */
+static int server_make_workers(struct server *srv)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t seed = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40);
-    srv->workers = calloc(1, sizeof *srv->workers);
+    size_t n = config_threads(&srv->cfg);
+    srv->workers = calloc(n, sizeof *srv->workers);
     if (!srv->workers) {
         log_error("out of memory");
         return -1;
     }
-    srv->nworkers = 1;
-    if (worker_init(&srv->workers[0], srv, seed) < 0) {
-        log_error("epoll: %s", strerror(errno));
-        return -1;
+    for (size_t i = 0; i < n; i++) {
+        struct worker *w = &srv->workers[i];
+        if (worker_init(w, srv, seed + i * 0x9e3779b97f4a7c15ULL) < 0) {
+            log_error("epoll: %s", strerror(errno));
+            return -1;
+        }
+        w->inbox.efd = -1;
+        w->inbox.watch.fd = -1;
+        srv->nworkers = i + 1;
+        w->index = (unsigned)i;
+        if (inbox_init(&w->inbox, w->loop, on_inbox, w) < 0) {
+            log_error("eventfd: %s", strerror(errno));
+            return -1;
+        }
+        loop_set_after_wake(w->loop, after_wake, w);
+        loop_set_before_sleep(w->loop, before_sleep, w);
     }
     srv->loop = srv->workers[0].loop;
+    current_worker = &srv->workers[0];
+    hub_bind_part(0);
     return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    current_worker = w;
+    hub_bind_part(w->index);
+    if (loop_run(w->loop) < 0) {
+        log_error("epoll_wait: %s", strerror(errno));
+    }
+    qsbr_offline(hub_qsbr(w->srv->hub), w->index);
+    return NULL;
 }
 
 /* The static files and the token keys: read with blocking I/O, before the
@@ -506,11 +763,12 @@ int server_init(struct server *srv, const struct config *cfg)
                            ? cfg->max_clients
                            : (fd_limit > 2 * RESERVED_FDS ? fd_limit - RESERVED_FDS : fd_limit / 2);
 
-    if (server_load_files(srv) < 0 || server_start_workers(srv) < 0) {
+    if (server_load_files(srv) < 0 || server_make_workers(srv) < 0) {
         return -1;
     }
     srv->started_ms = loop_now_ms(srv->loop);
-    struct hub_limits limits = {cfg->history, cfg->history_bytes, cfg->max_rooms, cfg->max_memory};
+    struct hub_limits limits = {cfg->history, cfg->history_bytes, cfg->max_rooms, cfg->max_memory,
+                                (unsigned)srv->nworkers};
     srv->hub = hub_new(&limits, first_message_id(), conn_hub_ready, schedule_hub_flush, srv);
     if (!srv->hub) {
         log_error("out of memory");
@@ -530,26 +788,59 @@ int server_init(struct server *srv, const struct config *cfg)
         log_buffer_end(0);
         log_warn("cannot watch the log output (%s): writing it directly", strerror(errno));
     }
-    loop_set_before_sleep(srv->loop, before_sleep, srv);
     return 0;
 }
 
+/* The other loops get their threads; this one runs here. When it stops
+ * (SIGTERM), it has told the others to stop too, and waits for them. */
 int server_run(struct server *srv)
 {
-    int rc = loop_run(srv->loop);
-    if (rc < 0) {
+    int rc = 0;
+    for (size_t i = 1; i < srv->nworkers && rc == 0; i++) {
+        struct worker *w = &srv->workers[i];
+        int err = thread_start(&w->thread, worker_main, w);
+        if (err != 0) {
+            log_error("cannot start event loop %zu: %s", i, strerror(err));
+            rc = -1;
+        } else {
+            w->thread_started = true;
+        }
+    }
+    if (rc == 0 && (rc = loop_run(srv->loop)) < 0) {
         log_error("epoll_wait: %s", strerror(errno));
     }
+    if (rc < 0) {
+        for (size_t i = 1; i < srv->nworkers; i++) {
+            inbox_push(&srv->workers[i].inbox, &srv->workers[i].stop);
+        }
+    }
+    for (size_t i = 1; i < srv->nworkers; i++) {
+        if (srv->workers[i].thread_started) {
+            pthread_join(srv->workers[i].thread, NULL);
+            srv->workers[i].thread_started = false;
+        }
+    }
+    qsbr_offline(hub_qsbr(srv->hub), 0);
     return rc;
 }
 
 void server_release(struct server *srv)
 {
     if (srv->loop) {
+        /* Every loop has stopped (server_run joined their threads): this
+         * thread finishes what they leave. Connections still in an inbox
+         * are taken in first, so that every one is closed. */
         for (size_t i = 0; i < srv->nworkers; i++) {
-            conn_close_all(&srv->workers[i]);
+            struct worker *w = &srv->workers[i];
+            current_worker = w;
+            hub_bind_part(w->index);
+            inbox_release(&w->inbox, w->loop);
+            conn_close_all(w);
+            /* Frees the connections just closed (their free tasks are queued). */
+            loop_run_pending(w->loop);
         }
-        /* Frees the connections just closed (their free tasks are queued). */
+        current_worker = &srv->workers[0];
+        hub_bind_part(0);
         loop_stop(srv->loop);
         loop_watch_del(srv->loop, &srv->listen_watch);
         loop_watch_del(srv->loop, &srv->signal_watch);
@@ -573,7 +864,13 @@ void server_release(struct server *srv)
     /* What the loop left in the log buffer gets a second to go out. */
     log_buffer_end(1000);
     for (size_t i = 0; i < srv->nworkers; i++) {
-        worker_release(&srv->workers[i]);
+        struct worker *w = &srv->workers[i];
+        while (w->batches) { /* their connections are closed */
+            struct held_batch *b = w->batches;
+            w->batches = b->next;
+            free(b);
+        }
+        worker_release(w);
     }
     free(srv->workers);
     memset(srv, 0, sizeof *srv);

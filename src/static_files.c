@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,7 +16,8 @@
 #define STATIC_MAX_DEPTH 16
 
 struct static_files {
-    unsigned refs;
+    /* Responses on any loop borrow the table: counted atomically. */
+    atomic_uint refs;
     struct static_file *files; /* sorted by path for binary search */
     size_t count, cap;
     size_t bytes;
@@ -192,7 +194,7 @@ struct static_files *static_files_load(const char *dir, char *err, size_t err_ca
         snprintf(err, err_cap, "out of memory");
         return NULL;
     }
-    t->refs = 1;
+    atomic_init(&t->refs, 1);
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -216,13 +218,13 @@ struct static_files *static_files_load(const char *dir, char *err, size_t err_ca
 
 struct static_files *static_files_ref(struct static_files *t)
 {
-    t->refs++;
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
     return t;
 }
 
 void static_files_unref(struct static_files *t)
 {
-    if (!t || --t->refs > 0) {
+    if (!t || atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) > 1) {
         return;
     }
     for (size_t i = 0; i < t->count; i++) {
@@ -235,7 +237,7 @@ void static_files_unref(struct static_files *t)
 
 bool static_files_shared(const struct static_files *t)
 {
-    return t->refs > 1;
+    return atomic_load(&t->refs) > 1;
 }
 
 size_t static_files_count(const struct static_files *t)

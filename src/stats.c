@@ -169,8 +169,10 @@ static int render_threads(const struct server *srv, struct buf *out)
         rc = buf_printf(out,
                         "%s{\"connections\":%zu,\"streams\":%zu,\"accepted\":%llu,"
                         "\"deliveries\":%llu}",
-                        i ? "," : "", w->nconns, w->streams, (unsigned long long)w->stats.accepted,
-                        (unsigned long long)w->stats.deliveries);
+                        i ? "," : "", (size_t)counter_get(&w->nconns),
+                        (size_t)counter_get(&w->streams),
+                        (unsigned long long)counter_get(&w->stats.accepted),
+                        (unsigned long long)counter_get(&w->stats.deliveries));
     }
     return rc ? rc : buf_append_str(out, "]");
 }
@@ -222,8 +224,9 @@ static int render_json(struct worker *wk, const char *room, size_t room_len, dou
     /* loop_lag_ms is a number (the recent p99) so that a dashboard can
      * chart it; the maximum is since start, so that no stall goes unseen. */
     struct loop_lag_hist recent;
-    loop_lag_recent(srv->loop, &recent);
-    const struct loop_lag_hist *total = &loop_lag(srv->loop)->total;
+    /* The loop that answers: another loop's histogram is its own to write. */
+    loop_lag_recent(wk->loop, &recent);
+    const struct loop_lag_hist *total = &loop_lag(wk->loop)->total;
     if (rc == 0) {
         rc = buf_printf(out,
                         ",\"log_lines_dropped\":%llu,\"loop_lag_ms\":%.3f,\"loop_lag_max_ms\":%.3f,"
@@ -241,9 +244,13 @@ static int render_json(struct worker *wk, const char *room, size_t room_len, dou
     return rc ? rc : buf_append_str(out, "}");
 }
 
+/* The renderers read the hub, the journal's counters and every loop's
+ * counters: under the hub lock, so that the rooms hold still. */
 int stats_render_json(struct worker *wk, const char *room, size_t room_len, struct buf *out)
 {
+    hub_lock(wk->srv->hub);
     int rc = render_json(wk, room, room_len, 0, out);
+    hub_unlock(wk->srv->hub);
     return rc ? rc : buf_append_str(out, "\n");
 }
 
@@ -251,6 +258,7 @@ int stats_render_event(struct worker *wk, struct buf *out)
 {
     struct server *srv = wk->srv;
     uint64_t now = loop_now_ms(wk->loop);
+    hub_lock(srv->hub);
     /* The rooms' recent counts cover the time since the last mark; a stream
      * renders them as rates over that window and renews the mark once a
      * second at most, so several dashboards share one window. */
@@ -263,6 +271,7 @@ int stats_render_event(struct worker *wk, struct buf *out)
         hub_mark_published(srv->hub);
         srv->stats_mark_ms = now;
     }
+    hub_unlock(srv->hub);
     return rc;
 }
 
@@ -284,9 +293,9 @@ static int metric_u64(struct buf *out, const struct metric *m, unsigned long lon
 }
 
 /* The loop-lag histogram, cumulative as Prometheus wants it. */
-static int render_loop_lag(struct server *srv, struct buf *out)
+static int render_loop_lag(const struct worker *wk, struct buf *out)
 {
-    const struct loop_lag_hist *lag = &loop_lag(srv->loop)->total;
+    const struct loop_lag_hist *lag = &loop_lag(wk->loop)->total;
     const char *name = "sse_loop_iteration_seconds";
     int rc = metric_head(out, &(struct metric){name, "histogram",
                                                "Time each event-loop iteration kept the loop busy "
@@ -314,7 +323,7 @@ static int render_thread_metrics(const struct server *srv, struct buf *out)
                                                 "Open client connections per event-loop thread."});
     for (size_t i = 0; rc == 0 && i < srv->nworkers; i++) {
         rc = buf_printf(out, "sse_thread_connections{thread=\"%zu\"} %zu\n", i,
-                        srv->workers[i].nconns);
+                        (size_t)counter_get(&srv->workers[i].nconns));
     }
     return rc;
 }
@@ -350,7 +359,17 @@ static int render_room_metrics(struct buf *out, const struct snapshot *s)
     return rc;
 }
 
+static int render_prometheus(struct worker *wk, struct buf *out);
+
 int stats_render_prometheus(struct worker *wk, struct buf *out)
+{
+    hub_lock(wk->srv->hub);
+    int rc = render_prometheus(wk, out);
+    hub_unlock(wk->srv->hub);
+    return rc;
+}
+
+static int render_prometheus(struct worker *wk, struct buf *out)
 {
     struct server *srv = wk->srv;
     struct snapshot s;
@@ -410,5 +429,5 @@ int stats_render_prometheus(struct worker *wk, struct buf *out)
     rc = rc ? rc : render_thread_metrics(srv, out);
     rc = rc ? rc : render_response_classes(out, st);
     rc = rc ? rc : render_room_metrics(out, &s);
-    return rc ? rc : render_loop_lag(srv, out);
+    return rc ? rc : render_loop_lag(wk, out);
 }

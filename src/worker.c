@@ -10,6 +10,7 @@ int worker_init(struct worker *w, struct server *srv, uint64_t seed)
     w->srv = srv;
     list_init(&w->conns);
     list_init(&w->held);
+    w->batches_tail = &w->batches;
     /* xorshift has one fixed point, zero: never start there. */
     w->rng = seed | 1;
     w->loop = loop_new();

@@ -247,6 +247,16 @@ static bool args_have(const char *const *args, const char *opt)
     return false;
 }
 
+/* True when args set option opt ("--x"), as "--x VALUE" or "--x=VALUE". */
+static bool args_set_option(const char *const *args, const char *opt)
+{
+    size_t n = strlen(opt);
+    for (size_t i = 0; args && args[i]; i++)
+        if (strncmp(args[i], opt, n) == 0 && (args[i][n] == '\0' || args[i][n] == '='))
+            return true;
+    return false;
+}
+
 static void server_release(struct itest_server *s, bool show_log);
 
 /* The server also reads its options from SSE_* variables; drop them (in the
@@ -300,7 +310,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
     s.exit_status = ITEST_EXIT_ERROR;
 
     /* Copies: the child scrubs SSE_* from its environment before exec. */
-    static char bin[4096], static_dir[4096];
+    static char bin[4096], static_dir[4096], threads[32];
     const char *e = getenv("SSE_SERVER");
     if (!e || !*e) {
         say("SSE_SERVER is not set (path of the sse-server binary)");
@@ -309,6 +319,11 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
     snprintf(bin, sizeof bin, "%s", e);
     e = getenv("SSE_STATIC");
     snprintf(static_dir, sizeof static_dir, "%s", e ? e : "");
+    /* $ITEST_THREADS runs every server at that many event loops (the suite
+     * runs once per value), except where a test chose --threads itself. */
+    e = getenv("ITEST_THREADS");
+    snprintf(threads, sizeof threads, "%s",
+             e && !args_set_option(extra_args, "--threads") ? e : "");
     const char *show = getenv("ITEST_SERVER_LOG");
     bool pass_stderr = (show && strcmp(show, "1") == 0) || stderr_path;
 
@@ -332,6 +347,14 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
             return s;
         }
         argv[argc++] = extra_args[i];
+    }
+    if (threads[0]) {
+        if (argc >= sizeof argv / sizeof argv[0] - 2) {
+            say("too many server arguments");
+            return s;
+        }
+        argv[argc++] = "--threads";
+        argv[argc++] = threads;
     }
     argv[argc] = NULL;
 

@@ -45,6 +45,22 @@
  *
  *     assert_int_equal(itest_server_stop(&srv), 0);   // SIGTERM, exit status
  *
+ * Environment variables the library reads (none reaches the server unless
+ * said so; the server's own SSE_* variables are removed from its
+ * environment, see itest_server_start):
+ *
+ *   SSE_SERVER           path of the sse-server binary (required)
+ *   SSE_STATIC           its --static directory
+ *   SSE_SERVER_WRAPPER   a command put before it, e.g. valgrind
+ *   ITEST_THREADS        N or auto: every server started here gets
+ *                        `--threads $ITEST_THREADS` after its arguments,
+ *                        unless the test passes --threads (or --threads=)
+ *                        itself; unset, the server's own default applies.
+ *                        `make integration` runs the suite at 1 and at 4.
+ *   ITEST_TIMEOUT_SCALE  see below
+ *   ITEST_SERVER_LOG     1: the server's stderr goes through; 2: always shown
+ *   ITEST_KEEP_ENV       set: the server keeps the SSE_* variables
+ *
  * Every timeout below is in milliseconds of real time. Use itest_ms() to scale
  * "generous upper bounds" for slow builds (sanitizers): it multiplies by
  * $ITEST_TIMEOUT_SCALE, or by 3 when the test itself is built with
@@ -96,9 +112,10 @@ struct itest_server {
 
 /*
  * Starts `$SSE_SERVER --port 0 --bind 127.0.0.1 [--static $SSE_STATIC]
- * extra_args...` (extra_args is NULL-terminated, may be NULL; --static is
- * only added when $SSE_STATIC is set and extra_args has no --static of its
- * own). Waits up to itest_ms(10000) for the first stdout line
+ * extra_args... [--threads $ITEST_THREADS]` (extra_args is NULL-terminated,
+ * may be NULL; --static is only added when $SSE_STATIC is set and extra_args
+ * has no --static of its own, --threads when $ITEST_THREADS is set and
+ * extra_args has no --threads). Waits up to itest_ms(10000) for the first stdout line
  * "sse-server listening on http://127.0.0.1:<port>" and returns the server
  * with .pid > 0 and .port set; on failure .pid is 0 (the reason and the
  * server's stderr are printed). The server dies with the test process

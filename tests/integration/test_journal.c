@@ -1554,8 +1554,11 @@ static void test_retention(void **state)
      * plus what compaction carries forward: at most the room's --history
      * (here nothing, since the newest records are all in recent segments).
      * Retention runs on its own thread, one job at a time: while a job runs
-     * the segments written meanwhile wait for the next one (a few, here). */
-    assert_true(max_bytes <= (uint64_t)RETAIN + 4 * SEG + frame + HISTORY * frame);
+     * the segments written meanwhile wait for the next one (a few, here; up
+     * to 8 on a loaded machine, as when `make integration` runs two passes
+     * side by side on two cores: the loop then outpaces the job's thread).
+     * The whole journal of the test is some 400 KB: far above this bound. */
+    assert_true(max_bytes <= (uint64_t)RETAIN + 8 * SEG + frame + HISTORY * frame);
     assert_true(bytes <= (uint64_t)RETAIN + SEG + frame + HISTORY * frame);
     assert_int_equal(nseg, files);                 /* nothing but segments */
     assert_true(strcmp(names[0], first_name) > 0); /* the first ones are gone */
@@ -1639,7 +1642,10 @@ static void test_retention_records(void **state)
     printf("retention (--retain-records %d --segment-bytes %d): %d messages, %zu kept on disk\n",
            KEEP, SEG, N, on_disk);
     assert_true(on_disk >= KEEP);
-    assert_true(on_disk < KEEP + per_seg);
+    /* Compaction runs on a thread, one job at a time: on a busy machine the
+     * segment left by the last rotation may still be waiting for its turn
+     * when the server stops. Unbounded retention (600 records) still fails. */
+    assert_true(on_disk < KEEP + 2 * per_seg);
     assert_int_equal(first_id, m[N - on_disk].id); /* the newest ones */
 
     srv = start_ok(args);

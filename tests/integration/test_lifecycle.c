@@ -1,7 +1,8 @@
 /*
  * test_lifecycle: connection churn and process lifecycle of the real server --
  * 1000 connect/disconnect cycles of several kinds leave no fd behind, clients
- * that go away are dropped at once, SIGTERM and SIGINT end it cleanly.
+ * that go away are dropped at once, SIGTERM and SIGINT end it cleanly; and
+ * the harness's $ITEST_THREADS reaches the servers it starts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 
 #include <inttypes.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +238,70 @@ static void test_ids_not_reused_across_restarts(void **state)
     assert_int_equal(itest_server_stop(&b), 0);
 }
 
+/*
+ * The value of the last "--threads" in the running server's command line
+ * (/proc/PID/cmdline), "" when it has none, and how many it has: what
+ * $ITEST_THREADS made of the arguments.
+ */
+static int cmdline_threads(const struct itest_server *srv, char *value, size_t cap)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", (int)srv->pid);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    int count = 0;
+    value[0] = '\0';
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+        if (strcmp(buf + i, "--threads") == 0 && i + 10 < n) {
+            snprintf(value, cap, "%s", buf + i + 10);
+            count++;
+        } else if (strncmp(buf + i, "--threads=", 10) == 0) {
+            snprintf(value, cap, "%s", buf + i + 10);
+            count++;
+        }
+    }
+    return count;
+}
+
+/* Starts a server with args, checks its --threads, stops it. */
+static void expect_threads(const char *const *args, int want_count, const char *want)
+{
+    struct itest_server srv = itest_server_start(args);
+    assert_true(srv.pid > 0);
+    char value[32];
+    int count = cmdline_threads(&srv, value, sizeof value);
+    assert_int_equal(itest_server_stop(&srv), 0);
+    assert_int_equal(count, want_count);
+    assert_string_equal(value, want);
+}
+
+/* $ITEST_THREADS reaches every server, unless the test set --threads. */
+static void test_itest_threads(void **state)
+{
+    (void)state;
+    char saved[32] = "";
+    const char *e = getenv("ITEST_THREADS");
+    bool had = e != NULL;
+    if (had)
+        snprintf(saved, sizeof saved, "%s", e);
+
+    setenv("ITEST_THREADS", "3", 1);
+    expect_threads(NULL, 1, "3");
+    expect_threads((const char *const[]){"--history", "5", NULL}, 1, "3");
+    expect_threads((const char *const[]){"--threads", "2", NULL}, 1, "2");
+    expect_threads((const char *const[]){"--threads=1", NULL}, 1, "1");
+    setenv("ITEST_THREADS", "auto", 1);
+    expect_threads(NULL, 1, "auto");
+    unsetenv("ITEST_THREADS");
+    expect_threads(NULL, 0, "");
+
+    if (had)
+        setenv("ITEST_THREADS", saved, 1);
+}
+
 int main(void)
 {
     itest_init(300);
@@ -249,6 +315,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_idle_sigterm, itest_setup_server,
                                         itest_teardown_server),
         cmocka_unit_test(test_ids_not_reused_across_restarts),
+        cmocka_unit_test(test_itest_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
