@@ -19,7 +19,11 @@ function get(line, key,    v) {
     return "-"
 }
 function fmt_int(v) { return v == "-" ? v : sprintf("%d", v + 0) }
-function us(ns) { return ns == "-" || ns + 0 == 0 ? "-" : sprintf("%.2f", ns / 1000) }
+# Nanoseconds as µs: 3 decimals under 1 µs (pipelined workloads), else 2.
+function us(ns) {
+    if (ns == "-" || ns + 0 == 0) return "-"
+    return sprintf(ns + 0 < 1000 ? "%.3f" : "%.2f", ns / 1000)
+}
 function ratio(a, b) {
     if (a == "-" || b == "-" || a + 0 == 0 || b + 0 == 0) return "-"
     return sprintf("%.2f", a / b)

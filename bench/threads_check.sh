@@ -44,6 +44,8 @@ expect "within" "| 1.04 | yes |" "$out"
 expect "over" "| 1.20 | **no** |" "$out"
 expect "coarse" "| 1.20 ±0.44 | unclear |" "$out"
 expect "lower" "| 0.80 | yes (lower) |" "$out"
+expect "µs, 3 decimals under 1 µs" "| 0.500 | 0.600 |" "$out"
+expect "µs, 2 decimals above" "| 10.00 | 8.00 |" "$out"
 expect "loss column" "| 100/100 | 100/100 fail |" "$out"
 expect "summary" "workload 1 1.04x, yes; workload 2 1.20x, no;" "$out"
 
