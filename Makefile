@@ -10,7 +10,7 @@
 #                   deployment tests (nginx, systemd unit, man page, install)
 #                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
-#   make bench      run the benchmarks
+#   make bench      run the benchmarks (bench-threads, bench-scale: by event-loop count)
 
 SHELL   := /bin/bash
 CC      ?= cc
@@ -55,7 +55,7 @@ CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan test-tsan check unit integration fuzz fuzz-build \
         bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
-        bench-auth
+        bench-auth bench-threads bench-scale
 
 all: sse-server
 
@@ -272,6 +272,14 @@ bench:
 
 bench-quick:
 	QUICK=1 bash bench/run.sh
+
+# sse-server at 1 and 2 event loops (--threads) on workloads 1-3, side by side;
+# and at 1, 2, 4, 8, 16 loops on workload 1 (bench/scale.sh, SCALE_THREADS=).
+bench-threads:
+	THREADS="1 2" WORKLOADS="1 2 3" SERVERS=sse-server bash bench/run.sh
+
+bench-scale:
+	bash bench/scale.sh
 
 # Private rooms: token verification cost, and 10,000 subscribers connecting
 # with tokens vs without (bench/auth.sh).

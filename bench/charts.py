@@ -34,10 +34,18 @@ OTHER_COLORS = ["#2da44e", "#a371f7", "#cf222e"]
 FONT = "font-family='system-ui, -apple-system, Segoe UI, Roboto, sans-serif'"
 
 
+# sse-server at several loop counts (THREADS="1 2 ...": sse-server-t1, -t2, ...):
+# shades of sse-server's blue, light to dark in the order of the run.
+THREAD_COLORS = ["#9cc3ff", "#5c9dff", "#1f6feb", "#1553b5", "#0b3780", "#06214d"]
+
+
 def color(server, servers):
     if server in COLORS:
         return COLORS[server]
-    others = [s for s in servers if s not in COLORS]
+    variants = [s for s in servers if s.startswith("sse-server-t")]
+    if server in variants:
+        return THREAD_COLORS[variants.index(server) % len(THREAD_COLORS)]
+    others = [s for s in servers if s not in COLORS and s not in variants]
     return OTHER_COLORS[others.index(server) % len(OTHER_COLORS)]
 
 

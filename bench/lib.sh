@@ -21,6 +21,11 @@
 #                    top symbols in build/bench/wN-SERVER.perf.txt
 #   CHARTS_DIR=dir   also write the SVG charts there (e.g. docs/bench); they
 #                    always go next to the tables, in results-*-charts/
+#   THREADS="..."    sse-server's event loops (--threads), one count or a list
+#                    ("1 2"): with a list every workload runs at every count
+#                    and a table compares them (bench/threads.awk). Default 1
+#                    (then --threads is passed only if the server knows it)
+#   THREADS_ONLY=1   print only that comparison (bench/scale.sh)
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_OUT=${BENCH_OUT:-$BENCH_ROOT/build/bench}
@@ -50,14 +55,99 @@ bench_cleanup() {
     fi
 }
 
-# Pinning: the server on core 0, the load generator on core 1.
+THREADS=${THREADS:-1}
+NCPU=$(nproc 2>/dev/null || echo 1)
+for _t in $THREADS; do
+    if ! [[ $_t =~ ^[1-9][0-9]{0,3}$ ]]; then
+        log "THREADS=\"$THREADS\": loop counts are whole numbers from 1"
+        exit 2
+    fi
+done
+
+# The largest count in $THREADS.
+threads_max() {
+    local t m=1
+    for t in $THREADS; do
+        [ "$t" -gt "$m" ] && m=$t
+    done
+    echo "$m"
+}
+
+# The CPUs this shell may run on (taskset's list, e.g. "0-3,8"), one a line:
+# a container's cpuset need not start at 0.
+cpu_ids() {
+    local list part
+    list=$(taskset -pc $$ 2>/dev/null) || return 0
+    list=${list##*: }
+    for part in ${list//,/ }; do
+        if [[ $part == *-* ]]; then
+            seq "${part%-*}" "${part#*-}"
+        else
+            echo "$part"
+        fi
+    done
+}
+
+# Pinning is decided once, for the largest thread count M, so that every count
+# of a run is placed the same way. With more than M CPUs the server's T loops
+# get the first T of them and the load generator the ones from the (M+1)th on
+# (LOADGEN_THREADS of them at most); otherwise nothing is pinned and the server
+# and the load generator share every CPU. With THREADS=1 on 2 cores that is
+# the server on core 0 and the load generator on core 1.
+CPUS=()
+if [ "${NOPIN:-0}" != 1 ] && command -v taskset >/dev/null 2>&1; then
+    mapfile -t CPUS < <(cpu_ids)
+fi
+PIN_MODE=shared
+if [ "${#CPUS[@]}" -gt "$(threads_max)" ]; then
+    PIN_MODE=pinned
+fi
+
+# cpu_list FIRST COUNT: CPUS[FIRST..FIRST+COUNT-1] as "a,b,c" (single CPUs,
+# not ranges: a cpuset may have holes).
+cpu_list() {
+    local IFS=,
+    echo "${CPUS[*]:$1:$2}"
+}
+
+# pin_for T: sets PIN_SRV and PIN_LG for a server with T loops.
 PIN_SRV=()
 PIN_LG=()
-if [ "${NOPIN:-0}" != 1 ] && command -v taskset >/dev/null 2>&1 &&
-    [ "$(nproc 2>/dev/null || echo 1)" -ge 2 ]; then
-    PIN_SRV=(taskset -c 0)
-    PIN_LG=(taskset -c 1)
-fi
+pin_for() {
+    PIN_SRV=()
+    PIN_LG=()
+    [ "$PIN_MODE" = pinned ] || return 0
+    local m last
+    m=$(threads_max)
+    last=$((m + ${LOADGEN_THREADS:-1} - 1))
+    [ "$last" -lt "${#CPUS[@]}" ] || last=$((${#CPUS[@]} - 1))
+    PIN_SRV=(taskset -c "$(cpu_list 0 "$1")")
+    PIN_LG=(taskset -c "$(cpu_list "$m" $((last - m + 1)))")
+}
+pin_for 1
+
+# The placement, for the tables' header.
+pin_note() {
+    local m
+    m=$(threads_max)
+    if [ "$PIN_MODE" = pinned ]; then
+        pin_for 1
+        local lg=${PIN_LG[2]}
+        if [ "$m" = 1 ]; then
+            echo "server on core ${PIN_SRV[2]}, loadgen on core $lg"
+        else
+            pin_for "$m"
+            echo "server's T loops on the first T of cores ${PIN_SRV[2]}, loadgen on core(s) $lg"
+        fi
+        pin_for 1
+    elif [ "${NOPIN:-0}" = 1 ]; then
+        echo "not pinned (NOPIN=1): server and loadgen share all $NCPU cores"
+    elif [ "${#CPUS[@]}" = 0 ]; then
+        echo "not pinned (no taskset): server and loadgen share all $NCPU cores"
+    else
+        echo "not pinned: $m server loops and the loadgen need $((m + 1)) cores, so server and loadgen share all $NCPU"
+    fi
+}
 
 bench_build() {
     mkdir -p "$BENCH_OUT"
@@ -73,6 +163,7 @@ bench_build() {
         # A private copy: a rebuild during the run does not change what runs.
         cp "$BENCH_ROOT/sse-server" "$BENCH_OUT/sse-server"
     fi
+    threads_check
     log "== cc bench/*.c"
     # shellcheck disable=SC2086
     $CC $BENCH_CFLAGS -pthread -o "$BENCH_OUT/loadgen" "$BENCH_ROOT/bench/loadgen.c"
@@ -82,6 +173,36 @@ bench_build() {
     $CC $BENCH_CFLAGS -I"$BENCH_ROOT/tests/unit" -o "$BENCH_OUT/parser_check" \
         "$BENCH_ROOT/bench/parser_check.c" "$BENCH_ROOT/tests/unit/sse_parse.c"
     "$BENCH_OUT/parser_check" 20000 >&2
+    bash "$BENCH_ROOT/bench/threads_check.sh" >&2
+}
+
+# Whether the server takes --threads (HAS_THREADS=1). A server without it
+# runs THREADS=1 only: the flag is then left out.
+HAS_THREADS=0
+threads_check() {
+    local t
+    if [[ " ${SERVERS:-sse-server} " != *" sse-server "* ]]; then
+        return 0
+    fi
+    if "$BENCH_OUT/sse-server" --help 2>&1 | grep -q -- '--threads'; then
+        HAS_THREADS=1
+        return 0
+    fi
+    for t in $THREADS; do
+        if [ "$t" != 1 ]; then
+            log "THREADS=\"$THREADS\": this sse-server has no --threads option"
+            exit 2
+        fi
+    done
+}
+
+# The label's server part: NAME, or NAME-tT when THREADS is a list.
+srv_label() {
+    if [ "$1" = sse-server ] && [ "$(echo "$THREADS" | wc -w)" -gt 1 ]; then
+        echo "$1-t$2"
+    else
+        echo "$1"
+    fi
 }
 
 # Waits for "... listening on http://HOST:PORT" in $1; sets SRV_PORT.
@@ -103,18 +224,26 @@ wait_listen_line() {
     return 1
 }
 
-# server_start NAME LOGBASE: starts a fresh server, sets SRV_PID, SRV_PORT.
+# server_start NAME LOGBASE [T]: starts a fresh server (sse-server with T
+# loops, default 1), sets SRV_PID, SRV_PORT.
 server_start() {
     SRV_NAME=$1
-    local base=$2
+    local base=$2 t=${3:-1}
+    local targs=()
+    if [ "$HAS_THREADS" = 1 ]; then
+        targs=(--threads "$t")
+    fi
+    pin_for "$t"
     # Removed here, not just truncated by the child's redirection: the child
     # may not have run yet when the start line is looked for.
     rm -f "$base.out" "$base.err"
     SRV_PORT=
     case $SRV_NAME in
     sse-server)
-        ${PIN_SRV[@]+"${PIN_SRV[@]}"} "$BENCH_OUT/sse-server" --port 0 --bind 127.0.0.1 \
-            --log-level warn >"$base.out" 2>"$base.err" &
+        # SSE_THREADS is unset so that the count is the one in the table.
+        env -u SSE_THREADS ${PIN_SRV[@]+"${PIN_SRV[@]}"} "$BENCH_OUT/sse-server" --port 0 \
+            --bind 127.0.0.1 --log-level warn ${targs[@]+"${targs[@]}"} >"$base.out" \
+            2>"$base.err" &
         SRV_PID=$!
         ;;
     baseline)
@@ -188,14 +317,17 @@ workload_title() {
     esac
 }
 
-# run_one WORKLOAD SERVER: one fresh server, one loadgen run, one result line.
+# run_one WORKLOAD SERVER [T]: one fresh server (with T loops), one loadgen
+# run, one result line, to which the loop count is added as "srv_threads".
 run_one() {
-    local w=$1 name=$2 base="$BENCH_OUT/w$1-$2" rc=0 line
+    local w=$1 name=$2 t=${3:-1} rc=0 line label
+    label=$(srv_label "$name" "$t")
+    local base="$BENCH_OUT/w$w-$label"
     # shellcheck disable=SC2207
     local args=($(workload_args "$w"))
-    log "== workload $w ($(workload_title "$w")) on $name: ${args[*]}"
-    if ! server_start "$name" "$base"; then
-        echo "{\"label\":\"W$w/$name\",\"status\":\"error\"}" >>"$RESULTS"
+    log "== workload $w ($(workload_title "$w")) on $label: ${args[*]}"
+    if ! server_start "$name" "$base" "$t"; then
+        echo "{\"label\":\"W$w/$label\",\"status\":\"error\",\"srv_threads\":$t}" >>"$RESULTS"
         server_stop
         return 0
     fi
@@ -207,7 +339,7 @@ run_one() {
         perf_pid=$!
     fi
     line=$(${PIN_LG[@]+"${PIN_LG[@]}"} "$BENCH_OUT/loadgen" --port "$SRV_PORT" \
-        --server-pid "$SRV_STAT_PID" --timeout "$TIMEOUT" --label "W$w/$name" \
+        --server-pid "$SRV_STAT_PID" --timeout "$TIMEOUT" --label "W$w/$label" \
         --threads "${LOADGEN_THREADS:-1}" "${args[@]}" --json 2>"$base.loadgen.err") || rc=$?
     if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true
@@ -220,8 +352,9 @@ run_one() {
     if [ -z "$line" ]; then
         log "loadgen failed (exit $rc):"
         cat "$base.loadgen.err" >&2
-        line="{\"label\":\"W$w/$name\",\"status\":\"error\"}"
+        line="{\"label\":\"W$w/$label\",\"status\":\"error\"}"
     fi
+    line="${line%\}},\"srv_threads\":$t}"
     echo "$line" >>"$RESULTS"
     log "   $(summary_line "$line")"
 }
@@ -336,13 +469,15 @@ print_tables() {
             rc = ratio(get(l, "srv_ns_per_delivery"), get(b, "srv_ns_per_delivery"))
             rr = ratio(get(l, "rss_per_sub_b"), get(b, "rss_per_sub_b"))
             target = "zero lost/dup/ooo"; ok = worst_ok
-            if (s == "sse-server" && w == 1) {
+            # Every loop count of sse-server (sse-server-tN) has its targets.
+            srv = s; if (srv ~ /^sse-server-t[0-9]+$/) srv = "sse-server"
+            if (srv == "sse-server" && w == 1) {
                 target = "deliveries >= 0.9x, p99 <= 1.2x"
                 ok = ok && rd != "-" && rd + 0 >= 0.9 && rp != "-" && rp + 0 <= 1.2
-            } else if (s == "sse-server" && w == 2) {
+            } else if (srv == "sse-server" && w == 2) {
                 target = "deliveries >= 2x"
                 ok = ok && rd != "-" && rd + 0 >= 2
-            } else if (s == "sse-server" && w == 4) {
+            } else if (srv == "sse-server" && w == 4) {
                 target = "RSS <= 1024 B/subscriber"
                 ok = ok && get(l, "rss_per_sub_b") != "-" && get(l, "rss_per_sub_b") + 0 <= 1024
             }
@@ -352,6 +487,14 @@ print_tables() {
         }
         if (strict && missed) exit 1
     }' "$file"
+}
+
+# threads_table wide|long RESULTS: sse-server at each loop count of the run
+# (bench/threads.awk); exit 1 with STRICT=1 when CPU per delivery grew by
+# more than 10% over the first count.
+threads_table() {
+    awk -v layout="$1" -v strict="${STRICT:-0}" -v ncpu="$NCPU" \
+        -f "$BENCH_ROOT/bench/threads.awk" "$2"
 }
 
 # Exit status for a results file: 1 when a run of a server other than the
@@ -370,8 +513,13 @@ results_status() {
 # bench_charts RESULTS: the SVG charts (bench/charts.py) next to the tables,
 # and in $CHARTS_DIR when set. Without python3 the run still succeeds.
 bench_charts() {
-    local note dir
-    note="$(date -u '+%Y-%m-%d') UTC, $(nproc) cores$([ "$QUICK" = 1 ] && echo ', QUICK=1 (1/10 load)'), median run"
+    local note dir quick=
+    # Not "$([ ... ] && echo ...)" in the assignment: its status would be the
+    # assignment's, and set -e would end a full run here, before the charts.
+    if [ "$QUICK" = 1 ]; then
+        quick=', QUICK=1 (1/10 load)'
+    fi
+    note="$(date -u '+%Y-%m-%d') UTC, $NCPU cores$quick, median run"
     if ! command -v python3 >/dev/null 2>&1; then
         log "python3 not found: no charts"
         return 0
@@ -386,21 +534,40 @@ bench_main() {
     mkdir -p "$BENCH_OUT"
     RESULTS="$BENCH_OUT/results-$(date +%Y%m%d-%H%M%S).jsonl"
     : >"$RESULTS"
-    local w s
+    local w s t
     for w in $WORKLOADS; do
         for _ in $(seq "${RUNS:-1}"); do
             for s in $SERVERS; do
-                run_one "$w" "$s"
+                if [ "$s" != sse-server ]; then
+                    run_one "$w" "$s" # one loop whatever THREADS says
+                    continue
+                fi
+                for t in $THREADS; do
+                    run_one "$w" "$s" "$t"
+                done
             done
         done
     done
-    local md="${RESULTS%.jsonl}.md"
+    local md="${RESULTS%.jsonl}.md" prc=0
+    # Written whole, then shown: a missed target (STRICT=1) still gets the
+    # charts and the summary below.
     {
-        echo "Benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores$([ "$QUICK" = 1 ] && echo ', QUICK=1')$([ ${#PIN_SRV[@]} -gt 0 ] && echo ', server on core 0, loadgen on core 1')"
+        echo "Benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU cores$([ "$QUICK" = 1 ] && echo ', QUICK=1'), sse-server loops ${THREADS// //}, $(pin_note)"
         echo
-        print_tables "$RESULTS"
-    } | tee "$md"
-    local prc=${PIPESTATUS[0]}
+        if [ -n "${BENCH_PREAMBLE:-}" ]; then
+            printf '%s\n\n' "$BENCH_PREAMBLE"
+        fi
+        if [ "${THREADS_ONLY:-0}" = 1 ]; then
+            threads_table "${THREADS_LAYOUT:-wide}" "$RESULTS" || prc=1
+        else
+            print_tables "$RESULTS" || prc=1
+            if [ "$(echo "$THREADS" | wc -w)" -gt 1 ] && [[ " $SERVERS " == *" sse-server "* ]]; then
+                echo
+                threads_table "${THREADS_LAYOUT:-wide}" "$RESULTS" || prc=1
+            fi
+        fi
+    } >"$md"
+    cat "$md"
     bench_charts "$RESULTS"
     log ""
     log "results: $RESULTS, $md"

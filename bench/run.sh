@@ -4,6 +4,13 @@
 #   bench/run.sh                 full run (7-11 minutes on 2 cores)
 #   QUICK=1 bench/run.sh         smoke run, about 1/10 of the load (about 1 minute)
 #   WORKLOADS="1 2" SERVERS=sse-server bench/run.sh
+#   THREADS=2 bench/run.sh       sse-server with 2 event loops (--threads 2)
+#   THREADS="1 2" WORKLOADS="1 2 3" SERVERS=sse-server bench/run.sh
+#                                every workload at 1 and at 2 loops, and a table
+#                                of them side by side: deliveries/s, p99, server
+#                                CPU per delivery and its ratio (within 10%?),
+#                                delivered/expected (bench/threads.awk)
+#   bench/scale.sh               loops 1, 2, 4, 8, 16 on workload 1, one table
 #
 # Workloads (QUICK=1 in brackets):
 #   1  10,000 [1,000] subscribers, 1,000 [100] messages of 100 B, one post in flight
@@ -16,7 +23,10 @@
 #      messages at a fixed 5 [10] posts/s: latency at equal offered load
 #
 # Each run starts a fresh server (pinned to core 0 with taskset, the load
-# generator to core 1); every server is killed by its PID at the end. Prints
+# generator to core 1; with THREADS=T the server gets T cores and the load
+# generator the next, when the machine has them, otherwise nothing is pinned
+# and the table's header says so); every server is killed by its PID at the
+# end. The baseline and peers always run one loop. Prints
 # a markdown table and the ratios to the baseline, and draws SVG charts of
 # them (bench/charts.py; CHARTS_DIR=docs/bench for the docs' copies);
 # results, charts and logs go to build/bench/. See bench/lib.sh for the
