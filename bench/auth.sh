@@ -5,6 +5,7 @@
 #
 #   bench/auth.sh            (make bench-auth)
 #   SUBS=1000 bench/auth.sh  fewer subscribers
+#   THREADS=2 bench/auth.sh  the server with 2 event loops (default 1)
 #
 # Loopback only; the server is started here and killed by its PID; each
 # step is bounded (auth_bench gives up after 60 s).
@@ -28,7 +29,7 @@ SRV_PID=
 cleanup() { if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null || true; wait "$SRV_PID" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 
-"$OUT/sse-server" --port 0 --bind 127.0.0.1 --log-level warn --max-clients $((SUBS * 2 + 100)) \
+"$OUT/sse-server" --port 0 --bind 127.0.0.1 --threads "${THREADS:-1}" --log-level warn --max-clients $((SUBS * 2 + 100)) \
     --jwt-key-file "$OUT/keys" --private-rooms 'priv-*' > "$OUT/server.out" 2> "$OUT/server.log" &
 SRV_PID=$!
 for _ in $(seq 100); do grep -q listening "$OUT/server.out" 2>/dev/null && break; sleep 0.1; done

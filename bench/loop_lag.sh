@@ -63,7 +63,11 @@ start_server() {
     esac
     rm -rf "$BENCH_OUT/lag-data" "$base.out" "$base.err"
     SRV_NAME=sse-server
-    ${PIN_SRV[@]+"${PIN_SRV[@]}"} "$BENCH_OUT/sse-server" --port 0 --bind 127.0.0.1 \
+    local targs=()
+    if [ "$HAS_THREADS" = 1 ]; then
+        targs=(--threads "${THREADS:-1}") # one loop unless asked: the figures are per loop
+    fi
+    ${PIN_SRV[@]+"${PIN_SRV[@]}"} "$BENCH_OUT/sse-server" --port 0 --bind 127.0.0.1 ${targs[@]+"${targs[@]}"} \
         --log-level warn --static "$STATIC_DIR" ${extra[@]+"${extra[@]}"} \
         >"$base.out" 2>"$base.err" &
     SRV_PID=$!
