@@ -225,6 +225,17 @@ void room_sub_set_waiting(struct subscriber *sub, bool waiting)
     hub_unlock(room->hub);
 }
 
+/* A flush is done with the room (hub lock held): it drops its hold, and
+ * frees the room if nothing else keeps it. */
+static void room_release(struct hub *hub, struct room *room)
+{
+    room->npending--;
+    if (room->nsubs == 0 && room_frames(room) == 0 && room->npending == 0 && !room->uncommitted) {
+        hub_unlink_room(hub, room);
+        room_destroy(room);
+    }
+}
+
 /*
  * Writes to the part's live subscribers first and only then trims the ring,
  * so a burst of more than a ring's worth of messages in one loop iteration
@@ -256,7 +267,6 @@ static size_t room_flush(struct hub *hub, struct room *room, unsigned part)
         }
     }
     hub_lock(hub);
-    room->npending--;
     p->floor = floor;
     if (room_trim(room)) {
         /* Other parts' waiting subscribers may have fallen out. */
@@ -266,16 +276,16 @@ static size_t room_flush(struct hub *hub, struct room *room, unsigned part)
             }
         }
     }
-    bool gone =
-        room->nsubs == 0 && room_frames(room) == 0 && room->npending == 0 && !room->uncommitted;
-    if (gone) {
-        hub_unlink_room(hub, room);
-        room_destroy(room);
+    bool waiting = !list_empty(&p->waiting);
+    if (!waiting) {
+        room_release(hub, room);
     }
     hub_unlock(hub);
-    if (gone) {
+    if (!waiting) {
         return calls;
     }
+    /* Still held (npending): closing the last subscriber here must not let
+     * another loop evict the room (--max-rooms) under this walk. */
     list_for_each_safe(pos, tmp, &p->waiting)
     {
         struct subscriber *sub = container_of(pos, struct subscriber, node);
@@ -284,6 +294,9 @@ static size_t room_flush(struct hub *hub, struct room *room, unsigned part)
             calls++;
         }
     }
+    hub_lock(hub);
+    room_release(hub, room);
+    hub_unlock(hub);
     return calls;
 }
 

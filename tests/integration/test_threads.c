@@ -22,6 +22,8 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -549,6 +551,121 @@ static void test_max_clients_global(void **state)
 
 /* ================================================================== main */
 
+/* ------------------------------------------------------ churn of rooms */
+
+/*
+ * Rooms come and go on every loop at once: four publishers post to 40
+ * rooms under --max-rooms 8 (rooms without subscribers are evicted to make
+ * way), while subscribers on all loops join rooms with history, some
+ * reading and some not, and leave, some by a reset. Nothing may crash or
+ * hang (ASan and TSan runs of this test are the real check); afterwards
+ * the server still delivers.
+ */
+#define CHURN_PUBLISHERS 4
+#define CHURN_ROUNDS     3000 /* at most: they stop when the subscribers are done */
+#define CHURN_PAD        8000 /* bytes of padding per message */
+
+struct churner {
+    int port;
+    unsigned seed;
+    int failures; /* answers other than 202 and 503 */
+    atomic_bool *stop;
+};
+
+static void *churn_publish(void *arg)
+{
+    struct churner *ch = arg;
+    struct itest_conn c;
+    if (itest_conn_open(&c, ch->port) != 0) {
+        ch->failures++;
+        return NULL;
+    }
+    static _Thread_local char pad[CHURN_PAD + 1];
+    memset(pad, 'x', CHURN_PAD);
+    for (int k = 0; k < CHURN_ROUNDS && !atomic_load(ch->stop); k++) {
+        char target[64];
+        static _Thread_local char body[CHURN_PAD + 64];
+        snprintf(target, sizeof target, "/message?room=c%u", (ch->seed + (unsigned)k * 7u) % 40);
+        int len = snprintf(body, sizeof body, "{\"k\":%d,\"pad\":\"%s\"}", k, pad);
+        int st = itest_post_message_conn(&c, target, body, (size_t)len, NULL, NULL);
+        /* 503: every room has subscribers, none can be evicted (allowed). */
+        if (st != 202 && st != 503) {
+            ch->failures++;
+            itest_conn_close(&c);
+            if (itest_conn_open(&c, ch->port) != 0)
+                return NULL;
+        }
+    }
+    itest_conn_close(&c);
+    return NULL;
+}
+
+static void test_room_churn(void **state)
+{
+    (void)state;
+    raise_nofile();
+    const char *const extra[] = {"--max-rooms", "8", "--history", "4", NULL};
+    struct itest_server s = start_threads(extra);
+    pthread_t th[CHURN_PUBLISHERS];
+    struct churner ch[CHURN_PUBLISHERS];
+    static atomic_bool stop;
+    atomic_store(&stop, false);
+    for (unsigned i = 0; i < CHURN_PUBLISHERS; i++) {
+        ch[i] = (struct churner){s.port, i * 11u, 0, &stop};
+        assert_int_equal(pthread_create(&th[i], NULL, churn_publish, &ch[i]), 0);
+    }
+    enum { SUBS = 24 };
+    static struct itest_sub subs[SUBS];
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < SUBS; i++) {
+            char target[64];
+            /* Four rooms a round hold subscribers; the other four of
+             * --max-rooms churn through the publishers' forty. */
+            snprintf(target, sizeof target, "/messages?room=c%d&history=3",
+                     (round * 4 + i % 4) % 40);
+            /* The second half is never read. */
+            (void)itest_sub_start(&subs[i], s.port, target, NULL);
+        }
+        (void)itest_subs_drive(subs, SUBS / 2, 1, itest_ms(300));
+        itest_sleep_ms(150); /* while the publishers keep going */
+        for (int i = 0; i < SUBS; i++) {
+            if (i % 3 == 0)
+                itest_sub_abort(&subs[i]); /* a reset */
+            else
+                itest_sub_close(&subs[i]);
+        }
+    }
+    atomic_store(&stop, true);
+    for (unsigned i = 0; i < CHURN_PUBLISHERS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(ch[i].failures, 0);
+    }
+    /* What the churn went through (the lag closes depend on timing). */
+    struct itest_response r;
+    assert_int_equal(
+        itest_request(s.port, "GET /stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", &r),
+        0);
+    uint64_t published = 0, dropped = 0, rooms = 0;
+    assert_true(itest_json_u64(r.body, "messages_published", &published));
+    assert_true(itest_json_u64(r.body, "slow_subscribers_dropped", &dropped));
+    assert_true(itest_json_u64(r.body, "rooms", &rooms));
+    itest_response_free(&r);
+    printf("room churn: %" PRIu64 " published, %" PRIu64 " slow subscribers dropped, %" PRIu64
+           " rooms at the end (--max-rooms 8)\n",
+           published, dropped, rooms);
+    assert_true(rooms <= 8);
+    /* Still serving: a fresh subscriber gets a fresh message. */
+    struct itest_sub sub;
+    assert_int_equal(itest_sub_start(&sub, s.port, "/messages?room=after", NULL), 0);
+    assert_true(itest_sub_wait(&sub, 0, itest_timeout()));
+    uint64_t id = 0;
+    assert_int_equal(itest_post_message(s.port, "/message?room=after", "{}", 2, &id, NULL), 202);
+    assert_true(itest_sub_wait(&sub, 1, itest_timeout()));
+    assert_int_equal(itest_event_id(&sub.events.ev[0]), id);
+    itest_sub_close(&sub);
+    assert_int_equal(itest_server_stop(&s), 0);
+}
+
 int main(void)
 {
     itest_init(300);
@@ -560,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_sighup_every_loop),
         cmocka_unit_test(test_sigterm_every_loop),
         cmocka_unit_test(test_max_clients_global),
+        cmocka_unit_test(test_room_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
