@@ -35,7 +35,8 @@
  *
  * The struct is the caller's (one per room, embedded or not); the buffer for
  * live messages too, so memory is fixed when the room is set up. The
- * callback must not call back into the same room.
+ * callback must not call back into the same room. Not thread-safe: one
+ * room is driven by one thread at a time (its loop's).
  */
 #ifndef SSE_CLUSTER_ROOM_H
 #define SSE_CLUSTER_ROOM_H
