@@ -41,24 +41,16 @@
 #ifndef SSE_CLUSTER_ROOM_H
 #define SSE_CLUSTER_ROOM_H
 
+#include "cluster_proto.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-/* One message, views into the caller's bytes: the same fields as
- * cluster_proto's struct cluster_msg (epoch: the room life it belongs to,
- * the first id of that life; id: the event id clients see). */
-struct cluster_room_msg {
-    uint64_t epoch;
-    uint64_t id;
-    const char *event;
-    size_t event_len;
-    const char *client;
-    size_t client_len;
-    const char *data;
-    size_t data_len;
-};
-
+/* Messages are cluster_proto's struct cluster_msg, views into the caller's
+ * bytes (epoch: the room life it belongs to, the first id of that life; id:
+ * the event id clients see); backfill verdicts its enum
+ * cluster_backfill_result. */
 enum cluster_room_kind {
     CLUSTER_ROOM_DELIVER,
     CLUSTER_ROOM_BACKFILL,
@@ -69,7 +61,7 @@ enum cluster_room_kind {
 struct cluster_room_action {
     enum cluster_room_kind kind;
     /* DELIVER: the message, valid during the call only. */
-    const struct cluster_room_msg *msg;
+    const struct cluster_msg *msg;
     /* BACKFILL: the epoch the reader holds (0: any) and the id after which
      * to read (0: from the oldest retained), as cluster_proto_parse_backfill
      * takes them. START/RESET: the room's epoch from now on (0 on a RESET:
@@ -101,13 +93,6 @@ enum cluster_room_verdict {
 
 /* A backfill reply's verdict: the values of cluster_proto's
  * enum cluster_backfill_result. */
-enum cluster_room_fill {
-    CLUSTER_ROOM_FILL_ERROR = -1, /* no reply (connection lost) or not a valid one */
-    CLUSTER_ROOM_FILL_DONE = 0,   /* every message up to the room's top */
-    CLUSTER_ROOM_FILL_MORE,       /* one page of them: read on */
-    CLUSTER_ROOM_FILL_GAP,        /* the messages after the id asked are gone */
-};
-
 enum { CLUSTER_ROOM_IDLE, CLUSTER_ROOM_PENDING, CLUSTER_ROOM_FLIGHT };
 
 /* Fields private to cluster_room.c. */
@@ -160,17 +145,15 @@ void cluster_room_link_down(struct cluster_room *r);
 void cluster_room_retry(struct cluster_room *r);
 
 /* A live message from the room's channel. */
-enum cluster_room_verdict cluster_room_message(struct cluster_room *r,
-                                               const struct cluster_room_msg *m);
+enum cluster_room_verdict cluster_room_message(struct cluster_room *r, const struct cluster_msg *m);
 
 /* One message of the reply to backfill seq, in order, before its end. */
-void cluster_room_backfill_msg(struct cluster_room *r, uint32_t seq,
-                               const struct cluster_room_msg *m);
+void cluster_room_backfill_msg(struct cluster_room *r, uint32_t seq, const struct cluster_msg *m);
 
 /* The end of the reply to backfill seq: its verdict and the room's epoch and
  * top in Redis when it was read (0, 0: no data; ignored for an error). */
-void cluster_room_backfill_end(struct cluster_room *r, uint32_t seq, enum cluster_room_fill res,
-                               uint64_t epoch, uint64_t top);
+void cluster_room_backfill_end(struct cluster_room *r, uint32_t seq,
+                               enum cluster_backfill_result res, uint64_t epoch, uint64_t top);
 
 /* The room's epoch as known here (0: none) and its last id, when the ring
  * has a base (otherwise 0). */

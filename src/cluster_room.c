@@ -64,7 +64,7 @@ void cluster_room_untrack(struct cluster_room *r)
 
 /* ------------------------------------------------------------ actions */
 
-static void deliver(struct cluster_room *r, const struct cluster_room_msg *m)
+static void deliver(struct cluster_room *r, const struct cluster_msg *m)
 {
     struct cluster_room_action a = {.kind = CLUSTER_ROOM_DELIVER, .msg = m};
     r->last = m->id;
@@ -143,7 +143,7 @@ static void request(struct cluster_room *r)
 /* ------------------------------------------------------------ held messages */
 
 /* Copies m into buf; false when it does not fit. */
-static bool hold(struct cluster_room *r, const struct cluster_room_msg *m)
+static bool hold(struct cluster_room *r, const struct cluster_msg *m)
 {
     struct held h = {m->epoch, m->id, m->event_len, m->client_len, m->data_len};
     size_t room = r->cap - r->used;
@@ -169,13 +169,13 @@ static bool hold(struct cluster_room *r, const struct cluster_room_msg *m)
 }
 
 /* Reads the held message at *off into m (views into buf); advances *off. */
-static void held_at(const struct cluster_room *r, size_t *off, struct cluster_room_msg *m)
+static void held_at(const struct cluster_room *r, size_t *off, struct cluster_msg *m)
 {
     struct held h;
     const unsigned char *p = r->buf + *off;
     memcpy(&h, p, sizeof h);
     p += sizeof h;
-    *m = (struct cluster_room_msg){
+    *m = (struct cluster_msg){
         .epoch = h.epoch,
         .id = h.id,
         .event = (const char *)p,
@@ -191,7 +191,7 @@ static void held_at(const struct cluster_room *r, size_t *off, struct cluster_ro
 /* Keeps a live message until the backfill answers. When it does not fit,
  * every held message goes (a later one applied after a hole would only
  * start another backfill) and the room reads again after this backfill. */
-static enum cluster_room_verdict keep(struct cluster_room *r, const struct cluster_room_msg *m)
+static enum cluster_room_verdict keep(struct cluster_room *r, const struct cluster_msg *m)
 {
     if (hold(r, m)) {
         return CLUSTER_ROOM_HELD;
@@ -213,7 +213,7 @@ static enum cluster_room_verdict keep(struct cluster_room *r, const struct clust
  * the next life), which no id or epoch value can tell from a new life. Only
  * a backfill, Redis at one instant, says which life is current.
  */
-static int take_live(struct cluster_room *r, const struct cluster_room_msg *m,
+static int take_live(struct cluster_room *r, const struct cluster_msg *m,
                      enum cluster_room_verdict *v)
 {
     if (r->stale != 0 && m->epoch == r->stale) {
@@ -232,8 +232,7 @@ static int take_live(struct cluster_room *r, const struct cluster_room_msg *m,
     return 0;
 }
 
-enum cluster_room_verdict cluster_room_message(struct cluster_room *r,
-                                               const struct cluster_room_msg *m)
+enum cluster_room_verdict cluster_room_message(struct cluster_room *r, const struct cluster_msg *m)
 {
     enum cluster_room_verdict v;
     if (!r->tracked) {
@@ -267,7 +266,7 @@ static void drain(struct cluster_room *r)
 {
     size_t off = 0;
     while (off < r->used && r->fill == CLUSTER_ROOM_IDLE) {
-        struct cluster_room_msg m;
+        struct cluster_msg m;
         enum cluster_room_verdict v;
         held_at(r, &off, &m);
         if (take_live(r, &m, &v) < 0) {
@@ -313,8 +312,7 @@ static bool answers(const struct cluster_room *r, uint32_t seq)
     return r->tracked && r->fill == CLUSTER_ROOM_FLIGHT && seq == r->seq;
 }
 
-void cluster_room_backfill_msg(struct cluster_room *r, uint32_t seq,
-                               const struct cluster_room_msg *m)
+void cluster_room_backfill_msg(struct cluster_room *r, uint32_t seq, const struct cluster_msg *m)
 {
     if (!answers(r, seq) || (r->stale != 0 && m->epoch == r->stale)) {
         return;
@@ -368,27 +366,27 @@ static bool fill_gap(struct cluster_room *r, uint64_t epoch, uint64_t top)
     return true;
 }
 
-void cluster_room_backfill_end(struct cluster_room *r, uint32_t seq, enum cluster_room_fill res,
-                               uint64_t epoch, uint64_t top)
+void cluster_room_backfill_end(struct cluster_room *r, uint32_t seq,
+                               enum cluster_backfill_result res, uint64_t epoch, uint64_t top)
 {
     if (!answers(r, seq)) {
         return;
     }
     r->fill = CLUSTER_ROOM_IDLE;
-    if (res == CLUSTER_ROOM_FILL_MORE && r->progress) {
+    if (res == CLUSTER_BACKFILL_MORE && r->progress) {
         request(r);
         return;
     }
-    if (res != CLUSTER_ROOM_FILL_DONE && res != CLUSTER_ROOM_FILL_GAP) {
+    if (res != CLUSTER_BACKFILL_DONE && res != CLUSTER_BACKFILL_GAP) {
         /* An error, or a page that brought nothing: asking again at once
          * could loop; wait for a retry, a message or a subscription. */
         r->fill = CLUSTER_ROOM_PENDING;
         return;
     }
-    if (res == CLUSTER_ROOM_FILL_GAP && fill_gap(r, epoch, top)) {
+    if (res == CLUSTER_BACKFILL_GAP && fill_gap(r, epoch, top)) {
         return;
     }
-    if (res == CLUSTER_ROOM_FILL_DONE) {
+    if (res == CLUSTER_BACKFILL_DONE) {
         fill_done(r, epoch, top);
     }
     bool again = r->again;

@@ -52,7 +52,7 @@ struct sim {
     bool req, read;
     uint32_t seq, old_seq;
     uint64_t ask_epoch, ask_after;
-    enum cluster_room_fill res;
+    enum cluster_backfill_result res;
     uint64_t r_epoch, r_top, r_from, r_to; /* messages r_from..r_to, r_from 0: none */
     uint64_t count;                        /* page size */
     bool refuse;
@@ -82,10 +82,10 @@ static size_t content(uint64_t epoch, uint64_t id, char *out, const char **event
 
 struct msgbuf {
     char data[DATA_MAX];
-    struct cluster_room_msg m;
+    struct cluster_msg m;
 };
 
-static const struct cluster_room_msg *make(struct msgbuf *b, uint64_t epoch, uint64_t id)
+static const struct cluster_msg *make(struct msgbuf *b, uint64_t epoch, uint64_t id)
 {
     b->m.epoch = epoch;
     b->m.id = id;
@@ -111,7 +111,7 @@ static bool gone(const struct sim *s, uint64_t epoch, uint64_t id)
     return epoch != s->epoch || id < s->lo;
 }
 
-static void check_deliver(struct sim *s, const struct cluster_room_msg *m)
+static void check_deliver(struct sim *s, const struct cluster_msg *m)
 {
     struct msgbuf want;
     CHECK(s->tracked && s->held);
@@ -242,9 +242,9 @@ static void backfill_read(struct sim *s)
     s->r_epoch = s->epoch;
     s->r_top = s->top;
     s->r_from = 0;
-    s->res = CLUSTER_ROOM_FILL_GAP;
+    s->res = CLUSTER_BACKFILL_GAP;
     if (s->epoch == 0) {
-        s->res = after == 0 ? CLUSTER_ROOM_FILL_DONE : CLUSTER_ROOM_FILL_GAP;
+        s->res = after == 0 ? CLUSTER_BACKFILL_DONE : CLUSTER_BACKFILL_GAP;
         return;
     }
     if (s->ask_epoch != 0 && s->ask_epoch != s->epoch) {
@@ -255,7 +255,7 @@ static void backfill_read(struct sim *s)
     } else if (after < s->epoch || after > s->top) {
         return;
     } else if (after == s->top) {
-        s->res = CLUSTER_ROOM_FILL_DONE;
+        s->res = CLUSTER_BACKFILL_DONE;
         return;
     } else if (s->lo > after + 1) {
         return;
@@ -263,12 +263,12 @@ static void backfill_read(struct sim *s)
         from = after + 1;
     }
     if (from > s->top) {
-        s->res = CLUSTER_ROOM_FILL_DONE;
+        s->res = CLUSTER_BACKFILL_DONE;
         return;
     }
     s->r_from = from;
     s->r_to = s->top - from + 1 > s->count ? from + s->count - 1 : s->top;
-    s->res = s->r_to == s->top ? CLUSTER_ROOM_FILL_DONE : CLUSTER_ROOM_FILL_MORE;
+    s->res = s->r_to == s->top ? CLUSTER_BACKFILL_DONE : CLUSTER_BACKFILL_MORE;
 }
 
 static void backfill_reply(struct sim *s)
@@ -363,7 +363,7 @@ static void step(struct sim *s, uint8_t op, uint8_t arg)
     case 6:
         if (s->req) {
             s->req = s->read = false;
-            cluster_room_backfill_end(&s->room, s->seq, CLUSTER_ROOM_FILL_ERROR, 0, 0);
+            cluster_room_backfill_end(&s->room, s->seq, CLUSTER_BACKFILL_ERROR, 0, 0);
         }
         break;
     case 7:
@@ -401,8 +401,8 @@ static void step(struct sim *s, uint8_t op, uint8_t arg)
         }
         break;
     case 13: /* a reply to a request the room has forgotten */
-        cluster_room_backfill_end(&s->room, s->old_seq, CLUSTER_ROOM_FILL_ERROR, 0, 0);
-        cluster_room_backfill_end(&s->room, s->old_seq, CLUSTER_ROOM_FILL_DONE, s->epoch, s->top);
+        cluster_room_backfill_end(&s->room, s->old_seq, CLUSTER_BACKFILL_ERROR, 0, 0);
+        cluster_room_backfill_end(&s->room, s->old_seq, CLUSTER_BACKFILL_DONE, s->epoch, s->top);
         break;
     case 14:
         cluster_room_retry(&s->room);

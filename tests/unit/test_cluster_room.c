@@ -64,14 +64,13 @@ static int record(const struct cluster_room_action *a, void *arg)
 /* A message whose data is "m<id>", in a buffer of the caller's. */
 struct msgbuf {
     char data[32];
-    struct cluster_room_msg m;
+    struct cluster_msg m;
 };
 
-static const struct cluster_room_msg *msg(struct msgbuf *b, uint64_t epoch, uint64_t id)
+static const struct cluster_msg *msg(struct msgbuf *b, uint64_t epoch, uint64_t id)
 {
     int n = snprintf(b->data, sizeof b->data, "m%llu", (unsigned long long)id);
-    b->m =
-        (struct cluster_room_msg){.epoch = epoch, .id = id, .data = b->data, .data_len = (size_t)n};
+    b->m = (struct cluster_msg){.epoch = epoch, .id = id, .data = b->data, .data_len = (size_t)n};
     return &b->m;
 }
 
@@ -83,7 +82,7 @@ static enum cluster_room_verdict live(struct cluster_room *r, uint64_t epoch, ui
 
 /* The reply to backfill seq: ids from..to of epoch, then res. */
 static void reply(struct cluster_room *r, uint32_t seq, uint64_t epoch, uint64_t from, uint64_t to,
-                  enum cluster_room_fill res, uint64_t top)
+                  enum cluster_backfill_result res, uint64_t top)
 {
     for (uint64_t id = from; from != 0 && id <= to; id++) {
         struct msgbuf b;
@@ -161,7 +160,7 @@ static void synced_at(uint64_t epoch, uint64_t top)
     cluster_room_track(&fx.room, 0, 0);
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, epoch, epoch, top, CLUSTER_ROOM_FILL_DONE, top);
+    reply(&fx.room, seq, epoch, epoch, top, CLUSTER_BACKFILL_DONE, top);
     see_base(&fx.rec, CLUSTER_ROOM_START, epoch, epoch - 1);
     see_delivers(&fx.rec, epoch, epoch, top);
     see_nothing(&fx.rec);
@@ -185,7 +184,7 @@ static void test_first_sync(void **state)
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, 0, 0);
     /* Trimmed below E1 + 3: the ring starts there, nothing was held. */
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 5, CLUSTER_ROOM_FILL_DONE, E1 + 5);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 5, CLUSTER_BACKFILL_DONE, E1 + 5);
     see_base(&fx.rec, CLUSTER_ROOM_START, E1, E1 + 2);
     see_delivers(&fx.rec, E1, E1 + 3, E1 + 5);
     see_nothing(&fx.rec);
@@ -202,11 +201,11 @@ static void test_empty_room(void **state)
     cluster_room_track(&fx.room, 0, 0);
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, 0, 0, 0, CLUSTER_ROOM_FILL_DONE, 0);
+    reply(&fx.room, seq, 0, 0, 0, CLUSTER_BACKFILL_DONE, 0);
     see_nothing(&fx.rec);
     assert_int_equal(live(&fx.room, E1, E1), CLUSTER_ROOM_HELD);
     seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, E1, E1, E1, CLUSTER_ROOM_FILL_DONE, E1);
+    reply(&fx.room, seq, E1, E1, E1, CLUSTER_BACKFILL_DONE, E1);
     see_base(&fx.rec, CLUSTER_ROOM_START, E1, E1 - 1);
     see_deliver(&fx.rec, E1, E1);
     see_nothing(&fx.rec);
@@ -222,7 +221,7 @@ static void test_empty_stream(void **state)
     cluster_room_track(&fx.room, 0, 0);
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, E1, 0, 0, CLUSTER_ROOM_FILL_DONE, E1 + 9);
+    reply(&fx.room, seq, E1, 0, 0, CLUSTER_BACKFILL_DONE, E1 + 9);
     see_base(&fx.rec, CLUSTER_ROOM_START, E1, E1 + 9);
     assert_int_equal(live(&fx.room, E1, E1 + 10), CLUSTER_ROOM_DELIVERED);
     see_deliver(&fx.rec, E1, E1 + 10);
@@ -256,11 +255,11 @@ static void test_skip_backfill_merge(void **state)
     see_nothing(&fx.rec);
     assert_true(cluster_room_syncing(&fx.room));
     /* Read when top was E1 + 7: 3..7; then the held 5, 6 are old, 9 skips. */
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 7, CLUSTER_ROOM_FILL_DONE, E1 + 7);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 7, CLUSTER_BACKFILL_DONE, E1 + 7);
     see_delivers(&fx.rec, E1, E1 + 3, E1 + 7);
     seq = see_backfill(&fx.rec, E1, E1 + 7);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, E1, E1 + 8, E1 + 9, CLUSTER_ROOM_FILL_DONE, E1 + 9);
+    reply(&fx.room, seq, E1, E1 + 8, E1 + 9, CLUSTER_BACKFILL_DONE, E1 + 9);
     see_delivers(&fx.rec, E1, E1 + 8, E1 + 9);
     see_nothing(&fx.rec);
     assert_false(cluster_room_syncing(&fx.room));
@@ -274,12 +273,12 @@ static void test_held_messages_are_copied(void **state)
     assert_int_equal(live(&fx.room, E1, E1 + 2), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1);
     char ev[] = "chat", cl[] = "ana", data[] = "hello";
-    struct cluster_room_msg m = {E1, E1 + 3, ev, 4, cl, 3, data, 5};
+    struct cluster_msg m = {E1, E1 + 3, ev, 4, cl, 3, data, 5};
     assert_int_equal(cluster_room_message(&fx.room, &m), CLUSTER_ROOM_HELD);
     memset(ev, 'x', 4);
     memset(cl, 'x', 3);
     memset(data, 'x', 5);
-    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_ROOM_FILL_DONE, E1 + 2);
+    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_BACKFILL_DONE, E1 + 2);
     see_delivers(&fx.rec, E1, E1 + 1, E1 + 2);
     const struct act *a = next(&fx.rec);
     assert_int_equal(a->id, E1 + 3);
@@ -301,12 +300,12 @@ static void test_buffer_overflow(void **state)
     uint32_t seq = see_backfill(&fx.rec, E1, E1);
     assert_int_equal(live(&fx.room, E1, E1 + 3), CLUSTER_ROOM_DROPPED);
     assert_int_equal(live(&fx.room, E1, E1 + 4), CLUSTER_ROOM_HELD);
-    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_ROOM_FILL_DONE, E1 + 2);
+    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_BACKFILL_DONE, E1 + 2);
     see_delivers(&fx.rec, E1, E1 + 1, E1 + 2);
     /* The held E1 + 4 skips the dropped E1 + 3: one backfill, not two. */
     seq = see_backfill(&fx.rec, E1, E1 + 2);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 4, CLUSTER_ROOM_FILL_DONE, E1 + 4);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 4, CLUSTER_BACKFILL_DONE, E1 + 4);
     see_delivers(&fx.rec, E1, E1 + 3, E1 + 4);
     see_nothing(&fx.rec);
 }
@@ -320,10 +319,10 @@ static void test_overflow_reads_again(void **state)
     assert_int_equal(live(&fx.room, E1, E1 + 2), CLUSTER_ROOM_DROPPED);
     uint32_t seq = see_backfill(&fx.rec, E1, E1);
     assert_int_equal(live(&fx.room, E1, E1 + 3), CLUSTER_ROOM_DROPPED);
-    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_ROOM_FILL_DONE, E1 + 2);
+    reply(&fx.room, seq, E1, E1 + 1, E1 + 2, CLUSTER_BACKFILL_DONE, E1 + 2);
     see_delivers(&fx.rec, E1, E1 + 1, E1 + 2);
     seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 3, CLUSTER_ROOM_FILL_DONE, E1 + 3);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 3, CLUSTER_BACKFILL_DONE, E1 + 3);
     see_deliver(&fx.rec, E1, E1 + 3);
     see_nothing(&fx.rec);
 }
@@ -337,11 +336,11 @@ static void test_epoch_change_live(void **state)
     synced(E1 + 4);
     assert_int_equal(live(&fx.room, E2, E2), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 4);
-    reply(&fx.room, seq, E2, 0, 0, CLUSTER_ROOM_FILL_GAP, E2);
+    reply(&fx.room, seq, E2, 0, 0, CLUSTER_BACKFILL_GAP, E2);
     seq = see_backfill(&fx.rec, E2, 0);
     assert_int_equal(live(&fx.room, E1, E1 + 5), CLUSTER_ROOM_STALE);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, E2, E2, E2, CLUSTER_ROOM_FILL_DONE, E2);
+    reply(&fx.room, seq, E2, E2, E2, CLUSTER_BACKFILL_DONE, E2);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, E2, E2 - 1);
     see_deliver(&fx.rec, E2, E2);
     see_nothing(&fx.rec);
@@ -360,11 +359,11 @@ static void test_epoch_change_past_first(void **state)
     const uint64_t low = 900; /* a node with a slower clock started it */
     assert_int_equal(live(&fx.room, low, low + 2), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 4);
-    reply(&fx.room, seq, low, 0, 0, CLUSTER_ROOM_FILL_GAP, low + 1);
+    reply(&fx.room, seq, low, 0, 0, CLUSTER_BACKFILL_GAP, low + 1);
     seq = see_backfill(&fx.rec, low, 0);
     assert_int_equal(live(&fx.room, E1, E1 + 5), CLUSTER_ROOM_STALE);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, low, low, low + 1, CLUSTER_ROOM_FILL_DONE, low + 1);
+    reply(&fx.room, seq, low, low, low + 1, CLUSTER_BACKFILL_DONE, low + 1);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, low, low - 1);
     see_delivers(&fx.rec, low, low, low + 2); /* + 2 from the held */
     see_nothing(&fx.rec);
@@ -378,10 +377,10 @@ static void test_gap_trimmed(void **state)
     synced(E1 + 2);
     assert_int_equal(live(&fx.room, E1, E1 + 60), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, seq, E1, 0, 0, CLUSTER_ROOM_FILL_GAP, E1 + 60);
+    reply(&fx.room, seq, E1, 0, 0, CLUSTER_BACKFILL_GAP, E1 + 60);
     seq = see_backfill(&fx.rec, E1, 0);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, E1, E1 + 50, E1 + 60, CLUSTER_ROOM_FILL_DONE, E1 + 60);
+    reply(&fx.room, seq, E1, E1 + 50, E1 + 60, CLUSTER_BACKFILL_DONE, E1 + 60);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, E1, E1 + 49);
     see_delivers(&fx.rec, E1, E1 + 50, E1 + 60);
     see_nothing(&fx.rec); /* the held E1 + 60 was old by then */
@@ -398,16 +397,16 @@ static void test_redis_lost_everything(void **state)
     see_deliver(&fx.rec, E1, E1 + 3);
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 3);
-    reply(&fx.room, seq, 0, 0, 0, CLUSTER_ROOM_FILL_GAP, 0);
+    reply(&fx.room, seq, 0, 0, 0, CLUSTER_BACKFILL_GAP, 0);
     seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, 0, 0, 0, CLUSTER_ROOM_FILL_DONE, 0);
+    reply(&fx.room, seq, 0, 0, 0, CLUSTER_BACKFILL_DONE, 0);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, 0, 0);
     see_nothing(&fx.rec);
     assert_int_equal(cluster_room_epoch(&fx.room), 0);
     assert_int_equal(live(&fx.room, E1, E1 + 4), CLUSTER_ROOM_STALE);
     assert_int_equal(live(&fx.room, E2, E2), CLUSTER_ROOM_HELD);
     seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, E2, E2, E2, CLUSTER_ROOM_FILL_DONE, E2);
+    reply(&fx.room, seq, E2, E2, E2, CLUSTER_BACKFILL_DONE, E2);
     see_base(&fx.rec, CLUSTER_ROOM_START, E2, E2 - 1);
     see_deliver(&fx.rec, E2, E2);
     see_nothing(&fx.rec);
@@ -423,9 +422,9 @@ static void test_late_message_of_lost_life(void **state)
     synced_at(E2, E2 + 1);
     assert_int_equal(live(&fx.room, E1, E1), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E2, E2 + 1);
-    reply(&fx.room, seq, E2, 0, 0, CLUSTER_ROOM_FILL_DONE, E2 + 1);
+    reply(&fx.room, seq, E2, 0, 0, CLUSTER_BACKFILL_DONE, E2 + 1);
     seq = see_backfill(&fx.rec, E2, E2 + 1);
-    reply(&fx.room, seq, E2, 0, 0, CLUSTER_ROOM_FILL_DONE, E2 + 1);
+    reply(&fx.room, seq, E2, 0, 0, CLUSTER_BACKFILL_DONE, E2 + 1);
     see_nothing(&fx.rec);
     assert_false(cluster_room_syncing(&fx.room));
     assert_int_equal(cluster_room_epoch(&fx.room), E2);
@@ -443,14 +442,14 @@ static void test_reconnect_forgets_flight(void **state)
     assert_int_equal(live(&fx.room, E1, E1 + 5), CLUSTER_ROOM_HELD);
     uint32_t old = see_backfill(&fx.rec, E1, E1 + 2);
     cluster_room_link_down(&fx.room);
-    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_ROOM_FILL_DONE, E1 + 5);
-    cluster_room_backfill_end(&fx.room, old, CLUSTER_ROOM_FILL_ERROR, 0, 0);
+    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_BACKFILL_DONE, E1 + 5);
+    cluster_room_backfill_end(&fx.room, old, CLUSTER_BACKFILL_ERROR, 0, 0);
     see_nothing(&fx.rec);
     assert_false(cluster_room_syncing(&fx.room));
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
     assert_int_not_equal(seq, old);
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 6, CLUSTER_ROOM_FILL_DONE, E1 + 6);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 6, CLUSTER_BACKFILL_DONE, E1 + 6);
     see_delivers(&fx.rec, E1, E1 + 3, E1 + 6);
     see_nothing(&fx.rec);
 }
@@ -465,11 +464,11 @@ static void test_resubscribe_in_flight(void **state)
     uint32_t seq = see_backfill(&fx.rec, 0, 0);
     cluster_room_subscribed(&fx.room);
     see_nothing(&fx.rec);
-    reply(&fx.room, seq, E1, E1, E1 + 1, CLUSTER_ROOM_FILL_DONE, E1 + 1);
+    reply(&fx.room, seq, E1, E1, E1 + 1, CLUSTER_BACKFILL_DONE, E1 + 1);
     see_base(&fx.rec, CLUSTER_ROOM_START, E1, E1 - 1);
     see_delivers(&fx.rec, E1, E1, E1 + 1);
     seq = see_backfill(&fx.rec, E1, E1 + 1);
-    reply(&fx.room, seq, E1, E1 + 2, E1 + 2, CLUSTER_ROOM_FILL_DONE, E1 + 2);
+    reply(&fx.room, seq, E1, E1 + 2, E1 + 2, CLUSTER_BACKFILL_DONE, E1 + 2);
     see_deliver(&fx.rec, E1, E1 + 2);
     see_nothing(&fx.rec);
 }
@@ -481,10 +480,10 @@ static void test_pages(void **state)
     synced(E1);
     assert_int_equal(live(&fx.room, E1, E1 + 9), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1);
-    reply(&fx.room, seq, E1, E1 + 1, E1 + 4, CLUSTER_ROOM_FILL_MORE, E1 + 9);
+    reply(&fx.room, seq, E1, E1 + 1, E1 + 4, CLUSTER_BACKFILL_MORE, E1 + 9);
     see_delivers(&fx.rec, E1, E1 + 1, E1 + 4);
     seq = see_backfill(&fx.rec, E1, E1 + 4);
-    reply(&fx.room, seq, E1, E1 + 5, E1 + 8, CLUSTER_ROOM_FILL_DONE, E1 + 8);
+    reply(&fx.room, seq, E1, E1 + 5, E1 + 8, CLUSTER_BACKFILL_DONE, E1 + 8);
     see_delivers(&fx.rec, E1, E1 + 5, E1 + 9);
     see_nothing(&fx.rec);
 }
@@ -497,7 +496,7 @@ static void test_error_and_retry(void **state)
     synced(E1);
     assert_int_equal(live(&fx.room, E1, E1 + 2), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1);
-    cluster_room_backfill_end(&fx.room, seq, CLUSTER_ROOM_FILL_ERROR, 0, 0);
+    cluster_room_backfill_end(&fx.room, seq, CLUSTER_BACKFILL_ERROR, 0, 0);
     see_nothing(&fx.rec);
     assert_true(cluster_room_syncing(&fx.room));
     fx.rec.refuse = -1;
@@ -509,11 +508,11 @@ static void test_error_and_retry(void **state)
     cluster_room_retry(&fx.room); /* in flight: nothing */
     see_nothing(&fx.rec);
     /* A MORE that brought nothing is treated like an error. */
-    cluster_room_backfill_end(&fx.room, seq, CLUSTER_ROOM_FILL_MORE, E1, E1 + 3);
+    cluster_room_backfill_end(&fx.room, seq, CLUSTER_BACKFILL_MORE, E1, E1 + 3);
     see_nothing(&fx.rec);
     cluster_room_retry(&fx.room);
     seq = see_backfill(&fx.rec, E1, E1);
-    reply(&fx.room, seq, E1, E1 + 1, E1 + 3, CLUSTER_ROOM_FILL_DONE, E1 + 3);
+    reply(&fx.room, seq, E1, E1 + 1, E1 + 3, CLUSTER_BACKFILL_DONE, E1 + 3);
     see_delivers(&fx.rec, E1, E1 + 1, E1 + 3);
     see_nothing(&fx.rec);
     assert_false(cluster_room_syncing(&fx.room));
@@ -535,7 +534,7 @@ static void test_untrack_and_track_again(void **state)
     cluster_room_subscribed(&fx.room);
     cluster_room_retry(&fx.room);
     cluster_room_link_down(&fx.room);
-    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_ROOM_FILL_DONE, E1 + 5);
+    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_BACKFILL_DONE, E1 + 5);
     see_nothing(&fx.rec);
     assert_int_equal(cluster_room_epoch(&fx.room), 0);
 
@@ -543,9 +542,9 @@ static void test_untrack_and_track_again(void **state)
     cluster_room_track(&fx.room, 0, 0); /* already tracked: no effect */
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_ROOM_FILL_DONE, E1 + 5);
+    reply(&fx.room, old, E1, E1 + 3, E1 + 5, CLUSTER_BACKFILL_DONE, E1 + 5);
     see_nothing(&fx.rec); /* the old request's reply, again */
-    reply(&fx.room, seq, E1, E1 + 3, E1 + 5, CLUSTER_ROOM_FILL_DONE, E1 + 5);
+    reply(&fx.room, seq, E1, E1 + 3, E1 + 5, CLUSTER_BACKFILL_DONE, E1 + 5);
     see_delivers(&fx.rec, E1, E1 + 3, E1 + 5);
     see_nothing(&fx.rec);
 
@@ -553,7 +552,7 @@ static void test_untrack_and_track_again(void **state)
     cluster_room_track(&fx.room, 0, 0);
     cluster_room_subscribed(&fx.room);
     seq = see_backfill(&fx.rec, 0, 0);
-    reply(&fx.room, seq, E1, E1, E1, CLUSTER_ROOM_FILL_MORE, E1 + 5);
+    reply(&fx.room, seq, E1, E1, E1, CLUSTER_BACKFILL_MORE, E1 + 5);
     see_base(&fx.rec, CLUSTER_ROOM_START, E1, E1 - 1);
     see_deliver(&fx.rec, E1, E1);
     see_backfill(&fx.rec, E1, E1);
@@ -568,9 +567,9 @@ static void test_track_from_lost_epoch(void **state)
     cluster_room_track(&fx.room, E1, E1 + 2);
     cluster_room_subscribed(&fx.room);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, seq, E2, 0, 0, CLUSTER_ROOM_FILL_GAP, E2 + 1);
+    reply(&fx.room, seq, E2, 0, 0, CLUSTER_BACKFILL_GAP, E2 + 1);
     seq = see_backfill(&fx.rec, E2, 0);
-    reply(&fx.room, seq, E2, E2, E2 + 1, CLUSTER_ROOM_FILL_DONE, E2 + 1);
+    reply(&fx.room, seq, E2, E2, E2 + 1, CLUSTER_BACKFILL_DONE, E2 + 1);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, E2, E2 - 1);
     see_delivers(&fx.rec, E2, E2, E2 + 1);
     see_nothing(&fx.rec);
@@ -584,9 +583,9 @@ static void test_gap_from_oldest_ends(void **state)
     synced(E1 + 2);
     assert_int_equal(live(&fx.room, E1, E1 + 9), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, seq, E1, 0, 0, CLUSTER_ROOM_FILL_GAP, E1 + 8);
+    reply(&fx.room, seq, E1, 0, 0, CLUSTER_BACKFILL_GAP, E1 + 8);
     seq = see_backfill(&fx.rec, E1, 0);
-    reply(&fx.room, seq, E1, 0, 0, CLUSTER_ROOM_FILL_GAP, E1 + 8);
+    reply(&fx.room, seq, E1, 0, 0, CLUSTER_BACKFILL_GAP, E1 + 8);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, E1, E1 + 8);
     see_deliver(&fx.rec, E1, E1 + 9); /* the held one follows on */
     see_nothing(&fx.rec);
@@ -600,7 +599,7 @@ static void test_backfill_hole_is_reset(void **state)
     synced(E1 + 2);
     assert_int_equal(live(&fx.room, E1, E1 + 9), CLUSTER_ROOM_HELD);
     uint32_t seq = see_backfill(&fx.rec, E1, E1 + 2);
-    reply(&fx.room, seq, E1, E1 + 5, E1 + 9, CLUSTER_ROOM_FILL_DONE, E1 + 9);
+    reply(&fx.room, seq, E1, E1 + 5, E1 + 9, CLUSTER_BACKFILL_DONE, E1 + 9);
     see_base(&fx.rec, CLUSTER_ROOM_RESET, E1, E1 + 4);
     see_delivers(&fx.rec, E1, E1 + 5, E1 + 9);
     see_nothing(&fx.rec);
