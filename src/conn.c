@@ -508,44 +508,43 @@ void conn_hub_ready(struct subscriber *sub, void *arg)
 
 /* ------------------------------------------------------------ reading */
 
-static void conn_on_readable(struct conn *c)
+/* A stream takes no more input, and a lingering connection only waits for
+ * the client to close: read and discard (bounded per wakeup). */
+static void conn_discard_input(struct conn *c)
 {
     char scratch[READ_CHUNK];
-
-    if (c->state == CONN_STREAM || c->state == CONN_LINGER) {
-        /* Streams take no more input, and a lingering connection only waits
-         * for the client to close: read and discard. */
-        for (int i = 0; i < 4; i++) {
-            ssize_t n = read(c->watch.fd, scratch, sizeof scratch);
-            if (n > 0) {
-                if (c->state == CONN_LINGER && (c->linger_bytes += (size_t)n) > LINGER_BYTES) {
-                    conn_close(c);
-                    return;
-                }
-                continue;
-            }
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = read(c->watch.fd, scratch, sizeof scratch);
+        if (n > 0) {
+            if (c->state == CONN_LINGER && (c->linger_bytes += (size_t)n) > LINGER_BYTES) {
+                conn_close(c);
                 return;
             }
-            conn_close(c);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return;
         }
+        conn_close(c);
         return;
     }
-    if (c->state != CONN_READ_HEAD && c->state != CONN_READ_BODY) {
-        return;
-    }
+}
+
+/* Reads request bytes into `in` (at most four reads, never past one full
+ * request's worth). Returns -1 when the connection was closed. */
+static int conn_read_input(struct conn *c)
+{
     size_t limit = HTTP_MAX_REQUEST_LINE + HTTP_MAX_HEADER_BYTES + 4096 + conn_cfg(c)->max_body;
     for (int i = 0; i < 4; i++) {
         if (buf_pending(&c->in) >= limit) {
-            break; /* a full request is buffered; it is processed below */
+            break; /* a full request is buffered; it is processed next */
         }
         if (buf_reserve(&c->in, READ_CHUNK) < 0) {
             conn_close(c);
-            return;
+            return -1;
         }
         size_t room = c->in.cap - c->in.len;
         ssize_t n = read(c->watch.fd, c->in.data + c->in.len, room);
@@ -564,15 +563,30 @@ static void conn_on_readable(struct conn *c)
         }
         if (n < 0) {
             conn_close(c);
-            return;
+            return -1;
         }
         /* EOF: answer what was received, then close. */
         c->peer_closed = true;
         if (buf_pending(&c->in) == 0 && !conn_output_pending(c)) {
             conn_close(c);
-            return;
+            return -1;
         }
         break;
+    }
+    return 0;
+}
+
+static void conn_on_readable(struct conn *c)
+{
+    if (c->state == CONN_STREAM || c->state == CONN_LINGER) {
+        conn_discard_input(c);
+        return;
+    }
+    if (c->state != CONN_READ_HEAD && c->state != CONN_READ_BODY) {
+        return;
+    }
+    if (conn_read_input(c) < 0) {
+        return;
     }
     conn_parse_requests(c);
     if (c->state == CONN_CLOSED) {
