@@ -53,6 +53,7 @@ struct subscriber {
     struct room *room;
     uint64_t cursor; /* ring sequence of the next frame owed */
     size_t offset;   /* bytes of that frame already written */
+    uint32_t gen;    /* the room's generation it joined (room_reset) */
     uint8_t client_len;
     uint8_t part;                 /* the loop it belongs to */
     bool waiting;                 /* its socket refused bytes: waits for EPOLLOUT */
@@ -76,6 +77,12 @@ struct hub_limits {
  * arranges for hub_flush to run on that part's loop soon (from another
  * thread: a wake-up). Called once until that flush has run. */
 typedef void hub_schedule_fn(void *arg, unsigned part);
+
+/* Called, with the hub lock held, when a room gets its first subscriber
+ * (watched true) or loses its last one (false), whatever loop they are on:
+ * a cluster follows exactly the rooms someone here listens to. */
+typedef void hub_watch_fn(void *arg, struct room *room, bool watched);
+void hub_set_watch(struct hub *hub, hub_watch_fn *fn, void *arg);
 
 /* Creates a hub whose first message id will be first_id. NULL on ENOMEM. */
 struct hub *hub_new(const struct hub_limits *limits, uint64_t first_id, hub_ready_fn *ready,
@@ -145,12 +152,31 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
     __attribute__((warn_unused_result));
 
 /*
+ * room_publish with an id given by someone else (a cluster's store, which
+ * numbers each room's messages itself): it must be above every id the
+ * room retains, else -1 with errno EINVAL and nothing is done; the hub's
+ * next id moves past it. Otherwise as room_publish.
+ */
+int room_publish_id(struct room *room, uint64_t id, const char *event, size_t event_len,
+                    const char *data, size_t data_len, const char *client, size_t client_len,
+                    struct publish_result *res) __attribute__((warn_unused_result));
+
+/*
  * For journal replay at start-up: appends a message with the id it had
  * (ids must increase within the room; the hub's next id moves past it).
  * 0, or -1 on ENOMEM or an id out of order.
  */
 int room_restore(struct room *room, uint64_t id, const char *event, size_t event_len,
                  const char *data, size_t data_len) __attribute__((warn_unused_result));
+
+/*
+ * The room's history is gone elsewhere (a cluster's store lost it): every
+ * retained frame is dropped, a resume from any id issued or seen so far
+ * gets `event: reset`, and every current subscriber, on every loop, counts
+ * as lagged from now on, so that its loop closes it at its next flush (it
+ * reconnects and is told). New subscribers join the new generation.
+ */
+void room_reset(struct room *room);
 
 /* Before replaying a journal whose first record is first_id: resume requests
  * for older ids get a reset (those messages are gone), newer ones resume. */

@@ -67,6 +67,8 @@ struct room {
     unsigned npending; /* parts whose pending list holds the room */
 
     size_t nsubs; /* over all parts */
+    /* Bumped by room_reset: a subscriber of an older one is lagged. */
+    _Atomic uint32_t gen;
 
     /* The ring: written under the hub lock, read without it (head and the
      * slots with acquire loads, see room_frame). */
@@ -97,6 +99,8 @@ struct hub {
     pthread_mutex_t lock;
     struct qsbr qsbr;
     struct hub_limits limits;
+    hub_watch_fn *watch;
+    void *watch_arg;
     hub_ready_fn *ready;
     hub_schedule_fn *schedule;
     void *arg;

@@ -83,6 +83,12 @@ struct qsbr *hub_qsbr(struct hub *hub)
     return &hub->qsbr;
 }
 
+void hub_set_watch(struct hub *hub, hub_watch_fn *fn, void *arg)
+{
+    hub->watch = fn;
+    hub->watch_arg = arg;
+}
+
 /* What a retained frame costs: its allocation and its slot in the ring. */
 static size_t frame_cost(const struct frame *f)
 {
@@ -567,12 +573,29 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
 int room_publish(struct room *room, const char *event, size_t event_len, const char *data,
                  size_t data_len, const char *client, size_t client_len, struct publish_result *res)
 {
+    return room_publish_id(room, room->hub->next_id, event, event_len, data, data_len, client,
+                           client_len, res);
+}
+
+/* The newest retained message's id; 0 when none is retained. */
+static uint64_t room_newest_id(const struct room *room)
+{
+    return room_frames(room) ? room_frame(room, room_head(room) - 1)->id : 0;
+}
+
+int room_publish_id(struct room *room, uint64_t id, const char *event, size_t event_len,
+                    const char *data, size_t data_len, const char *client, size_t client_len,
+                    struct publish_result *res)
+{
     struct hub *hub = room->hub;
     if (client_len > ROOM_CLIENT_MAX) {
         client_len = ROOM_CLIENT_MAX;
     }
-    struct frame *f =
-        room_append(room, hub->next_id, event, event_len, data, data_len, client, client_len);
+    if (id <= room_newest_id(room)) {
+        errno = EINVAL; /* ids increase along the ring */
+        return -1;
+    }
+    struct frame *f = room_append(room, id, event, event_len, data, data_len, client, client_len);
     if (!f) {
         return -1;
     }
@@ -586,7 +609,7 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
 int room_restore(struct room *room, uint64_t id, const char *event, size_t event_len,
                  const char *data, size_t data_len)
 {
-    if (room_frames(room) && room_frame(room, room_head(room) - 1)->id >= id) {
+    if (id <= room_newest_id(room)) {
         return -1; /* ids must increase along the ring */
     }
     return room_append(room, id, event, event_len, data, data_len, NULL, 0) ? 0 : -1;
@@ -678,6 +701,24 @@ size_t hub_cancel_from(struct hub *hub, uint64_t first_id)
         r->published -= head - h; /* they never happened */
     }
     return dropped;
+}
+
+void room_reset(struct room *room)
+{
+    struct hub *hub = room->hub;
+    while (room_frames(room) > 0) {
+        room_evict_oldest(room); /* retired: a loop may be writing from it */
+    }
+    /* Whatever came after any id known so far, the newest included, may
+     * be gone: a resume from any of them is told. */
+    room->lost_id = hub->next_id;
+    atomic_fetch_add_explicit(&room->gen, 1, memory_order_release);
+    for (unsigned i = 0; i < hub->limits.parts; i++) {
+        room->parts[i].floor = NO_FLOOR;
+        if (room->parts[i].nsubs) {
+            mark_pending(hub, room, i);
+        }
+    }
 }
 
 void hub_mark_lost(struct hub *hub, uint64_t id)

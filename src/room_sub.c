@@ -68,6 +68,7 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
     uint64_t tail = room_tail(room);
     sub->room = room;
     sub->part = (uint8_t)part;
+    sub->gen = atomic_load_explicit(&room->gen, memory_order_relaxed);
     sub->cursor = start->cursor < tail ? tail : start->cursor;
     sub->offset = 0;
     if (client_len > ROOM_CLIENT_MAX) {
@@ -84,8 +85,13 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
     if (sub->cursor < p->floor) {
         p->floor = sub->cursor;
     }
-    if (room->nsubs++ == 0 && list_linked(&room->idle_node)) {
-        list_remove(&room->idle_node);
+    if (room->nsubs++ == 0) {
+        if (list_linked(&room->idle_node)) {
+            list_remove(&room->idle_node);
+        }
+        if (hub->watch) {
+            hub->watch(hub->watch_arg, room, true);
+        }
     }
     if (sub->cursor < room_head(room)) {
         /* Owed a replay: let the flush hand it to its connection. */
@@ -109,6 +115,9 @@ void room_unsubscribe(struct subscriber *sub)
         p->floor = NO_FLOOR;
     }
     if (--room->nsubs == 0) {
+        if (hub->watch) {
+            hub->watch(hub->watch_arg, room, false);
+        }
         list_push_back(&hub->idle_rooms, &room->idle_node);
         if (room_frames(room) == 0) {
             mark_pending(hub, room, sub->part); /* so the flush frees it */
@@ -199,7 +208,8 @@ bool room_sub_lagged(const struct subscriber *sub)
     if (!room) {
         return false;
     }
-    if (sub->cursor < atomic_load_explicit(&room->tail, memory_order_acquire)) {
+    if (sub->cursor < atomic_load_explicit(&room->tail, memory_order_acquire) ||
+        sub->gen != atomic_load_explicit(&room->gen, memory_order_acquire)) {
         return true;
     }
     /* Its frame's slot may have been reused by a newer one. */
@@ -258,7 +268,7 @@ static size_t room_flush(struct hub *hub, struct room *room, unsigned part)
     {
         struct subscriber *sub = container_of(pos, struct subscriber, node);
         skip_excluded(sub);
-        if (sub->cursor < room_head(room)) {
+        if (sub->cursor < room_head(room) || room_sub_lagged(sub)) {
             hub->ready(sub, hub->arg);
             calls++;
         }

@@ -6,7 +6,9 @@
  * the room; a part's flush writes only its own subscribers; eviction stops
  * at the lowest floor of all parts (the burst rule across loops); a room
  * is freed only when no part still has it queued; the flush targets that
- * hold a publisher's answer until every loop has written its message.
+ * hold a publisher's answer until every loop has written its message; and
+ * what a cluster will need: ids given from outside, watching rooms with
+ * subscribers, a reset that reaches every loop's subscribers.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +16,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "room.h"
@@ -258,6 +262,115 @@ static void test_flush_targets(void **state)
     hub_free(hub);
 }
 
+/* Ids from a cluster's store: each above what the room holds, else refused. */
+static void test_publish_with_given_ids(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    hub_bind_part(0);
+    struct room *r = hub_room(hub, "r", 1);
+    assert_non_null(r);
+    struct publish_result res;
+    assert_int_equal(room_publish_id(r, 5000, NULL, 0, "a", 1, NULL, 0, &res), 0);
+    assert_int_equal(res.id, 5000);
+    assert_int_equal(room_publish_id(r, 5000, NULL, 0, "b", 1, NULL, 0, &res), -1);
+    assert_int_equal(errno, EINVAL);
+    assert_int_equal(room_publish_id(r, 4999, NULL, 0, "b", 1, NULL, 0, &res), -1);
+    assert_int_equal(room_publish_id(r, 5002, NULL, 0, "c", 1, NULL, 0, &res), 0);
+    assert_int_equal(room_frames(r), 2);
+    assert_true(hub_next_id(hub) > 5002); /* the hub's own ids stay above */
+    assert_int_equal(publish(hub, "r", "d") > 5002, 1);
+    flush_part(hub, 0);
+    hub_free(hub);
+}
+
+static size_t watched, unwatched;
+
+static void on_watch(void *arg, struct room *room, bool on)
+{
+    (void)arg;
+    assert_non_null(room);
+    if (on) {
+        watched++;
+    } else {
+        unwatched++;
+    }
+}
+
+/* A room is watched from its first subscriber on any loop to its last. */
+static void test_watch_first_and_last_subscriber(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    watched = unwatched = 0;
+    hub_set_watch(hub, on_watch, NULL);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    assert_int_equal(watched, 1);
+    subscribe_live(hub, 2, "r", &b);
+    assert_int_equal(watched, 1);
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    assert_int_equal(unwatched, 0);
+    hub_bind_part(2);
+    room_unsubscribe(&b);
+    assert_int_equal(unwatched, 1);
+    flush_part(hub, 0);
+    flush_part(hub, 2);
+    hub_free(hub);
+}
+
+/* After a reset every subscriber, caught up or not, on every loop, is
+ * handed to its loop as lagged; a resume from before gets a reset; a new
+ * subscriber follows the new messages. */
+static void test_reset_closes_every_subscriber(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    struct subscriber a = {0}, b = {0};
+    subscribe_live(hub, 0, "r", &a);
+    subscribe_live(hub, 1, "r", &b);
+    hub_bind_part(0);
+    uint64_t old = publish(hub, "r", "m");
+    flush_part(hub, 0);
+    flush_part(hub, 1);
+    assert_int_equal(seen.frames, 2); /* both caught up */
+    assert_false(room_sub_lagged(&a));
+
+    hub_bind_part(0);
+    struct room *r = hub_room_find(hub, "r", 1);
+    memset(seen.schedule, 0, sizeof seen.schedule);
+    room_reset(r);
+    assert_int_equal(room_frames(r), 0);
+    assert_int_equal(seen.schedule[0], 1);
+    assert_int_equal(seen.schedule[1], 1);
+    assert_true(room_sub_lagged(&a));
+    assert_true(room_sub_lagged(&b));
+    size_t before = seen.ready;
+    flush_part(hub, 0);
+    flush_part(hub, 1);
+    assert_int_equal(seen.ready, before + 2); /* each loop closes its own */
+
+    struct room_start st = room_start_after(r, old);
+    assert_true(st.reset);
+    struct subscriber c = {0};
+    subscribe_live(hub, 2, "r", &c);
+    assert_false(room_sub_lagged(&c));
+    hub_bind_part(0);
+    publish(hub, "r", "new");
+    seen.frames = 0;
+    flush_part(hub, 2);
+    assert_int_equal(seen.frames, 1);
+
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    hub_bind_part(1);
+    room_unsubscribe(&b);
+    hub_bind_part(2);
+    room_unsubscribe(&c);
+    hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -266,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_waiting_subscriber_elsewhere_is_woken_when_it_lags),
         cmocka_unit_test(test_room_freed_only_when_no_part_has_it_queued),
         cmocka_unit_test(test_flush_targets),
+        cmocka_unit_test(test_publish_with_given_ids),
+        cmocka_unit_test(test_watch_first_and_last_subscriber),
+        cmocka_unit_test(test_reset_closes_every_subscriber),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
