@@ -42,9 +42,12 @@ ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
 # Test helpers shared by several test binaries: a reference WHATWG
 # event-stream parser and the integration-test client library.
 TEST_HELPERS := $(BUILD)/tests/unit/sse_parse.o
-# The pure JSON validator too, so the tests can check what the server sends.
-ITEST_LIB    := $(BUILD)/tests/integration/itest.o $(TEST_HELPERS) $(BUILD)/src/json.o \
-                $(BUILD)/src/number.o
+# The client library is split by job (tests/integration/itest_*.c, one public
+# header itest.h); the pure JSON validator too, so the tests can check what the
+# server sends.
+ITEST_OBJS   := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%.o, \
+                  $(wildcard tests/integration/itest_*.c))
+ITEST_LIB    := $(ITEST_OBJS) $(TEST_HELPERS) $(BUILD)/src/json.o $(BUILD)/src/number.o
 # LD_PRELOAD shims that inject faults into the server (tests/fault/*.c),
 # built without $(SAN) in every build directory: see fail_fdatasync.c.
 FAULT_SRCS := $(wildcard tests/fault/*.c)
@@ -94,7 +97,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(LIB_OBJS) $(TEST_HELPERS)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/unit -o $@ $< \
 	    $(LIB_OBJS) $(TEST_HELPERS) $(CMOCKA_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/integration/itest.o: tests/integration/itest.c tests/integration/itest.h
+$(ITEST_OBJS): $(BUILD)/tests/integration/%.o: tests/integration/%.c tests/integration/itest.h \
+        tests/integration/itest_internal.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
 
