@@ -524,8 +524,15 @@ void journal_close(struct journal *j)
     if (j == NULL) {
         return;
     }
-    if (j->job.running) {
+    /* A compaction still running holds back the retention that waited for
+     * it (journal_poll would run it at the next append): finish both, as
+     * often as that starts another, waiting for the thread each time. */
+    for (int rounds = 0; j->job.running && rounds < 64; rounds++) {
         compact_finish(j); /* waits for the thread */
+        retain(j);
+    }
+    if (j->job.running) {
+        compact_finish(j);
     }
     if (journal_sync(j) != 0) {
         log_error("journal: cannot sync %s: %s", j->dir, strerror(errno));
