@@ -481,6 +481,58 @@ static void print_help(void)
     printf("\nSizes accept k, m and g suffixes (KiB, MiB, GiB).\n");
 }
 
+/* The option a flag names ("--name" or "--name=value"); NULL when none. */
+static const struct option_def *find_flag(const char *arg)
+{
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t k = 0; k < NOPTIONS; k++) {
+        if (strlen(options[k].flag) == name_len && strncmp(options[k].flag, name, name_len) == 0) {
+            return &options[k];
+        }
+    }
+    return NULL;
+}
+
+/* The command line, over what the environment set: 0, or -1 after saying
+ * why. */
+static int parse_flags(struct config *cfg, int argc, char **argv)
+{
+    bool origins_from_flags = false;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "sse-server: unexpected argument '%s' (see --help)\n", arg);
+            return -1;
+        }
+        const struct option_def *o = find_flag(arg);
+        if (!o) {
+            fprintf(stderr, "sse-server: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        const char *eq = strchr(arg + 2, '=');
+        const char *val = eq ? eq + 1 : o->kind == OPT_FLAG ? "1" : NULL;
+        if (!val) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "sse-server: option '%s' needs a value\n", arg);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        if (o->kind == OPT_ORIGIN && !origins_from_flags) {
+            /* Flags win over the environment: the first --cors-origin
+             * replaces the list from SSE_CORS_ORIGIN; later ones add. */
+            origins_from_flags = true;
+            cfg->cors_origins_len = 0;
+        }
+        if (set_option(cfg, o, val, arg) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
 enum config_result config_parse(struct config *cfg, int argc, char **argv)
 {
     config_defaults(cfg);
@@ -503,49 +555,8 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv)
             return CONFIG_EXIT_ERROR;
         }
     }
-
-    bool origins_from_flags = false;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (strncmp(arg, "--", 2) != 0) {
-            fprintf(stderr, "sse-server: unexpected argument '%s' (see --help)\n", arg);
-            return CONFIG_EXIT_ERROR;
-        }
-        const char *name = arg + 2;
-        const char *eq = strchr(name, '=');
-        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
-        const struct option_def *o = NULL;
-        for (size_t k = 0; k < NOPTIONS; k++) {
-            if (strlen(options[k].flag) == name_len &&
-                strncmp(options[k].flag, name, name_len) == 0) {
-                o = &options[k];
-                break;
-            }
-        }
-        if (!o) {
-            fprintf(stderr, "sse-server: unknown option '%s' (see --help)\n", arg);
-            return CONFIG_EXIT_ERROR;
-        }
-        const char *val = eq ? eq + 1 : NULL;
-        if (!val && o->kind == OPT_FLAG) {
-            val = "1";
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "sse-server: option '%s' needs a value\n", arg);
-                return CONFIG_EXIT_ERROR;
-            }
-            val = argv[++i];
-        }
-        if (o->kind == OPT_ORIGIN && !origins_from_flags) {
-            /* Flags win over the environment: the first --cors-origin
-             * replaces the list from SSE_CORS_ORIGIN; later ones add. */
-            origins_from_flags = true;
-            cfg->cors_origins_len = 0;
-        }
-        if (set_option(cfg, o, val, arg) < 0) {
-            return CONFIG_EXIT_ERROR;
-        }
+    if (parse_flags(cfg, argc, argv) < 0) {
+        return CONFIG_EXIT_ERROR;
     }
     if (*cfg->private_rooms && !*cfg->jwt_key_file) {
         fprintf(stderr, "sse-server: --private-rooms needs --jwt-key-file\n");
