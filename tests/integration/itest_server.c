@@ -217,25 +217,26 @@ static void child_setenv(const char *const *env)
     }
 }
 
-/* Starts the server (see itest_server_start) with RLIMIT_NOFILE soft = hard =
- * nofile and a soft RLIMIT_FSIZE of fsize bytes, each unless 0, set in the
- * child before exec, the variables of env added to its environment, and its
- * stderr opened from stderr_path unless NULL. */
-static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
-                                        unsigned long fsize, const char *const *env,
-                                        const char *stderr_path)
-{
-    struct itest_server s;
-    memset(&s, 0, sizeof s);
-    s.stdout_fd = -1;
-    s.exit_status = ITEST_EXIT_ERROR;
+/* What one server start is given. */
+struct start_opts {
+    const char *const *extra_args;
+    unsigned long nofile, fsize; /* limits set in the child, each unless 0 */
+    const char *const *env;      /* variables added to the child's environment */
+    const char *stderr_path;     /* the child's stderr, unless NULL */
+};
 
+/* The command line: the wrapper's words, the binary ($SSE_SERVER), the
+ * harness's options, the test's, then --threads $ITEST_THREADS unless the
+ * test chose. The strings live in static buffers (one start at a time).
+ * The argument count, or 0 after saying why. */
+static size_t build_argv(const char **argv, size_t cap, const char *const *extra_args)
+{
     /* Copies: the child scrubs SSE_* from its environment before exec. */
     static char bin[4096], static_dir[4096], threads[32];
     const char *e = getenv("SSE_SERVER");
     if (!e || !*e) {
         itest_say("SSE_SERVER is not set (path of the sse-server binary)");
-        return s;
+        return 0;
     }
     snprintf(bin, sizeof bin, "%s", e);
     e = getenv("SSE_STATIC");
@@ -245,11 +246,8 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
     e = getenv("ITEST_THREADS");
     snprintf(threads, sizeof threads, "%s",
              e && !args_set_option(extra_args, "--threads") ? e : "");
-    const char *show = getenv("ITEST_SERVER_LOG");
-    bool pass_stderr = (show && strcmp(show, "1") == 0) || stderr_path;
 
     wrapper_parse();
-    const char *argv[64 + WRAPPER_MAX_ARGS];
     size_t argc = 0;
     for (size_t i = 0; i < wrapper_argc; i++)
         argv[argc++] = wrapper_argv[i];
@@ -262,113 +260,81 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         argv[argc++] = "--static";
         argv[argc++] = static_dir;
     }
-    for (size_t i = 0; extra_args && extra_args[i]; i++) {
-        if (argc >= sizeof argv / sizeof argv[0] - 1) {
-            itest_say("too many server arguments");
-            return s;
-        }
-        argv[argc++] = extra_args[i];
+    size_t extra = 0;
+    while (extra_args && extra_args[extra])
+        extra++;
+    if (argc + extra + 3 > cap) {
+        itest_say("too many server arguments");
+        return 0;
     }
+    for (size_t i = 0; i < extra; i++)
+        argv[argc++] = extra_args[i];
     if (threads[0]) {
-        if (argc >= sizeof argv / sizeof argv[0] - 2) {
-            itest_say("too many server arguments");
-            return s;
-        }
         argv[argc++] = "--threads";
         argv[argc++] = threads;
     }
     argv[argc] = NULL;
+    return argc;
+}
 
-    int log_fd = -1;
-    if (!pass_stderr) {
-        snprintf(s.log_path, sizeof s.log_path, "/tmp/itest-server-XXXXXX");
-        log_fd = mkstemp(s.log_path);
-        if (log_fd < 0) {
-            itest_say("mkstemp: %s", strerror(errno));
-            s.log_path[0] = 0;
-        }
-    }
-
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) != 0) {
-        itest_say("pipe: %s", strerror(errno));
-        if (log_fd >= 0) {
-            close(log_fd);
-            unlink(s.log_path);
-        }
-        return s;
-    }
-
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        itest_say("fork: %s", strerror(errno));
-        close(pfd[0]);
-        close(pfd[1]);
-        if (log_fd >= 0) {
-            close(log_fd);
-            unlink(s.log_path);
-        }
-        return s;
-    }
-    if (pid == 0) {
-        /* Child: stdout to the pipe, stderr to the log, stdin from nowhere. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, STDIN_FILENO);
-            close(devnull);
-        }
-        dup2(pfd[1], STDOUT_FILENO);
-        if (log_fd >= 0)
-            dup2(log_fd, STDERR_FILENO);
-        if (stderr_path) {
-            int fd = open(stderr_path, O_WRONLY);
-            if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
-                _exit(127);
-            close(fd);
-        }
-        signal(SIGPIPE, SIG_DFL);
-        alarm(0);
-        if (!getenv("ITEST_KEEP_ENV"))
-            scrub_server_env();
-        child_setenv(env);
-        if (nofile > 0) {
-            struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
-            if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-                dprintf(STDERR_FILENO, "itest: setrlimit(RLIMIT_NOFILE, %lu): %s\n", nofile,
-                        strerror(errno));
-                _exit(127);
-            }
-        }
-        if (fsize > 0) {
-            struct rlimit rl;
-            getrlimit(RLIMIT_FSIZE, &rl);
-            rl.rlim_cur = fsize;
-            if (setrlimit(RLIMIT_FSIZE, &rl) != 0) {
-                dprintf(STDERR_FILENO, "itest: setrlimit(RLIMIT_FSIZE, %lu): %s\n", fsize,
-                        strerror(errno));
-                _exit(127);
-            }
-        }
-        if (wrapper_argc > 0)
-            execvp(argv[0], (char *const *)argv);
-        else
-            execv(bin, (char *const *)argv);
-        dprintf(STDERR_FILENO, "itest: exec %s: %s\n", argv[0], strerror(errno));
+static void child_limit(int resource, const char *name, unsigned long value, bool hard)
+{
+    struct rlimit rl;
+    getrlimit(resource, &rl);
+    rl.rlim_cur = value;
+    if (hard)
+        rl.rlim_max = value;
+    if (setrlimit(resource, &rl) != 0) {
+        dprintf(STDERR_FILENO, "itest: setrlimit(%s, %lu): %s\n", name, value, strerror(errno));
         _exit(127);
     }
-    close(pfd[1]);
-    if (log_fd >= 0)
-        close(log_fd);
-    s.pid = pid;
-    s.stdout_fd = pfd[0];
-    registry_add(pid, s.log_path);
+}
 
-    /* Read the first line. */
-    char line[sizeof s.first_line];
+/* In the child: stdout to the pipe, stderr to the log (or stderr_path),
+ * stdin from nowhere, the environment and limits set, then exec. */
+static void child_exec(const char **argv, const struct start_opts *o, int out_fd, int log_fd,
+                       pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0) {
+        dup2(devnull, STDIN_FILENO);
+        close(devnull);
+    }
+    dup2(out_fd, STDOUT_FILENO);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
+    if (o->stderr_path) {
+        int fd = open(o->stderr_path, O_WRONLY);
+        if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+            _exit(127);
+        close(fd);
+    }
+    signal(SIGPIPE, SIG_DFL);
+    alarm(0);
+    if (!getenv("ITEST_KEEP_ENV"))
+        scrub_server_env();
+    child_setenv(o->env);
+    if (o->nofile > 0)
+        child_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", o->nofile, true);
+    if (o->fsize > 0)
+        child_limit(RLIMIT_FSIZE, "RLIMIT_FSIZE", o->fsize, false);
+    if (wrapper_argc > 0)
+        execvp(argv[0], (char *const *)argv);
+    else
+        execv(argv[0], (char *const *)argv);
+    dprintf(STDERR_FILENO, "itest: exec %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+/* Reads the server's first stdout line into s->first_line, byte by byte
+ * (nothing after it may be consumed), and takes its port. NULL, or why
+ * not. */
+static const char *read_listening_line(struct itest_server *s)
+{
+    char line[sizeof s->first_line];
     size_t len = 0;
     int64_t deadline = itest_now_ms() + itest_ms(10000);
     const char *why = NULL;
@@ -382,7 +348,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
             why = "first stdout line too long";
             break;
         }
-        struct pollfd p = {.fd = s.stdout_fd, .events = POLLIN};
+        struct pollfd p = {.fd = s->stdout_fd, .events = POLLIN};
         int rc = poll(&p, 1, itest_remaining_ms(deadline));
         if (rc < 0 && errno == EINTR)
             continue;
@@ -390,8 +356,7 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
             why = "no \"listening\" line on stdout in time";
             break;
         }
-        /* Read byte by byte: nothing after the first line may be consumed. */
-        ssize_t n = read(s.stdout_fd, line + len, 1);
+        ssize_t n = read(s->stdout_fd, line + len, 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
@@ -401,21 +366,70 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         len += (size_t)n;
     }
     line[len < sizeof line ? len : sizeof line - 1] = 0;
-    snprintf(s.first_line, sizeof s.first_line, "%s", line);
-
-    if (!why) {
-        size_t pl = sizeof listen_prefix - 1;
-        char *end = NULL;
-        long port = 0;
-        if (strncmp(line, listen_prefix, pl) == 0) {
-            errno = 0;
-            port = strtol(line + pl, &end, 10);
-        }
-        if (!end || end == line + pl || *end != 0 || port <= 0 || port > 65535)
-            why = "unexpected first stdout line";
-        else
-            s.port = (int)port;
+    snprintf(s->first_line, sizeof s->first_line, "%s", line);
+    if (why)
+        return why;
+    size_t pl = sizeof listen_prefix - 1;
+    char *end = NULL;
+    long port = 0;
+    if (strncmp(line, listen_prefix, pl) == 0) {
+        errno = 0;
+        port = strtol(line + pl, &end, 10);
     }
+    if (!end || end == line + pl || *end != 0 || port <= 0 || port > 65535)
+        return "unexpected first stdout line";
+    s->port = (int)port;
+    return NULL;
+}
+
+/* Starts the server (see itest_server_start) as `o` says. */
+static struct itest_server server_start_opts(const struct start_opts *o)
+{
+    struct itest_server s;
+    memset(&s, 0, sizeof s);
+    s.stdout_fd = -1;
+    s.exit_status = ITEST_EXIT_ERROR;
+
+    const char *argv[64 + WRAPPER_MAX_ARGS];
+    if (build_argv(argv, sizeof argv / sizeof argv[0], o->extra_args) == 0)
+        return s;
+    const char *show = getenv("ITEST_SERVER_LOG");
+    bool pass_stderr = (show && strcmp(show, "1") == 0) || o->stderr_path;
+
+    int log_fd = -1;
+    if (!pass_stderr) {
+        snprintf(s.log_path, sizeof s.log_path, "/tmp/itest-server-XXXXXX");
+        log_fd = mkstemp(s.log_path);
+        if (log_fd < 0) {
+            itest_say("mkstemp: %s", strerror(errno));
+            s.log_path[0] = 0;
+        }
+    }
+    int pfd[2] = {-1, -1};
+    pid_t parent = getpid();
+    pid_t pid = -1;
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        itest_say("pipe: %s", strerror(errno));
+    else if ((pid = fork()) < 0)
+        itest_say("fork: %s", strerror(errno));
+    else if (pid == 0)
+        child_exec(argv, o, pfd[1], log_fd, parent);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (pid < 0) {
+        if (pfd[0] >= 0)
+            close(pfd[0]);
+        if (log_fd >= 0)
+            unlink(s.log_path);
+        return s;
+    }
+    s.pid = pid;
+    s.stdout_fd = pfd[0];
+    registry_add(pid, s.log_path);
+
+    const char *why = read_listening_line(&s);
     if (why) {
         itest_say("server start failed: %s (got \"%s\")", why, s.first_line);
         kill(s.pid, SIGKILL);
@@ -429,6 +443,14 @@ static struct itest_server server_start(const char *const *extra_args, unsigned 
         s.exit_status = ITEST_EXIT_ERROR;
     }
     return s;
+}
+
+static struct itest_server server_start(const char *const *extra_args, unsigned long nofile,
+                                        unsigned long fsize, const char *const *env,
+                                        const char *stderr_path)
+{
+    struct start_opts o = {extra_args, nofile, fsize, env, stderr_path};
+    return server_start_opts(&o);
 }
 
 struct itest_server itest_server_start(const char *const *extra_args)
