@@ -154,6 +154,16 @@ static void print_thread_stats(const char *what, const struct thread_stats *t)
     fputc('\n', stderr);
 }
 
+/* Every loop holds some of the streams (each stream's loop is the
+ * acceptor's choice: this checks that it spread them). */
+static void check_streams_on_every_loop(const char *what, const struct thread_stats *t)
+{
+    print_thread_stats(what, t);
+    assert_int_equal(t->n, NTHREADS);
+    for (size_t i = 0; i < t->n; i++)
+        assert_true(t->loop[i].streams > 0);
+}
+
 /* Polls /stats until "connections" is `want` (closes take the server a
  * moment to notice); returns the last figures. */
 static void wait_connections(int port, uint64_t want, struct thread_stats *t)
@@ -299,9 +309,7 @@ static void test_every_loop_delivers(void **state)
     }
     struct thread_stats t;
     get_thread_stats(s.port, &t);
-    print_thread_stats("before publishing", &t);
-    for (size_t i = 0; i < t.n; i++)
-        assert_true(t.loop[i].streams > 0);
+    check_streams_on_every_loop("before publishing", &t);
 
     static struct publisher pubs[ROOMS];
     pthread_t th[ROOMS];
@@ -349,10 +357,7 @@ static void test_answer_after_every_fanout(void **state)
     assert_int_equal(itest_subs_open(subs, N, s.port, "/messages?room=ack", itest_timeout()), N);
     struct thread_stats t;
     get_thread_stats(s.port, &t);
-    print_thread_stats("subscribers", &t);
-    assert_int_equal(t.n, NTHREADS);
-    for (size_t i = 0; i < t.n; i++)
-        assert_true(t.loop[i].streams > 0);
+    check_streams_on_every_loop("subscribers", &t);
 
     itest_check_answer_after_fanout(subs, N, s.port, "/message?room=ack", ROUNDS);
     for (size_t i = 0; i < N; i++)
@@ -482,10 +487,7 @@ static void test_sigterm_every_loop(void **state)
     assert_int_equal(itest_subs_open(subs, N, s.port, "/messages?room=bye", itest_timeout()), N);
     struct thread_stats t;
     get_thread_stats(s.port, &t);
-    print_thread_stats("streams", &t);
-    assert_int_equal(t.n, NTHREADS);
-    for (size_t i = 0; i < t.n; i++)
-        assert_true(t.loop[i].streams > 0);
+    check_streams_on_every_loop("streams", &t);
     assert_int_equal(
         itest_post_message(s.port, "/message?room=bye", "{\"last\":true}", 13, NULL, NULL), 202);
     assert_int_equal(itest_subs_drive(subs, N, 1, itest_timeout()), N);
@@ -521,10 +523,7 @@ static void test_max_clients_global(void **state)
     /* 19 streams and this request: every loop holds some. */
     struct thread_stats t;
     wait_connections(s.port, MAX, &t);
-    print_thread_stats("19 streams", &t);
-    assert_int_equal(t.n, NTHREADS);
-    for (size_t i = 0; i < t.n; i++)
-        assert_true(t.loop[i].streams > 0);
+    check_streams_on_every_loop("19 streams", &t);
     /* The 20th, once the /stats connection is gone. */
     int64_t deadline = itest_now_ms() + itest_timeout();
     while (itest_sub_open(&subs[MAX - 1], s.port, "/messages?room=full", itest_timeout()) != 0) {

@@ -98,20 +98,33 @@ static void test_pipe_is_buffered(void **state)
     close(p[0]);
 }
 
-static void test_full_pipe_drops_whole_lines(void **state)
+/* Buffered logging into a pipe of 4 KiB (p[0] is the test's end); returns
+ * the lines dropped so far. */
+static uint64_t begin_on_small_pipe(int p[2])
 {
-    (void)state;
-    int p[2];
     make_pipe(p);
     assert_true(fcntl(p[0], F_SETPIPE_SZ, 4096) > 0);
     set_stderr(p[1]);
     assert_true(log_buffer_begin() >= 0);
-    uint64_t dropped0 = log_lines_dropped();
+    return log_lines_dropped();
+}
+
+/* 200 bytes of padding, to make log lines long. */
+static const char *pad200(void)
+{
+    static char pad[201];
+    memset(pad, 'x', 200);
+    return pad;
+}
+
+static void test_full_pipe_drops_whole_lines(void **state)
+{
+    (void)state;
+    int p[2];
+    uint64_t dropped0 = begin_on_small_pipe(p);
 
     /* 1 MiB of lines against a 4 KiB pipe and a 256 KiB buffer. */
-    char pad[201];
-    memset(pad, 'x', 200);
-    pad[200] = 0;
+    const char *pad = pad200();
     int lines = 0;
     for (; lines < 5000; lines++) {
         log_info("%06d %s", lines, pad);
@@ -180,16 +193,10 @@ static void test_reader_gone_with_notice_buffered(void **state)
 {
     (void)state;
     int p[2];
-    make_pipe(p);
-    assert_true(fcntl(p[0], F_SETPIPE_SZ, 4096) > 0);
-    set_stderr(p[1]);
-    assert_true(log_buffer_begin() >= 0);
-    uint64_t dropped0 = log_lines_dropped();
+    uint64_t dropped0 = begin_on_small_pipe(p);
 
     /* Some 480 KB against a 256 KiB buffer: the rest is dropped. */
-    char pad[201];
-    memset(pad, 'x', 200);
-    pad[200] = 0;
+    const char *pad = pad200();
     int lines = 0;
     for (; lines < 2000; lines++) {
         log_info("%06d %s", lines, pad);
