@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -70,6 +71,14 @@ static struct {
           .idle = PTHREAD_COND_INITIALIZER,
           .fd = -1,
           .restore_flags = -1};
+
+/* True while log_flush has work (lines buffered, or a drop not yet told):
+ * set and cleared under the lock, read without it, so that every loop's
+ * flush at the end of every iteration costs one load when there is nothing
+ * to write, not a lock shared by all the loops. A loop that logs sees its
+ * own store at its own flush; a stale false elsewhere only defers a line to
+ * a later iteration. */
+static atomic_bool sink_work;
 
 /* Serialises log_limit_allow: a limit is often a static shared by every
  * loop. One lock for all of them; each holds it for a few comparisons. */
@@ -205,6 +214,9 @@ static void output(const char *line, size_t n)
     if (sink.broken || (sink.unreported > 0 && !put_drop_notice()) || !buf_put(line, n)) {
         sink.dropped++;
         sink.unreported += !sink.broken;
+    }
+    if (!sink.broken) {
+        atomic_store_explicit(&sink_work, true, memory_order_relaxed);
     }
     pthread_mutex_unlock(&sink.lock);
 }
@@ -403,10 +415,16 @@ static bool flush_pending(void)
 
 bool log_flush(void)
 {
+    if (!atomic_load_explicit(&sink_work, memory_order_relaxed)) {
+        return false;
+    }
     pthread_mutex_lock(&sink.lock);
     bool pending;
     if (sink.fd < 0 || sink.broken || sink.ending) {
         pending = false;
+        if (!sink.ending) {
+            atomic_store_explicit(&sink_work, false, memory_order_relaxed);
+        }
     } else if (sink.writing) {
         /* Another thread is at it: it writes our lines too. Watch for
          * EPOLLOUT only if the descriptor was last found full. */
@@ -415,6 +433,9 @@ bool log_flush(void)
         sink.writing = true;
         pending = flush_pending();
         sink.writing = false;
+        if (sink.head == sink.len && sink.unreported == 0) {
+            atomic_store_explicit(&sink_work, false, memory_order_relaxed);
+        }
         pthread_cond_broadcast(&sink.idle);
     }
     pthread_mutex_unlock(&sink.lock);
