@@ -48,7 +48,10 @@ struct qsbr {
     pthread_mutex_t lock; /* the retired list */
     struct qsbr_node *retired;
     struct qsbr_node **retired_tail;
-    size_t pending; /* retired, not yet freed */
+    /* Retired, not yet freed: changed under the lock, read without it so
+     * that a reclaim with nothing retired (most loop iterations) takes no
+     * lock shared by every loop. */
+    atomic_size_t pending;
 };
 
 /* 0, or -1 with errno ENOMEM. Every reader starts offline. */

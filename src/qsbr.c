@@ -19,7 +19,7 @@ int qsbr_init(struct qsbr *q, size_t nreaders)
     pthread_mutex_init(&q->lock, NULL);
     q->retired = NULL;
     q->retired_tail = &q->retired;
-    q->pending = 0;
+    atomic_init(&q->pending, 0);
     return 0;
 }
 
@@ -69,7 +69,7 @@ void qsbr_retire(struct qsbr *q, struct qsbr_node *node, qsbr_free_fn *fn)
     node->epoch = atomic_fetch_add(&q->epoch, 1);
     *q->retired_tail = node;
     q->retired_tail = &node->next;
-    q->pending++;
+    atomic_fetch_add_explicit(&q->pending, 1, memory_order_relaxed);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -90,6 +90,9 @@ size_t qsbr_reclaim(struct qsbr *q)
 {
     struct qsbr_node *done = NULL, **tail = &done;
     size_t n = 0;
+    if (atomic_load_explicit(&q->pending, memory_order_relaxed) == 0) {
+        return 0; /* a retire seen late waits for the next reclaim */
+    }
     pthread_mutex_lock(&q->lock);
     if (q->retired) {
         uint64_t min = oldest_seen(q);
@@ -104,7 +107,7 @@ size_t qsbr_reclaim(struct qsbr *q)
         if (!q->retired) {
             q->retired_tail = &q->retired;
         }
-        q->pending -= n;
+        atomic_fetch_sub_explicit(&q->pending, n, memory_order_relaxed);
     }
     *tail = NULL;
     pthread_mutex_unlock(&q->lock);
