@@ -2,6 +2,7 @@
  * conn: one client connection's life.
  *
  *   READ_HEAD -> READ_BODY -> (response queued) -> READ_HEAD ...  keep-alive
+ *                       \-> AWAIT (a cluster's publish waits for Redis)
  *        \-> STREAM (event stream until the client goes)
  *   any error -> DRAIN (last response) -> LINGER -> closed
  *
