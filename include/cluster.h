@@ -47,7 +47,8 @@ void cluster_free(struct cluster *cl);
 /* Any thread: Redis is reachable (loop 0's two connections are ready). */
 bool cluster_redis_up(const struct cluster *cl);
 
-/* A message to publish, as the request gave it (views). */
+/* A message to publish, as the request gave it (views); one node's publish
+ * path (api.c) takes the same. */
 struct cluster_message {
     const char *room;
     size_t room_len;
