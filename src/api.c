@@ -534,6 +534,11 @@ static bool path_is(const struct http_request *req, const char *path)
     return req->path.len == n && memcmp(req->path.ptr, path, n) == 0;
 }
 
+bool api_publishes(const struct http_request *req)
+{
+    return req->method == HTTP_POST && path_is(req, "/message");
+}
+
 static void reply_not_allowed(struct conn *c, const char *allow)
 {
     char extra[64];
