@@ -34,6 +34,7 @@ struct cluster_link {
     struct worker *wk;
     struct redis *cmd;
     char sha[2][41]; /* indexed by enum cluster_script */
+    bool ready;      /* counted in links_ready */
     /* struct cluster_wait, touched by this worker's thread only: the
      * parked subscribers, and the publishes awaiting their reply. */
     struct list parked, publishing;
@@ -56,11 +57,13 @@ struct cluster_entry {
     unsigned char held[CLUSTER_HELD_BYTES];
 };
 
-/* A room became watched or unwatched (from any thread, to loop 0). */
+/* For loop 0, from any thread: a room became watched or unwatched, or a
+ * subscriber needs it read now. */
+enum cluster_event_kind { CLUSTER_WATCHED, CLUSTER_UNWATCHED, CLUSTER_READ };
 struct cluster_event {
     struct cluster_event *next;
     uint32_t watch_seq;
-    bool watched;
+    enum cluster_event_kind kind;
     uint8_t name_len;
     char name[ROOM_NAME_MAX + 1];
 };
@@ -69,7 +72,10 @@ struct cluster {
     struct server *srv;
     struct cluster_link *links; /* one per worker */
     size_t nlinks;
-    atomic_bool up;
+    /* Redis is reachable when every loop can publish and loop 0 follows. */
+    atomic_size_t links_ready;
+    atomic_bool sub_ready;
+    bool said_up; /* loop 0: what the log last said */
 
     /* Loop 0's. */
     struct redis *sub;
@@ -89,8 +95,9 @@ struct cluster {
 
 /* Wakes worker i's loop (any thread): it runs cluster_on_wake. */
 void cluster_wake(struct cluster *cl, size_t i);
-/* Loop 0: whether Redis is reachable changed (its connections' state). */
-void cluster_update_up(struct cluster *cl);
+/* Loop 0: one of its connections went up or down: says so in the log when
+ * Redis as a whole became reachable or not. */
+void cluster_log_up(struct cluster *cl);
 /* The SHA1 of a script for the command, NULL (send EVAL) when not loaded. */
 const char *cluster_link_sha(const struct cluster_link *l, enum cluster_script which);
 /* A reply said NOSCRIPT: load the scripts again. */
@@ -103,6 +110,9 @@ int cluster_follow_init(struct cluster *cl);
 void cluster_follow_free(struct cluster *cl);
 /* The hub's watch (hub lock held, any thread). */
 void cluster_on_watch(void *arg, struct room *room, bool watched);
+/* Hub lock held, any thread: loop 0 reads the room again, after which
+ * room_reads_done passes the room's current room_reads_sent. */
+void cluster_request_read(struct cluster *cl, struct room *room);
 /* Loop 0: takes the watch events queued so far. */
 void cluster_follow_events(struct cluster *cl);
 /* Loop 0: its commands connection is ready again. */

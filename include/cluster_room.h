@@ -134,6 +134,10 @@ void cluster_room_untrack(struct cluster_room *r);
  * after a reconnect): read from the last id. */
 void cluster_room_subscribed(struct cluster_room *r);
 
+/* Someone needs what Redis holds now: a read goes out (once subscribed;
+ * after the one in flight, if any), whatever the room believes it has. */
+void cluster_room_refresh(struct cluster_room *r);
+
 /* The connection to Redis was lost: the subscription is gone, a backfill in
  * flight will not be answered, held messages are dropped (the backfill
  * after the next subscription reads them). */

@@ -84,6 +84,9 @@ struct redis *redis_new(struct loop *loop, const struct redis_url *url, enum red
                         const struct redis_options *opt, const struct redis_callbacks *cb);
 /* Starts the first connection attempt. */
 void redis_start(struct redis *r);
+/* Waiting out a backoff: tries again now (another connection to the same
+ * Redis just succeeded, so it is back). */
+void redis_retry_now(struct redis *r);
 /* Closes the connection and frees; awaited replies are not called back. */
 void redis_free(struct redis *r);
 

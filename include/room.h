@@ -184,6 +184,7 @@ void room_reset(struct room *room);
  * a subscriber, it keeps the room watched (hub_set_watch) and alive. */
 void room_park(struct room *room);
 void room_unpark(struct room *room);
+bool room_parked(const struct room *room);
 /* Bumped each time the room becomes watched, so that the answer to a read
  * started for an earlier watch is not taken for the current one. */
 uint32_t room_watch_seq(const struct room *room);
@@ -191,6 +192,14 @@ uint32_t room_watch_seq(const struct room *room);
  * since: subscribers may join. Cleared when the room becomes unwatched. */
 bool room_ready(const struct room *room);
 void room_set_ready(struct room *room, bool ready);
+/* Numbers a read of the store sent now, and records that read n brought
+ * everything the store held when it ran; reads_done is the highest such n,
+ * so a connection that took reads_sent as its ticket knows that the ring
+ * holds all the store had when it asked once reads_done passes it. */
+uint32_t room_read_sent(struct room *room);
+void room_read_done(struct room *room, uint32_t n);
+uint32_t room_reads_sent(const struct room *room);
+uint32_t room_reads_done(const struct room *room);
 /* The store's life of the room's ids (0: none known), and from which id on
  * the ring is complete: ids up to base may be gone (resumes from below it
  * get a reset). With reset, the ring's frames are dropped and every
@@ -275,6 +284,9 @@ struct room_want {
 };
 /* The start for it: room_start_after, _history or _live. */
 struct room_start room_start_want(const struct room *room, const struct room_want *want);
+/* A resume from an id past everything the room holds, known not to be the
+ * room's (a cluster read its store since): a reset, then all retained. */
+struct room_start room_start_lost(const struct room *room);
 
 /* Joins the room at start->cursor. The subscriber struct must be zeroed, or
  * previously unsubscribed; client may be NULL. */

@@ -70,9 +70,11 @@ struct room {
     /* Connections waiting to join until a cluster has read the room
      * (room_park): they keep it watched and alive like subscribers. */
     unsigned parked;
-    uint32_t watch_seq; /* bumped each time the room becomes watched */
-    bool ready;         /* a cluster has read it since (room_set_ready) */
-    uint64_t epoch;     /* the cluster's life of its ids (room_set_epoch) */
+    uint32_t watch_seq;  /* bumped each time the room becomes watched */
+    bool ready;          /* a cluster has read it since (room_set_ready) */
+    uint32_t reads_sent; /* reads of the store, numbered (room_read_sent) */
+    uint32_t reads_done; /* the newest of them that brought all there was */
+    uint64_t epoch;      /* the cluster's life of its ids (room_set_epoch) */
     /* Bumped by room_reset: a subscriber of an older one is lagged. */
     _Atomic uint32_t gen;
 

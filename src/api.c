@@ -165,9 +165,11 @@ static void subscribe(struct worker *wk, struct conn *c, const struct http_reque
             return;
         }
     }
-    if (wk->srv->cluster && !room_ready(room)) {
-        /* The ring may not hold what Redis holds yet: the stream starts,
-         * the start is computed once loop 0 has read the room. */
+    if (wk->srv->cluster &&
+        (!room_ready(room) || (want.resume && want.last_id > room_newest_id(room)))) {
+        /* The ring may not hold what Redis holds yet (or what the client
+         * has seen elsewhere): the stream starts, the start is computed
+         * once loop 0 has read the room. */
         if (conn_stream_park(c) == 0 && cluster_park(wk, c, room, &want, client, client_len) < 0) {
             conn_close(c);
         }

@@ -26,6 +26,7 @@ struct cluster_wait {
     struct conn_answer_form form;
     struct room *room; /* parked: kept alive by room_park */
     struct room_want want;
+    uint32_t ticket;  /* parked: the room's reads_sent when it came */
     uint8_t name_len; /* publish: the room, for the 202's local count */
     uint8_t client_len;
     char name[ROOM_NAME_MAX + 1];
@@ -34,13 +35,15 @@ struct cluster_wait {
 
 bool cluster_redis_up(const struct cluster *cl)
 {
-    return atomic_load_explicit(&cl->up, memory_order_relaxed);
+    return atomic_load_explicit(&cl->sub_ready, memory_order_relaxed) &&
+           atomic_load_explicit(&cl->links_ready, memory_order_relaxed) == cl->nlinks;
 }
 
-void cluster_update_up(struct cluster *cl)
+void cluster_log_up(struct cluster *cl)
 {
     bool up = redis_is_ready(cl->sub) && redis_is_ready(cl->links[0].cmd);
-    if (up != atomic_exchange(&cl->up, up)) {
+    if (up != cl->said_up) {
+        cl->said_up = up;
         if (up) {
             log_info("redis: reachable; publishing and following rooms");
         } else {
@@ -92,9 +95,17 @@ static void on_link_ready(struct redis *r, void *arg)
     struct cluster_link *l = arg;
     (void)r;
     cluster_link_reload(l);
+    if (!l->ready) {
+        l->ready = true;
+        atomic_fetch_add(&l->cl->links_ready, 1);
+    }
     if (l->wk->index == 0) {
-        cluster_update_up(l->cl);
+        cluster_log_up(l->cl);
         cluster_follow_link_ready(l->cl);
+        /* Redis is back: the other loops need not wait out their backoff. */
+        for (size_t i = 1; i < l->cl->nlinks; i++) {
+            cluster_wake(l->cl, i);
+        }
     }
 }
 
@@ -104,12 +115,16 @@ static void on_link_down(struct redis *r, const char *why, void *arg)
     (void)r;
     /* A restarted Redis has no scripts: EVAL until they are loaded again. */
     l->sha[0][0] = l->sha[1][0] = '\0';
+    if (l->ready) {
+        l->ready = false;
+        atomic_fetch_sub(&l->cl->links_ready, 1);
+    }
     if (l->wk->index == 0) {
         static struct log_limit limit;
         if (log_limit_allow(&limit, loop_now_ms(l->wk->loop), 5)) {
             log_warn("redis: commands connection down: %s", why);
         }
-        cluster_update_up(l->cl);
+        cluster_log_up(l->cl);
     }
 }
 
@@ -281,6 +296,12 @@ int cluster_park(struct worker *wk, struct conn *c, struct room *room, const str
     w->client_len = (uint8_t)(client_len < ROOM_CLIENT_MAX ? client_len : ROOM_CLIENT_MAX);
     memcpy(w->client, client, w->client_len);
     room_park(room);
+    w->ticket = room_reads_sent(room);
+    if (want->resume && want->last_id > room_newest_id(room)) {
+        /* It holds what this node has not seen yet (the node is behind
+         * Redis), or an id Redis never issued: only a read tells. */
+        cluster_request_read(w->link->cl, room);
+    }
     list_push_back(&w->link->parked, &w->node);
     conn_set_cluster_wait(c, w);
     return 0;
@@ -319,12 +340,16 @@ static void join_ready(struct cluster *cl, struct worker *wk)
     list_for_each_safe(pos, tmp, &l->parked)
     {
         struct cluster_wait *w = container_of(pos, struct cluster_wait, node);
-        if (!room_ready(w->room)) {
+        /* A resume past the ring waits for a read made after it came: then
+         * the ring has it, or it was never the room's. */
+        bool ahead = w->want.resume && w->want.last_id > room_newest_id(w->room);
+        if (!room_ready(w->room) || (ahead && room_reads_done(w->room) <= w->ticket)) {
             continue;
         }
         list_remove(&w->node);
         conn_set_cluster_wait(w->conn, NULL);
-        struct room_start start = room_start_want(w->room, &w->want);
+        struct room_start start =
+            ahead ? room_start_lost(w->room) : room_start_want(w->room, &w->want);
         /* Joined before unparked: the room stays watched throughout. */
         bool open = conn_stream_join(w->conn, w->room, &start, w->client, w->client_len);
         room_unpark(w->room);
@@ -349,6 +374,8 @@ void cluster_on_wake(struct worker *wk)
     atomic_store(&wk->cluster_wake_queued, false);
     if (wk->index == 0) {
         cluster_follow_events(cl);
+    } else if (!redis_is_ready(cl->links[wk->index].cmd)) {
+        redis_retry_now(cl->links[wk->index].cmd);
     }
     join_ready(cl, wk);
 }

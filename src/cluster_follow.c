@@ -20,6 +20,7 @@ struct cluster_read {
     struct cluster_entry *e;
     uint64_t epoch, after;
     uint32_t seq;
+    uint32_t number; /* the room's (room_read_sent), 0: no room */
 };
 
 static struct cluster_link *link0(struct cluster *cl)
@@ -177,6 +178,23 @@ static void entry_check_ready(struct cluster_entry *e)
 
 static void retry_later(struct cluster *cl);
 
+/* Read n brought all Redis had: subscribers parked for it may join. */
+static void read_done(struct cluster_entry *e, uint32_t n)
+{
+    struct cluster *cl = e->cl;
+    bool parked = false;
+    hub_lock(cl->srv->hub);
+    struct room *room = entry_room(e);
+    if (room && n) {
+        room_read_done(room, n);
+        parked = room_parked(room);
+    }
+    hub_unlock(cl->srv->hub);
+    for (size_t i = 0; parked && i < cl->nlinks; i++) {
+        cluster_wake(cl, i);
+    }
+}
+
 static void on_read(struct redis *r, const struct resp_value *v, struct resp_reader *rest,
                     void *arg)
 {
@@ -196,6 +214,9 @@ static void on_read(struct redis *r, const struct resp_value *v, struct resp_rea
         cluster_room_backfill_end(&e->cr, rd->seq, res, out.epoch, out.top);
         if (res == CLUSTER_BACKFILL_ERROR) {
             retry_later(e->cl);
+        }
+        if (res == CLUSTER_BACKFILL_DONE) {
+            read_done(e, rd->number);
         }
         entry_check_ready(e);
     }
@@ -217,6 +238,10 @@ static int send_read(struct cluster_entry *e, const struct cluster_room_action *
         return -1;
     }
     *rd = (struct cluster_read){.e = e, .epoch = a->epoch, .after = a->after, .seq = a->seq};
+    hub_lock(e->cl->srv->hub);
+    struct room *room = entry_room(e);
+    rd->number = room ? room_read_sent(room) : 0;
+    hub_unlock(e->cl->srv->hub);
     if (redis_command(l->cmd, args.argc, args.argv, args.lens, on_read, rd) < 0) {
         free(rd);
         retry_later(e->cl);
@@ -287,7 +312,8 @@ static void on_sub_ready(struct redis *r, void *arg)
 {
     struct cluster *cl = arg;
     (void)r;
-    cluster_update_up(cl);
+    atomic_store(&cl->sub_ready, true);
+    cluster_log_up(cl);
     for (size_t i = 0; i < cl->nbuckets; i++) {
         for (struct cluster_entry *e = cl->buckets[i]; e; e = e->next) {
             if (e->tracked) {
@@ -305,7 +331,8 @@ static void on_sub_down(struct redis *r, const char *why, void *arg)
     if (log_limit_allow(&limit, loop_now_ms(cl->srv->loop), 5)) {
         log_warn("redis: subscriber connection down: %s", why);
     }
-    cluster_update_up(cl);
+    atomic_store(&cl->sub_ready, false);
+    cluster_log_up(cl);
     for (size_t i = 0; i < cl->nbuckets; i++) {
         struct cluster_entry *e = cl->buckets[i];
         while (e) {
@@ -370,19 +397,20 @@ static void on_message(struct redis *r, const char *channel, size_t channel_len,
 
 /* ------------------------------------------------------------ watch events */
 
-void cluster_on_watch(void *arg, struct room *room, bool watched)
+static void queue_event(struct cluster *cl, struct room *room, enum cluster_event_kind kind)
 {
-    struct cluster *cl = arg;
     struct cluster_event *ev = malloc(sizeof *ev);
     if (!ev) {
         log_error("cluster: out of memory; room '%s' is not %s", room_name(room),
-                  watched ? "followed" : "left");
+                  kind == CLUSTER_WATCHED     ? "followed"
+                  : kind == CLUSTER_UNWATCHED ? "left"
+                                              : "read again");
         return;
     }
     const char *name = room_name(room);
     ev->next = NULL;
     ev->watch_seq = room_watch_seq(room);
-    ev->watched = watched;
+    ev->kind = kind;
     ev->name_len = (uint8_t)strlen(name);
     memcpy(ev->name, name, (size_t)ev->name_len + 1);
     pthread_mutex_lock(&cl->events_lock);
@@ -395,10 +423,26 @@ void cluster_on_watch(void *arg, struct room *room, bool watched)
     }
 }
 
+void cluster_on_watch(void *arg, struct room *room, bool watched)
+{
+    queue_event(arg, room, watched ? CLUSTER_WATCHED : CLUSTER_UNWATCHED);
+}
+
+void cluster_request_read(struct cluster *cl, struct room *room)
+{
+    queue_event(cl, room, CLUSTER_READ);
+}
+
 static void follow(struct cluster *cl, const struct cluster_event *ev)
 {
     struct cluster_entry *e = entry_find(cl, ev->name, ev->name_len);
-    if (!ev->watched) {
+    if (ev->kind == CLUSTER_READ) {
+        if (e && e->tracked) {
+            cluster_room_refresh(&e->cr);
+        }
+        return;
+    }
+    if (ev->kind == CLUSTER_UNWATCHED) {
         if (e && e->tracked) {
             e->tracked = e->confirmed = false;
             cluster_room_untrack(&e->cr);

@@ -287,6 +287,13 @@ void cluster_room_subscribed(struct cluster_room *r)
     request(r);
 }
 
+void cluster_room_refresh(struct cluster_room *r)
+{
+    if (r->tracked) {
+        request(r);
+    }
+}
+
 void cluster_room_link_down(struct cluster_room *r)
 {
     if (!r->tracked) {

@@ -493,6 +493,14 @@ static void connect_now(struct redis *r)
     rearm_timeout(r);
 }
 
+void redis_retry_now(struct redis *r)
+{
+    if (r->state == ST_IDLE && loop_timer_armed(&r->retry)) {
+        loop_timer_stop(r->loop, &r->retry);
+        connect_now(r);
+    }
+}
+
 void redis_start(struct redis *r)
 {
     if (r->state == ST_IDLE && !loop_timer_armed(&r->retry)) {

@@ -750,6 +750,33 @@ void room_set_ready(struct room *room, bool ready)
     room->ready = ready;
 }
 
+bool room_parked(const struct room *room)
+{
+    return room->parked > 0;
+}
+
+uint32_t room_read_sent(struct room *room)
+{
+    return ++room->reads_sent;
+}
+
+void room_read_done(struct room *room, uint32_t n)
+{
+    if (n > room->reads_done) {
+        room->reads_done = n;
+    }
+}
+
+uint32_t room_reads_sent(const struct room *room)
+{
+    return room->reads_sent;
+}
+
+uint32_t room_reads_done(const struct room *room)
+{
+    return room->reads_done;
+}
+
 uint64_t room_epoch(const struct room *room)
 {
     return room->epoch;

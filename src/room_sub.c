@@ -59,6 +59,13 @@ struct room_start room_start_after(const struct room *room, uint64_t last_id)
     return st;
 }
 
+struct room_start room_start_lost(const struct room *room)
+{
+    struct room_start st = {.cursor = room_tail(room), .reset = true};
+    st.oldest_id = room_oldest_id(room);
+    return st;
+}
+
 struct room_start room_start_want(const struct room *room, const struct room_want *want)
 {
     if (want->resume) {
