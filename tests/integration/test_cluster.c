@@ -1,0 +1,866 @@
+/*
+ * test_cluster: three sse-server nodes given one real redis-server
+ * (--redis), seen by their HTTP clients as one service: messages posted to
+ * any node reach every subscriber once, in one order, with the same ids
+ * everywhere (sender exclusion and event types too; the 202 counts the
+ * posting node's subscribers only); history and resume on a node that never
+ * saw the room; a node killed with SIGKILL, its clients resuming elsewhere;
+ * Redis killed with SIGKILL and restarted from its append-only file (503
+ * with Retry-After, /healthz and sse_redis_up while it is down, streams kept
+ * open, nothing acknowledged lost or repeated); Redis restarted empty (the
+ * streams closed, a resume told `event: reset`); --redis refused with
+ * --data-dir.
+ *
+ * Each test gets its own redis-server (redis_harness.c) and three nodes
+ * (itest_server_start), torn down after it. Every wait is bounded.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+#include "redis_harness.h"
+
+enum { NODES = 3, MAX_GOT = 256, WARM_N = 1000, PIPELINED = 60 };
+
+static struct rserver rs;
+static char rurl[128];
+static struct itest_server node[NODES];
+
+/* ================================================================ fixtures */
+
+static int cluster_down(void)
+{
+    int rc = 0;
+    for (int i = 0; i < NODES; i++) {
+        if (node[i].pid > 0 && itest_server_stop(&node[i]) != 0) {
+            fprintf(stderr, "teardown: node %d did not stop cleanly\n", i);
+            rc = -1;
+        }
+    }
+    rs_stop(&rs);
+    return rc;
+}
+
+/* One redis-server (durable: appendonly yes, appendfsync always) and three
+ * nodes using it, each with a heartbeat every second. */
+static int cluster_up(bool durable)
+{
+    memset(&rs, 0, sizeof rs);
+    memset(node, 0, sizeof node);
+    if (durable)
+        rs_start_durable(&rs);
+    else
+        rs_start(&rs, NULL);
+    url_of(rurl, sizeof rurl, "", rs.port, "");
+    const char *const args[] = {"--redis", rurl, "--heartbeat", "1", NULL};
+    for (int i = 0; i < NODES; i++) {
+        node[i] = itest_server_start(args);
+        if (node[i].pid <= 0) {
+            fprintf(stderr, "setup: node %d did not start\n", i);
+            cluster_down();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int setup_cluster(void **state)
+{
+    (void)state;
+    return cluster_up(false);
+}
+
+static int setup_durable(void **state)
+{
+    (void)state;
+    return cluster_up(true);
+}
+
+static int teardown_cluster(void **state)
+{
+    (void)state;
+    return cluster_down();
+}
+
+/* ============================================================= publishing */
+
+/* POSTs {"n":k} to /message?query on node i; the status (-1: no answer) and,
+ * when there was one, the answer in *r. */
+static int post_raw(int i, const char *query, long k, struct itest_response *r)
+{
+    char body[32], req[512];
+    int blen = snprintf(body, sizeof body, "{\"n\":%ld}", k);
+    snprintf(req, sizeof req,
+             "POST /message?%s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+             "Content-Length: %d\r\n\r\n%s",
+             query, blen, body);
+    if (itest_request(node[i].port, req, r) != 0)
+        return -1;
+    return r->status;
+}
+
+/* post_raw that must be answered 202 {"id":N,"clients":M}: returns N (and
+ * M). Otherwise shows the request, the answer and the node's log. */
+static uint64_t post_ok(int i, const char *query, long k, long *clients)
+{
+    struct itest_response r;
+    uint64_t id = 0, cl = 0;
+    int st = post_raw(i, query, k, &r);
+    bool ok =
+        st == 202 && itest_json_u64(r.body, "id", &id) && itest_json_u64(r.body, "clients", &cl);
+    if (!ok) {
+        fprintf(stderr, "POST /message?%s {\"n\":%ld} to node %d: status %d\n", query, k, i, st);
+        if (st >= 0)
+            itest_show_response("answer", &r, 300);
+        itest_server_dump_log(&node[i], 8192);
+    }
+    if (st >= 0)
+        itest_response_free(&r);
+    assert_true(ok);
+    if (clients)
+        *clients = (long)cl;
+    return id;
+}
+
+/* GET path on node i; the status, or -1. The body goes to body (cut). */
+static int get_path(int i, const char *path, char *body, size_t cap)
+{
+    char req[256];
+    struct itest_response r;
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             path);
+    if (itest_request(node[i].port, req, &r) != 0)
+        return -1;
+    if (body && cap)
+        snprintf(body, cap, "%s", r.body);
+    int st = r.status;
+    itest_response_free(&r);
+    return st;
+}
+
+/* Polls /healthz on node i until it answers `want`; true if it did in time. */
+static bool wait_health(int i, int want, int timeout_ms)
+{
+    int64_t deadline = itest_now_ms() + timeout_ms;
+    int st;
+    while ((st = get_path(i, "/healthz", NULL, 0)) != want && itest_now_ms() < deadline)
+        itest_sleep_ms(20);
+    if (st != want) {
+        fprintf(stderr, "node %d: /healthz still %d, want %d\n", i, st, want);
+        itest_server_dump_log(&node[i], 8192);
+    }
+    return st == want;
+}
+
+/* Asserts that node i's /metrics has the line `line`. */
+static void expect_metric(int i, const char *line)
+{
+    static char body[1 << 16];
+    assert_int_equal(get_path(i, "/metrics", body, sizeof body), 200);
+    size_t len = strlen(line);
+    for (const char *p = body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, line, len) == 0 && (p[len] == '\n' || p[len] == '\0'))
+            return;
+    fail_msg("node %d: /metrics has no line \"%s\"", i, line);
+}
+
+/* ============================================================ subscribers */
+
+/* What a client got, over all its connections. */
+struct got {
+    uint64_t id;
+    long n; /* the posted {"n":k}, LONG_MIN when the data is something else */
+    char type[16];
+    char data[24];
+};
+
+struct client {
+    struct itest_sub sub; /* the current connection */
+    size_t taken;         /* its events already copied into ev */
+    size_t n;
+    struct got ev[MAX_GOT];
+};
+
+static long body_n(const struct ssep_event *ev)
+{
+    long v;
+    int end = -1;
+    if (sscanf(ev->data, "{\"n\":%ld}%n", &v, &end) == 1 && end == (int)ev->data_len)
+        return v;
+    return LONG_MIN;
+}
+
+/* Copies the current connection's new events into c->ev. */
+static void client_harvest(struct client *c)
+{
+    for (; c->taken < c->sub.events.count; c->taken++) {
+        const struct ssep_event *ev = &c->sub.events.ev[c->taken];
+        assert_true(c->n < MAX_GOT);
+        struct got *g = &c->ev[c->n++];
+        g->id = itest_event_id(ev);
+        g->n = body_n(ev);
+        snprintf(g->type, sizeof g->type, "%s", ev->type);
+        snprintf(g->data, sizeof g->data, "%s", ev->data);
+    }
+}
+
+/* Subscribes c to target on node i (with extra headers) and waits for the
+ * stream's head. */
+static void client_connect(struct client *c, int i, const char *target, const char *headers)
+{
+    c->taken = 0;
+    bool ok = itest_sub_start(&c->sub, node[i].port, target, headers) == 0 &&
+              itest_subs_drive(&c->sub, 1, 0, itest_timeout()) == 1;
+    if (!ok) {
+        fprintf(stderr, "GET %s on node %d: state %d: %s\n", target, i, (int)c->sub.state,
+                c->sub.error[0] ? c->sub.error : "no head in time");
+        itest_server_dump_log(&node[i], 8192);
+    }
+    assert_true(ok);
+}
+
+static void client_open(struct client *c, int i, const char *target)
+{
+    memset(c, 0, sizeof *c);
+    client_connect(c, i, target, NULL);
+}
+
+/* Ends c's connection and opens another to node i, resuming with
+ * Last-Event-ID: the last id it got. */
+static void client_resume(struct client *c, int i, const char *target)
+{
+    char hdr[64];
+    client_harvest(c);
+    assert_true(c->n > 0);
+    itest_sub_close(&c->sub);
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRIu64 "\r\n", c->ev[c->n - 1].id);
+    client_connect(c, i, target, hdr);
+}
+
+static bool has_id(const struct itest_sub *s, void *arg)
+{
+    uint64_t want = *(const uint64_t *)arg, id;
+    if (s->events.count == 0)
+        return false;
+    const struct ssep_event *ev = &s->events.ev[s->events.count - 1];
+    return itest_parse_u64(ev->id, &id) && id >= want;
+}
+
+/* Reads c until it got an event with an id >= id; false when it closed or
+ * timeout_ms passed first. */
+static bool client_wait_id(struct client *c, uint64_t id, int timeout_ms)
+{
+    bool ok = itest_sub_wait_until(&c->sub, has_id, &id, timeout_ms);
+    client_harvest(c);
+    return ok;
+}
+
+/* client_wait_id for every client, failing the test (with what each got)
+ * when one did not get that far. */
+static void clients_wait_id(struct client *cs, size_t n, uint64_t id, const char *what)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (client_wait_id(&cs[k], id, itest_ms(10000)))
+            continue;
+        fprintf(stderr, "%s: client %zu (state %d) did not get id %" PRIu64 "\n", what, k,
+                (int)cs[k].sub.state, id);
+        itest_print_events(what, &cs[k].sub.events, 0, 40);
+        for (int i = 0; i < NODES; i++)
+            itest_server_dump_log(&node[i], 4096);
+        fail();
+    }
+}
+
+static void clients_close(struct client *cs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        itest_sub_close(&cs[k].sub);
+}
+
+/* A subscriber's head may come before its node follows the room in Redis,
+ * and what is posted in between is history for it, not a live message. So
+ * each test first posts to room from node 0 until every client of cs got a
+ * message live, then waits until all have the last of these. Returns its id
+ * (the test's own messages come after it); *posted counts the posts. */
+static uint64_t warm_up(struct client *cs, size_t n, const char *room, size_t *posted)
+{
+    char q[96];
+    int64_t deadline = itest_now_ms() + itest_ms(10000);
+    snprintf(q, sizeof q, "room=%s", room);
+    for (long k = WARM_N;; k++) {
+        uint64_t id = post_ok(0, q, k, NULL);
+        if (posted)
+            *posted = (size_t)(k - WARM_N + 1);
+        size_t live = 0;
+        for (size_t c = 0; c < n; c++)
+            live += client_wait_id(&cs[c], id, 200);
+        if (live == n)
+            return id;
+        if (itest_now_ms() > deadline) {
+            clients_wait_id(cs, n, id, "warm-up");
+            return id;
+        }
+    }
+}
+
+/* A message as posted: its id, its n, its type, whether alice sent it. */
+struct msg {
+    uint64_t id;
+    long n;
+    const char *type;
+    bool alice;
+};
+
+/* The index of c's first event with an id above `after`. */
+static size_t after_id(const struct client *c, uint64_t after)
+{
+    size_t i = 0;
+    while (i < c->n && c->ev[i].id <= after)
+        i++;
+    return i;
+}
+
+/* Asserts that c's events after id `after` are exactly m[0..count), minus
+ * alice's when skip_alice. */
+static void expect_msgs(const struct client *c, uint64_t after, const struct msg *m, size_t count,
+                        bool skip_alice, const char *what)
+{
+    size_t from = after_id(c, after), j = 0;
+    bool ok = true;
+    for (size_t i = 0; i < count && ok; i++) {
+        if (skip_alice && m[i].alice)
+            continue;
+        const struct got *g = from + j < c->n ? &c->ev[from + j] : NULL;
+        ok = g && g->id == m[i].id && g->n == m[i].n && strcmp(g->type, m[i].type) == 0;
+        if (!ok)
+            fprintf(stderr, "%s: event %zu: want id %" PRIu64 " n %ld type %s, got %s\n", what,
+                    from + j, m[i].id, m[i].n, m[i].type, g ? "another" : "none");
+        j++;
+    }
+    if (ok && from + j != c->n) {
+        fprintf(stderr, "%s: %zu events more than the %zu expected\n", what, c->n - from - j, j);
+        ok = false;
+    }
+    if (!ok)
+        for (size_t i = 0; i < c->n; i++)
+            fprintf(stderr, "  %s[%zu]: id %" PRIu64 " type %s data %s\n", what, i, c->ev[i].id,
+                    c->ev[i].type, c->ev[i].data);
+    assert_true(ok);
+}
+
+/* ================================================================== tests */
+
+/* Posts to each node in turn reach the subscribers of every node: once, in
+ * one order, the same ids everywhere, strictly increasing; alice's own
+ * messages skip her subscribers on every node; event types pass; the 202
+ * counts the posting node's subscribers of the room, and only them. */
+static void test_cross_node(void **state)
+{
+    (void)state;
+    enum { A0, A1, E1, A2, E2, NX, OY = NX, NS };
+    static const struct {
+        int node;
+        const char *target;
+    } sub[NS] = {{0, "/messages?room=x"},
+                 {1, "/messages?room=x"},
+                 {1, "/messages?room=x&client=alice"},
+                 {2, "/messages?room=x"},
+                 {2, "/messages?room=x&client=alice"},
+                 {2, "/messages?room=y"}};
+    static const long local[NODES] = {1, 2, 2}; /* room x's subscribers on each node */
+    static const char *const query[4] = {"room=x", "room=x&client=alice", "room=x&event=greet",
+                                         "room=x&client=bob&event=note"};
+    static const char *const type[4] = {"message", "message", "greet", "note"};
+    struct client *c = calloc(NS, sizeof *c);
+    assert_non_null(c);
+    for (int s = 0; s < NS; s++)
+        client_open(&c[s], sub[s].node, sub[s].target);
+    size_t warm_posts = 0;
+    uint64_t warm = warm_up(c, NX, "x", &warm_posts);
+    uint64_t warm_y = warm_up(&c[OY], 1, "y", NULL);
+
+    enum { NM = 12 };
+    struct msg m[NM];
+    for (int k = 0; k < NM; k++) {
+        int i = k % NODES;
+        long clients;
+        m[k] = (struct msg){post_ok(i, query[k % 4], k, &clients), k, type[k % 4], k % 4 == 1};
+        assert_true(m[k].id > (k ? m[k - 1].id : warm));
+        if (!m[k].alice && clients != local[i])
+            fail_msg("POST /message?%s to node %d: clients %ld, want %ld (its own subscribers)",
+                     query[k % 4], i, clients, local[i]);
+    }
+    clients_wait_id(c, NX, m[NM - 1].id, "cross-node");
+    for (int s = 0; s < NX; s++) {
+        char what[64];
+        snprintf(what, sizeof what, "node %d %s", sub[s].node, sub[s].target);
+        expect_msgs(&c[s], warm, m, NM, s == E1 || s == E2, what);
+    }
+
+    /* Room y heard nothing of room x; then its own message, from node 1. */
+    struct msg my = {post_ok(1, "room=y", 99, NULL), 99, "message", false};
+    clients_wait_id(&c[OY], 1, my.id, "room y");
+    expect_msgs(&c[OY], warm_y, &my, 1, false, "room y on node 2");
+
+    /* The room as the contract stores it in Redis: the stream holds every
+     * message posted (warm-ups too), the hash's top is the last id. */
+    struct tc rc = {0};
+    struct reply rep;
+    tc_open(&rc, rurl, REDIS_COMMANDS, NULL);
+    assert_true(wait_for(is_ready, &rc, 5000));
+    CALL(&rc, &rep, "XLEN", "sse:{x}:s");
+    assert_int_equal(rep.integer, (int64_t)(warm_posts + NM));
+    CALL(&rc, &rep, "HGET", "sse:{x}:m", "top");
+    char top[32];
+    snprintf(top, sizeof top, "%" PRIu64, m[NM - 1].id);
+    assert_string_equal(rep.str, top);
+    redis_free(rc.r);
+    clients_close(c, NS);
+    free(c);
+}
+
+/* ?history=N on a node that never saw the room; a client that read some
+ * messages on node 0 resumes on node 1 with Last-Event-ID (and another on
+ * node 2 with ?lastEventId=): exactly what it missed, then live. */
+static void test_history_resume(void **state)
+{
+    (void)state;
+    enum { NH = 6, NR = 8 };
+    struct msg h[NH + 1], r[NR];
+    for (int k = 0; k < NH; k++)
+        h[k] = (struct msg){post_ok(k % 2, "room=h", k, NULL), k, "message", false};
+    struct client *c = calloc(3, sizeof *c);
+    assert_non_null(c);
+    /* Node 2 has never had a subscriber nor a message of room h. */
+    client_open(&c[0], 2, "/messages?room=h&history=3");
+    clients_wait_id(&c[0], 1, h[NH - 1].id, "history on node 2");
+    h[NH] = (struct msg){post_ok(1, "room=h", NH, NULL), NH, "message", false};
+    clients_wait_id(&c[0], 1, h[NH].id, "live after history");
+    expect_msgs(&c[0], 0, h + NH - 3, 4, false, "?history=3 on node 2");
+
+    client_open(&c[1], 0, "/messages?room=r");
+    uint64_t warm = warm_up(&c[1], 1, "r", NULL);
+    for (int k = 0; k < 4; k++)
+        r[k] = (struct msg){post_ok((k + 1) % NODES, "room=r", k, NULL), k, "message", false};
+    clients_wait_id(&c[1], 1, r[3].id, "read on node 0");
+    expect_msgs(&c[1], warm, r, 4, false, "before the disconnect");
+    itest_sub_close(&c[1].sub);
+    for (int k = 4; k < 7; k++)
+        r[k] = (struct msg){post_ok(k % 2 ? 2 : 0, "room=r", k, NULL), k, "message", false};
+    client_resume(&c[1], 1, "/messages?room=r");
+    char target[96];
+    snprintf(target, sizeof target, "/messages?room=r&lastEventId=%" PRIu64, r[1].id);
+    client_open(&c[2], 2, target);
+    clients_wait_id(&c[1], 2, r[6].id, "resume");
+    r[7] = (struct msg){post_ok(2, "room=r", 7, NULL), 7, "message", false};
+    clients_wait_id(&c[1], 2, r[7].id, "live after resume");
+    expect_msgs(&c[1], warm, r, NR, false, "Last-Event-ID on node 1");
+    expect_msgs(&c[2], 0, r + 2, NR - 2, false, "?lastEventId= on node 2");
+    clients_close(c, 3);
+    free(c);
+}
+
+/* Node 2 killed with SIGKILL: its clients see their streams end, resume on
+ * nodes 0 and 1 with Last-Event-ID while messages keep coming, and every
+ * client ends up with every acknowledged message exactly once, in order. */
+static void test_node_killed(void **state)
+{
+    (void)state;
+    enum { NC = 2 * NODES, NM = 17 };
+    struct client *c = calloc(NC, sizeof *c);
+    struct msg m[NM];
+    assert_non_null(c);
+    for (int k = 0; k < NC; k++)
+        client_open(&c[k], k % NODES, "/messages?room=k");
+    uint64_t warm = warm_up(c, NC, "k", NULL);
+    int k = 0;
+    for (; k < 6; k++)
+        m[k] = (struct msg){post_ok(k % NODES, "room=k", k, NULL), k, "message", false};
+    clients_wait_id(c, NC, m[k - 1].id, "before the kill");
+    /* Acknowledged by node 2 just before it dies: its own clients may or
+     * may not have been sent them. */
+    for (; k < 9; k++)
+        m[k] = (struct msg){post_ok(2, "room=k", k, NULL), k, "message", false};
+    assert_int_equal(itest_server_signal(&node[2], SIGKILL, itest_ms(5000)), 128 + SIGKILL);
+    for (; k < 13; k++)
+        m[k] = (struct msg){post_ok(k % 2, "room=k", k, NULL), k, "message", false};
+    for (int j = 2; j < NC; j += NODES) {
+        bool ended = !client_wait_id(&c[j], UINT64_MAX, itest_ms(5000)) &&
+                     c[j].sub.state == ITEST_SUB_CLOSED;
+        if (!ended)
+            fprintf(stderr, "client %d of the killed node: state %d\n", j, (int)c[j].sub.state);
+        assert_true(ended);
+        client_resume(&c[j], j % 2, "/messages?room=k");
+    }
+    for (; k < NM; k++)
+        m[k] = (struct msg){post_ok(k % 2, "room=k", k, NULL), k, "message", false};
+    clients_wait_id(c, NC, m[NM - 1].id, "after the kill");
+    for (int j = 0; j < NC; j++) {
+        char what[64];
+        snprintf(what, sizeof what, "client %d (node %d at first)", j, j % NODES);
+        expect_msgs(&c[j], warm, m, NM, false, what);
+    }
+    clients_close(c, NC);
+    free(c);
+}
+
+/* Writes `count` POSTs of {"n":first + j} to room on conn at once. */
+static void send_posts(struct itest_conn *conn, const char *room, long first, int count)
+{
+    char *buf = malloc((size_t)count * 256);
+    size_t len = 0;
+    assert_non_null(buf);
+    for (int j = 0; j < count; j++) {
+        char body[32];
+        int blen = snprintf(body, sizeof body, "{\"n\":%ld}", first + j);
+        len += (size_t)sprintf(buf + len,
+                               "POST /message?room=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                               "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+                               room, blen, body);
+    }
+    assert_true(itest_conn_sendn(conn, buf, len));
+    free(buf);
+}
+
+/* Reads the answers to send_posts: status[j] (-1: none came) and, for a
+ * 202, id[j]. A 503 must carry Retry-After and a JSON error. */
+static void read_posts(struct itest_conn *conn, int count, int *status, uint64_t *id)
+{
+    for (int j = 0; j < count; j++) {
+        struct itest_response r;
+        status[j] = -1;
+        if (conn->fd < 0 || itest_read_response(conn, &r, 0, itest_timeout()) != 0) {
+            itest_conn_close(conn);
+            continue;
+        }
+        status[j] = r.status;
+        bool ok = (r.status == 202 && itest_json_u64(r.body, "id", &id[j])) ||
+                  (r.status == 503 && itest_header(&r, "Retry-After") && itest_is_json_error(&r));
+        if (!ok)
+            itest_show_response("a pipelined POST while Redis was killed", &r, 300);
+        itest_response_free(&r);
+        assert_true(ok);
+    }
+}
+
+/* Asserts that c's events after `after` are in strictly increasing id order,
+ * each n at most once, each either one of m (with its id) or in
+ * [maybe_lo, maybe_hi] (posts not acknowledged, which Redis may still have
+ * stored), and that every one of m is there. */
+static void expect_acked(const struct client *c, uint64_t after, const struct msg *m, size_t count,
+                         long maybe_lo, long maybe_hi, const char *what)
+{
+    size_t found = 0;
+    uint64_t prev = after;
+    for (size_t i = 0; i < c->n; i++) {
+        const struct got *g = &c->ev[i];
+        if (g->id <= after)
+            continue;
+        bool known = false, ok = false;
+        for (size_t j = 0; j < count && !known; j++)
+            if (m[j].n == g->n)
+                known = true, ok = m[j].id == g->id;
+        if (!known)
+            ok = g->n >= maybe_lo && g->n <= maybe_hi;
+        found += known && ok;
+        ok = ok && g->id > prev;
+        for (size_t e = 0; ok && e < i; e++)
+            ok = c->ev[e].n != g->n;
+        if (!ok) {
+            for (size_t e = 0; e < c->n; e++)
+                fprintf(stderr, "  %s[%zu]: id %" PRIu64 " data %s\n", what, e, c->ev[e].id,
+                        c->ev[e].data);
+            fail_msg("%s: event %zu (id %" PRIu64 ", %s) out of order, repeated or unknown", what,
+                     i, g->id, g->data);
+        }
+        prev = g->id;
+    }
+    if (found != count)
+        fail_msg("%s: %zu of the %zu acknowledged messages", what, found, count);
+}
+
+/* Pipelines PIPELINED POSTs of room d ({"n":2000...}) to each node on a
+ * connection of its own, kills Redis once node 0 answered a third of its
+ * own, and reads every answer: a 202, or a 503 for those Redis could not
+ * take. Stores the acknowledged in m; returns how many. */
+static size_t posts_across_kill(struct msg *m)
+{
+    struct itest_conn conn[NODES];
+    int status[NODES][PIPELINED];
+    uint64_t id[NODES][PIPELINED];
+    size_t acked = 0, refused = 0;
+    for (int i = 0; i < NODES; i++) {
+        assert_int_equal(itest_conn_open(&conn[i], node[i].port), 0);
+        send_posts(&conn[i], "d", 2000 + i * PIPELINED, PIPELINED);
+    }
+    read_posts(&conn[0], PIPELINED / 3, status[0], id[0]);
+    rs_kill(&rs, SIGKILL);
+    read_posts(&conn[0], PIPELINED - PIPELINED / 3, status[0] + PIPELINED / 3,
+               id[0] + PIPELINED / 3);
+    for (int i = 1; i < NODES; i++)
+        read_posts(&conn[i], PIPELINED, status[i], id[i]);
+    for (int i = 0; i < NODES; i++) {
+        itest_conn_close(&conn[i]);
+        for (int j = 0; j < PIPELINED; j++) {
+            if (status[i][j] == 202)
+                m[acked++] = (struct msg){id[i][j], 2000 + i * PIPELINED + j, "message", false};
+            refused += status[i][j] == 503;
+            if (status[i][j] != 202 && status[i][j] != 503)
+                fail_msg("node %d: pipelined POST %d across the kill: no answer", i, j);
+        }
+    }
+    printf("redis killed: of %d pipelined POSTs, %zu acknowledged, %zu refused (503)\n",
+           NODES * PIPELINED, acked, refused);
+    return acked;
+}
+
+/* Checks every node while Redis is down: /healthz 503, sse_redis_up 0, a
+ * POST refused with 503, Retry-After and a JSON error. */
+static void expect_down(long n)
+{
+    for (int i = 0; i < NODES; i++) {
+        assert_true(wait_health(i, 503, itest_ms(5000)));
+        expect_metric(i, "sse_redis_up 0");
+        struct itest_response r;
+        int st = post_raw(i, "room=d", n + i, &r);
+        bool ok = st == 503 && itest_header(&r, "Retry-After") && itest_is_json_error(&r);
+        if (!ok && st >= 0)
+            itest_show_response("POST while Redis is down", &r, 300);
+        if (st >= 0)
+            itest_response_free(&r);
+        if (!ok)
+            fail_msg("node %d: POST while Redis is down: status %d", i, st);
+    }
+}
+
+static bool heartbeats(const struct itest_sub *s, void *arg)
+{
+    return s->parser.comments >= *(const size_t *)arg;
+}
+
+/* Redis (appendonly yes, appendfsync always) killed with SIGKILL while a
+ * pipeline of POSTs is on its way, then restarted on the same port and
+ * directory: while it is down every node answers 503 and says so on /healthz
+ * and /metrics, the streams stay open with heartbeats; afterwards every
+ * subscriber has every acknowledged message exactly once, in order. */
+static void test_redis_killed(void **state)
+{
+    (void)state;
+    enum { NA = 6 + NODES * PIPELINED + 6 };
+    struct client *c = calloc(NODES, sizeof *c);
+    struct msg m[NA];
+    size_t na = 0;
+    assert_non_null(c);
+    for (int i = 0; i < NODES; i++)
+        client_open(&c[i], i, "/messages?room=d");
+    uint64_t warm = warm_up(c, NODES, "d", NULL);
+    for (long k = 0; k < 6; k++, na++)
+        m[na] = (struct msg){post_ok((int)k % NODES, "room=d", k, NULL), k, "message", false};
+
+    na += posts_across_kill(m + na);
+
+    expect_down(3000);
+    for (int i = 0; i < NODES; i++) {
+        size_t want = c[i].sub.parser.comments + 2;
+        if (!itest_sub_wait_until(&c[i].sub, heartbeats, &want, itest_ms(5000)))
+            fail_msg("node %d: stream state %d, %zu comments while Redis is down", i,
+                     (int)c[i].sub.state, c[i].sub.parser.comments);
+    }
+
+    rs_restart(&rs);
+    for (int i = 0; i < NODES; i++) {
+        assert_true(wait_health(i, 200, itest_ms(15000)));
+        expect_metric(i, "sse_redis_up 1");
+    }
+    for (long k = 4000; k < 4006; k++, na++)
+        m[na] = (struct msg){post_ok((int)k % NODES, "room=d", k, NULL), k, "message", false};
+    clients_wait_id(c, NODES, m[na - 1].id, "after the restart");
+    for (int i = 0; i < NODES; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "node %d", i);
+        assert_int_equal(c[i].sub.state, ITEST_SUB_STREAM);
+        expect_acked(&c[i], warm, m, na, 2000, 3999, what);
+        /* One order: the same events on every node. */
+        size_t a = after_id(&c[i], warm), b = after_id(&c[0], warm);
+        assert_int_equal(c[i].n - a, c[0].n - b);
+        for (; a < c[i].n; a++, b++)
+            assert_true(c[i].ev[a].id == c[0].ev[b].id && c[i].ev[a].n == c[0].ev[b].n);
+    }
+    clients_close(c, NODES);
+    free(c);
+}
+
+/* Redis restarted empty (no persistence): the nodes close the room's
+ * streams; a resume with Last-Event-ID gets `event: reset` as on one node
+ * (the oldest id it can vouch for as data, one less as id) and then the
+ * messages posted afterwards, whose ids are above every earlier one. */
+static void test_redis_emptied(void **state)
+{
+    (void)state;
+    struct client *c = calloc(NODES, sizeof *c);
+    assert_non_null(c);
+    for (int i = 0; i < NODES; i++)
+        client_open(&c[i], i, "/messages?room=e");
+    warm_up(c, NODES, "e", NULL);
+    uint64_t last = 0;
+    for (long k = 0; k < 3; k++)
+        last = post_ok((int)k, "room=e", k, NULL);
+    clients_wait_id(c, NODES, last, "before the restart");
+
+    rs_kill(&rs, SIGKILL);
+    rs_restart(&rs);
+    size_t at[NODES]; /* where each resumed connection's events start */
+    for (int i = 0; i < NODES; i++) {
+        bool closed = !client_wait_id(&c[i], UINT64_MAX, itest_ms(15000)) &&
+                      c[i].sub.state == ITEST_SUB_CLOSED;
+        if (!closed) {
+            fprintf(stderr, "node %d: stream state %d after Redis came back empty\n", i,
+                    (int)c[i].sub.state);
+            itest_server_dump_log(&node[i], 8192);
+        }
+        assert_true(closed);
+        assert_true(c[i].ev[c[i].n - 1].id == last);
+    }
+    /* Every node has now reset the room (a resume that came to a node
+     * before it noticed would be closed by that reset, with nothing). */
+    for (int i = 0; i < NODES; i++) {
+        at[i] = c[i].n;
+        client_resume(&c[i], (i + 1) % NODES, "/messages?room=e");
+    }
+    for (int i = 0; i < NODES; i++) {
+        bool got = client_wait_id(&c[i], 0, itest_ms(10000));
+        const struct got *g = got ? &c[i].ev[at[i]] : NULL;
+        uint64_t data = 0;
+        if (!g || strcmp(g->type, "reset") != 0 || !itest_parse_u64(g->data, &data) ||
+            g->id + 1 != data) {
+            fprintf(stderr, "resume on node %d: want event: reset with id = data - 1; got %s %s\n",
+                    (i + 1) % NODES, g ? g->type : "nothing", g ? g->data : "");
+            itest_server_dump_log(&node[(i + 1) % NODES], 8192);
+            fail();
+        }
+    }
+    for (int i = 0; i < NODES; i++)
+        assert_true(wait_health(i, 200, itest_ms(15000)));
+    struct msg m = {post_ok(0, "room=e", 10, NULL), 10, "message", false};
+    assert_true(m.id > last);
+    clients_wait_id(c, NODES, m.id, "after the reset");
+    for (int i = 0; i < NODES; i++) {
+        /* The reset, then the new message, nothing else. */
+        const struct got *g = &c[i].ev[at[i] + 1];
+        if (c[i].n != at[i] + 2 || g->id != m.id || g->n != m.n ||
+            strcmp(g->type, "message") != 0 || c[i].ev[at[i]].id >= m.id)
+            fail_msg("node %d: after the reset %zu events (want 1: id %" PRIu64
+                     "), the first id %" PRIu64 " data %s",
+                     (i + 1) % NODES, c[i].n - at[i] - 1, m.id, g->id, g->data);
+    }
+    clients_close(c, NODES);
+    free(c);
+}
+
+/* Runs $SSE_SERVER with argv[1..] and only the variables of envp; its exit
+ * status (-1: it did not exit in time) and its stderr in err. */
+static int run_server(const char **argv, char *const *envp, char *err, size_t cap)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    argv[0] = getenv("SSE_SERVER");
+    assert_non_null(argv[0]);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], STDERR_FILENO);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, STDOUT_FILENO);
+        execve(argv[0], (char *const *)argv, envp);
+        _exit(127);
+    }
+    close(pfd[1]);
+    size_t len = 0;
+    int64_t deadline = itest_now_ms() + itest_ms(10000);
+    for (;;) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        int left = (int)(deadline - itest_now_ms());
+        if (left <= 0 || poll(&p, 1, left) <= 0)
+            break;
+        ssize_t n = read(pfd[0], err + len, cap - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    err[len] = '\0';
+    close(pfd[0]);
+    int wstatus = 0;
+    while (waitpid(pid, &wstatus, WNOHANG) == 0) {
+        if (itest_now_ms() > deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &wstatus, 0);
+            return -1;
+        }
+        itest_sleep_ms(5);
+    }
+    return WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+}
+
+/* --redis with --data-dir: refused at start, by flags or by environment,
+ * with a message naming both. */
+static void test_refuses_data_dir(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_cluster.XXXXXX", redis_env[160], dir_env[160], err[4096];
+    char path_env[] = "PATH=/usr/bin:/bin";
+    assert_non_null(mkdtemp(dir));
+    url_of(rurl, sizeof rurl, "", free_port(), "");
+    snprintf(redis_env, sizeof redis_env, "SSE_REDIS=%s", rurl);
+    snprintf(dir_env, sizeof dir_env, "SSE_DATA_DIR=%s", dir);
+    char *env_none[] = {path_env, NULL};
+    char *env_redis[] = {path_env, redis_env, NULL};
+    char *env_dir[] = {path_env, dir_env, NULL};
+    const char *both[] = {NULL,      "--port", "0",          "--bind", "127.0.0.1",
+                          "--redis", rurl,     "--data-dir", dir,      NULL};
+    const char *dir_only[] = {NULL, "--port", "0", "--bind", "127.0.0.1", "--data-dir", dir, NULL};
+    const char *redis_only[] = {NULL, "--port", "0", "--bind", "127.0.0.1", "--redis", rurl, NULL};
+    struct {
+        const char **argv;
+        char *const *envp;
+    } runs[] = {{both, env_none}, {dir_only, env_redis}, {redis_only, env_dir}};
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        int st = run_server(runs[k].argv, runs[k].envp, err, sizeof err);
+        if (st <= 0 || !strstr(err, "--redis") || !strstr(err, "--data-dir"))
+            fail_msg("run %zu: exit status %d, stderr \"%s\"", k, st, err);
+    }
+    itest_rm_rf(dir);
+}
+
+int main(void)
+{
+    itest_init(240);
+    loop = loop_new();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cross_node, setup_cluster, teardown_cluster),
+        cmocka_unit_test_setup_teardown(test_history_resume, setup_cluster, teardown_cluster),
+        cmocka_unit_test_setup_teardown(test_node_killed, setup_cluster, teardown_cluster),
+        cmocka_unit_test_setup_teardown(test_redis_killed, setup_durable, teardown_cluster),
+        cmocka_unit_test_setup_teardown(test_redis_emptied, setup_cluster, teardown_cluster),
+        cmocka_unit_test(test_refuses_data_dir),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    loop_free(loop);
+    return failed;
+}
