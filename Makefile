@@ -117,16 +117,22 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 # The Redis client's tests run the event loop themselves (against a real
 # redis-server, or a fake one): they link the server's objects and their own
 # harness, not the HTTP client helpers. test_cluster runs sse-server nodes
-# against a real redis-server: it links the HTTP client helpers as well (the
-# link line takes every object prerequisite, so those extra ones too).
+# against a real redis-server: it links the HTTP client helpers as well, and
+# its own (cluster_nodes.c); the link line takes every object prerequisite.
 REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto test_cluster
 REDIS_HARNESS := $(BUILD)/tests/integration/redis_harness.o
+CLUSTER_NODES := $(BUILD)/tests/integration/cluster_nodes.o
 
 $(REDIS_HARNESS): tests/integration/redis_harness.c tests/integration/redis_harness.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -c -o $@ $<
 
-$(BUILD)/tests/integration/test_cluster: $(ITEST_OBJS) $(TEST_HELPERS)
+$(CLUSTER_NODES): tests/integration/cluster_nodes.c tests/integration/cluster_nodes.h \
+        tests/integration/redis_harness.h tests/integration/itest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/integration/test_cluster: $(ITEST_OBJS) $(TEST_HELPERS) $(CLUSTER_NODES)
 
 $(REDIS_TESTS:%=$(BUILD)/tests/integration/%): $(BUILD)/tests/integration/%: \
         tests/integration/%.c $(REDIS_HARNESS) $(LIB_OBJS)
