@@ -769,4 +769,7 @@ void room_set_epoch(struct room *room, uint64_t epoch, uint64_t base, bool reset
     if (!reset || base > room->lost_id) {
         room->lost_id = base;
     }
+    /* The store issued the ids up to base: a resume from one of them is
+     * not from an id "never issued here". */
+    hub_skip_id(room->hub, base);
 }
