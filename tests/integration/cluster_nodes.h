@@ -19,7 +19,7 @@
 #include "itest.h"
 #include "redis_harness.h"
 
-enum { NODES = 3, MAX_GOT = 256, WARM_N = 1000 };
+enum { NODES = 3, MAX_GOT = 512, WARM_N = 1000 };
 
 extern struct rserver rs;               /* the one redis-server */
 extern char rurl[128];                  /* its URL, as the nodes got it */

@@ -35,7 +35,9 @@
 
 #include "cluster_nodes.h"
 
-enum { PIPELINED = 60 };
+/* test_redis_killed's publishers: CHUNKS pipelined writes of PER_CHUNK POSTs
+ * to each node, a millisecond apart. */
+enum { CHUNKS = 30, PER_CHUNK = 3, PIPELINED = CHUNKS * PER_CHUNK };
 
 /* ================================================================== tests */
 
@@ -275,25 +277,28 @@ static void expect_acked(const struct client *c, uint64_t after, const struct ms
         fail_msg("%s: %zu of the %zu acknowledged messages", what, found, count);
 }
 
-/* Pipelines PIPELINED POSTs of room d ({"n":2000...}) to each node on a
- * connection of its own, kills Redis once node 0 answered a third of its
- * own, and reads every answer: a 202, or a 503 for those Redis could not
- * take. Stores the acknowledged in m; returns how many. */
+/* Writes PIPELINED POSTs of room d ({"n":2000...}) to each node on a
+ * connection of its own, in chunks a millisecond apart and without reading
+ * the answers, so that some are on their way to Redis when it is killed,
+ * after a third of the chunks; then reads every answer: a 202, or a 503 for
+ * those Redis could not take. Stores the acknowledged in m; returns how
+ * many. */
 static size_t posts_across_kill(struct msg *m)
 {
     struct itest_conn conn[NODES];
     int status[NODES][PIPELINED];
     uint64_t id[NODES][PIPELINED];
     size_t acked = 0, refused = 0;
-    for (int i = 0; i < NODES; i++) {
+    for (int i = 0; i < NODES; i++)
         assert_int_equal(itest_conn_open(&conn[i], node[i].port), 0);
-        send_posts(&conn[i], "d", 2000 + i * PIPELINED, PIPELINED);
+    for (int ch = 0; ch < CHUNKS; ch++) {
+        for (int i = 0; i < NODES; i++)
+            send_posts(&conn[i], "d", 2000 + i * PIPELINED + ch * PER_CHUNK, PER_CHUNK);
+        if (ch == CHUNKS / 3)
+            rs_kill(&rs, SIGKILL); /* this chunk barely sent */
+        itest_sleep_ms(1);
     }
-    read_posts(&conn[0], PIPELINED / 3, status[0], id[0]);
-    rs_kill(&rs, SIGKILL);
-    read_posts(&conn[0], PIPELINED - PIPELINED / 3, status[0] + PIPELINED / 3,
-               id[0] + PIPELINED / 3);
-    for (int i = 1; i < NODES; i++)
+    for (int i = 0; i < NODES; i++)
         read_posts(&conn[i], PIPELINED, status[i], id[i]);
     for (int i = 0; i < NODES; i++) {
         itest_conn_close(&conn[i]);
