@@ -21,11 +21,36 @@ struct rserver rs;
 char rurl[128];
 struct itest_server node[NODES];
 
+/* The running test's clients (see clients_new). */
+static struct client *owned;
+static size_t owned_n;
+
+struct client *clients_new(size_t n)
+{
+    assert_null(owned);
+    owned = calloc(n, sizeof *owned);
+    assert_non_null(owned);
+    owned_n = n;
+    for (size_t k = 0; k < n; k++)
+        owned[k].sub.conn.fd = -1;
+    return owned;
+}
+
+static void clients_free(void)
+{
+    for (size_t k = 0; k < owned_n; k++)
+        itest_sub_close(&owned[k].sub);
+    free(owned);
+    owned = NULL;
+    owned_n = 0;
+}
+
 /* ================================================================ fixtures */
 
 int cluster_down(void)
 {
     int rc = 0;
+    clients_free();
     for (int i = 0; i < NODES; i++) {
         if (node[i].pid > 0 && itest_server_stop(&node[i]) != 0) {
             fprintf(stderr, "teardown: node %d did not stop cleanly\n", i);
@@ -202,6 +227,7 @@ static void client_connect(struct client *c, int i, const char *target, const ch
 void client_open(struct client *c, int i, const char *target)
 {
     memset(c, 0, sizeof *c);
+    c->sub.conn.fd = -1;
     client_connect(c, i, target, NULL);
 }
 
@@ -249,12 +275,6 @@ void clients_wait_id(struct client *cs, size_t n, uint64_t id, const char *what)
             itest_server_dump_log(&node[i], 4096);
         fail();
     }
-}
-
-void clients_close(struct client *cs, size_t n)
-{
-    for (size_t k = 0; k < n; k++)
-        itest_sub_close(&cs[k].sub);
 }
 
 /* A subscriber's head may come before its node follows the room in Redis,

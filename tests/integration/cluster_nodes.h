@@ -31,7 +31,8 @@ extern struct itest_server node[NODES]; /* .pid 0 once a test killed one */
  * nodes using it, each with a heartbeat every second: 0, or -1 with nothing
  * left running. */
 int cluster_up(bool durable);
-/* Stops the nodes still running (-1 unless each exits with 0) and Redis. */
+/* Frees the test's clients, stops the nodes still running (-1 unless each
+ * exits with 0) and Redis. */
 int cluster_down(void);
 /* cmocka set-ups (cluster_up(false / true)) and teardown (cluster_down). */
 int setup_cluster(void **state);
@@ -72,6 +73,9 @@ struct client {
     struct got ev[MAX_GOT];
 };
 
+/* n clients, zeroed and closed, owned by the cluster: cluster_down closes
+ * and frees them, even after a failed test (one set per test). */
+struct client *clients_new(size_t n);
 /* Subscribes c (zeroed first) to target on node i; fails unless the stream's
  * head comes. */
 void client_open(struct client *c, int i, const char *target);
@@ -86,7 +90,6 @@ bool client_wait_id(struct client *c, uint64_t id, int timeout_ms);
 /* client_wait_id for each of cs[0..n), failing the test (with what each got
  * and the nodes' logs) when one did not get that far. */
 void clients_wait_id(struct client *cs, size_t n, uint64_t id, const char *what);
-void clients_close(struct client *cs, size_t n);
 
 /*
  * A subscriber's head may come before its node follows the room in Redis,

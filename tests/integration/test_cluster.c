@@ -81,8 +81,7 @@ static void test_cross_node(void **state)
     static const char *const query[4] = {"room=x", "room=x&client=alice", "room=x&event=greet",
                                          "room=x&client=bob&event=note"};
     static const char *const type[4] = {"message", "message", "greet", "note"};
-    struct client *c = calloc(NS, sizeof *c);
-    assert_non_null(c);
+    struct client *c = clients_new(NS);
     for (int s = 0; s < NS; s++)
         client_open(&c[s], sub[s].node, sub[s].target);
     size_t warm_posts = 0;
@@ -113,8 +112,6 @@ static void test_cross_node(void **state)
     expect_msgs(&c[OY], warm_y, &my, 1, false, "room y on node 2");
 
     expect_room_in_redis("x", warm_posts + NM, m[NM - 1].id);
-    clients_close(c, NS);
-    free(c);
 }
 
 /* ?history=N on a node that never saw the room; a client that read some
@@ -127,8 +124,7 @@ static void test_history_resume(void **state)
     struct msg h[NH + 1], r[NR];
     for (int k = 0; k < NH; k++)
         h[k] = (struct msg){post_ok(k % 2, "room=h", k, NULL), k, "message", false};
-    struct client *c = calloc(3, sizeof *c);
-    assert_non_null(c);
+    struct client *c = clients_new(3);
     /* Node 2 has never had a subscriber nor a message of room h. */
     client_open(&c[0], 2, "/messages?room=h&history=3");
     clients_wait_id(&c[0], 1, h[NH - 1].id, "history on node 2");
@@ -154,8 +150,6 @@ static void test_history_resume(void **state)
     clients_wait_id(&c[1], 2, r[7].id, "live after resume");
     expect_msgs(&c[1], warm, r, NR, false, "Last-Event-ID on node 1");
     expect_msgs(&c[2], 0, r + 2, NR - 2, false, "?lastEventId= on node 2");
-    clients_close(c, 3);
-    free(c);
 }
 
 /* Node 2 killed with SIGKILL: its clients see their streams end, resume on
@@ -165,9 +159,8 @@ static void test_node_killed(void **state)
 {
     (void)state;
     enum { NC = 2 * NODES, NM = 17 };
-    struct client *c = calloc(NC, sizeof *c);
+    struct client *c = clients_new(NC);
     struct msg m[NM];
-    assert_non_null(c);
     for (int k = 0; k < NC; k++)
         client_open(&c[k], k % NODES, "/messages?room=k");
     uint64_t warm = warm_up(c, NC, "k", NULL);
@@ -198,8 +191,6 @@ static void test_node_killed(void **state)
         snprintf(what, sizeof what, "client %d (node %d at first)", j, j % NODES);
         expect_msgs(&c[j], warm, m, NM, false, what);
     }
-    clients_close(c, NC);
-    free(c);
 }
 
 /* Writes `count` POSTs of {"n":first + j} to room on conn at once. */
@@ -348,10 +339,9 @@ static void test_redis_killed(void **state)
 {
     (void)state;
     enum { NA = 6 + NODES * PIPELINED + 6 };
-    struct client *c = calloc(NODES, sizeof *c);
+    struct client *c = clients_new(NODES);
     struct msg m[NA];
     size_t na = 0;
-    assert_non_null(c);
     for (int i = 0; i < NODES; i++)
         client_open(&c[i], i, "/messages?room=d");
     uint64_t warm = warm_up(c, NODES, "d", NULL);
@@ -387,8 +377,6 @@ static void test_redis_killed(void **state)
         for (; a < c[i].n; a++, b++)
             assert_true(c[i].ev[a].id == c[0].ev[b].id && c[i].ev[a].n == c[0].ev[b].n);
     }
-    clients_close(c, NODES);
-    free(c);
 }
 
 /* Waits until every node closed its client's stream, the last event of
@@ -475,9 +463,8 @@ static uint64_t clients_fill(struct client *c, const char *room)
 static void test_redis_emptied(void **state)
 {
     (void)state;
-    struct client *c = calloc(NODES, sizeof *c);
+    struct client *c = clients_new(NODES);
     size_t at[NODES];
-    assert_non_null(c);
     uint64_t last = clients_fill(c, "e");
     rs_kill(&rs, SIGKILL);
     rs_restart(&rs);
@@ -488,8 +475,6 @@ static void test_redis_emptied(void **state)
     struct msg m = {post_ok(0, "room=e", 10, NULL), 10, "message", false};
     assert_true(m.id > last);
     expect_reset_then(c, at, &m, false);
-    clients_close(c, NODES);
-    free(c);
 }
 
 /* FLUSHALL under running nodes: nothing tells them until the next message,
@@ -500,11 +485,10 @@ static void test_redis_emptied(void **state)
 static void test_redis_flushed(void **state)
 {
     (void)state;
-    struct client *c = calloc(NODES, sizeof *c);
+    struct client *c = clients_new(NODES);
     size_t at[NODES];
     struct tc rc = {0};
     struct reply rep;
-    assert_non_null(c);
     uint64_t last = clients_fill(c, "f");
     tc_open(&rc, rurl, REDIS_COMMANDS, NULL);
     assert_true(wait_for(is_ready, &rc, 5000));
@@ -516,8 +500,6 @@ static void test_redis_flushed(void **state)
     expect_closed(c, last, "after FLUSHALL and a new message");
     resume_expect_reset(c, at, "f");
     expect_reset_then(c, at, &m, true);
-    clients_close(c, NODES);
-    free(c);
 }
 
 /* Runs $SSE_SERVER with argv[1..] and only the variables of envp; its exit
