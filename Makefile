@@ -197,7 +197,7 @@ test: test-deps
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
-                  test_ops test_dashboard test_auth
+                  test_ops test_dashboard test_auth test_cluster
 VG_BUILD       := build/valgrind
 
 test-valgrind:
