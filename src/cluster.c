@@ -218,6 +218,7 @@ int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_mess
         .room_len = m->room_len,
         .time_base = wall_clock_us(),
         .history = wk->srv->cfg.history,
+        .ttl_s = wk->srv->cfg.redis_ttl_s,
         .event = m->event,
         .event_len = m->event_len,
         .client = m->client,

@@ -505,9 +505,15 @@ static enum write_result conn_write(struct conn *c)
         }
         if (c->stream == STREAM_ROOM) {
             if (room_sub_lagged(&c->sub)) {
-                log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
-                         c->watch.fd, room_name(c->sub.room));
-                counter_add(&wk->stats.lagged_dropped, 1);
+                if (room_sub_was_reset(&c->sub)) {
+                    /* Its reconnect with Last-Event-ID is told what is gone. */
+                    log_info("fd %d: room '%s' was reset; closing its stream", c->watch.fd,
+                             room_name(c->sub.room));
+                } else {
+                    log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
+                             c->watch.fd, room_name(c->sub.room));
+                    counter_add(&wk->stats.lagged_dropped, 1);
+                }
                 conn_close(c);
                 return WRITE_CLOSED;
             }
