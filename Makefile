@@ -116,19 +116,29 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 
 # The Redis client's tests run the event loop themselves (against a real
 # redis-server, or a fake one): they link the server's objects and their own
-# harness, not the HTTP client helpers.
-REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto
+# harness, not the HTTP client helpers. test_cluster runs sse-server nodes
+# against a real redis-server: it links the HTTP client helpers as well, and
+# its own (cluster_nodes.c); the link line takes every object prerequisite.
+REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto test_cluster
 REDIS_HARNESS := $(BUILD)/tests/integration/redis_harness.o
+CLUSTER_NODES := $(BUILD)/tests/integration/cluster_nodes.o
 
 $(REDIS_HARNESS): tests/integration/redis_harness.c tests/integration/redis_harness.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -c -o $@ $<
 
+$(CLUSTER_NODES): tests/integration/cluster_nodes.c tests/integration/cluster_nodes.h \
+        tests/integration/redis_harness.h tests/integration/itest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
+
+$(BUILD)/tests/integration/test_cluster: $(ITEST_OBJS) $(TEST_HELPERS) $(CLUSTER_NODES)
+
 $(REDIS_TESTS:%=$(BUILD)/tests/integration/%): $(BUILD)/tests/integration/%: \
         tests/integration/%.c $(REDIS_HARNESS) $(LIB_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -o $@ $< \
-	    $(REDIS_HARNESS) $(LIB_OBJS) $(CMOCKA_LIBS) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit \
+	    -o $@ $< $(filter %.o,$^) $(CMOCKA_LIBS) $(LDLIBS)
 
 # Every binary runs even when an earlier one fails; the target fails at the end.
 unit: $(UNIT_BINS)
@@ -187,7 +197,7 @@ test: test-deps
 VALGRIND       ?= valgrind --quiet --error-exitcode=99 --leak-check=full \
                   --errors-for-leak-kinds=definite --show-leak-kinds=definite
 VALGRIND_TESTS ?= test_http test_stream test_static test_lifecycle test_hostile test_delivery \
-                  test_ops test_dashboard test_auth
+                  test_ops test_dashboard test_auth test_cluster
 VG_BUILD       := build/valgrind
 
 test-valgrind:

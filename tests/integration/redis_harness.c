@@ -11,11 +11,13 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -66,18 +68,25 @@ bool rs_spawn(struct rserver *s, const char *password)
     s->pid = fork();
     assert_true(s->pid >= 0);
     if (s->pid == 0) {
+        /* It dies with the test, even one the watchdog ends. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 1);
             dup2(fd, 2);
         }
-        const char *argv[] = {"redis-server", "--port", port,   "--bind",
-                              "127.0.0.1",    "--save", "",     "--appendonly",
-                              "no",           "--dir",  s->dir, "--daemonize",
-                              "no",           NULL,     NULL,   NULL};
+        const char *argv[20] = {"redis-server", "--port",      port, "--bind",
+                                "127.0.0.1",    "--save",      "",   "--dir",
+                                s->dir,         "--daemonize", "no", "--appendonly"};
+        size_t argc = 12;
+        argv[argc++] = s->durable ? "yes" : "no";
+        if (s->durable) {
+            argv[argc++] = "--appendfsync";
+            argv[argc++] = "always";
+        }
         if (password) {
-            argv[13] = "--requirepass";
-            argv[14] = password;
+            argv[argc++] = "--requirepass";
+            argv[argc++] = password;
         }
         /* execvp does not write to its arguments. */
         execvp("redis-server", (char *const *)argv);
@@ -111,6 +120,12 @@ void rs_start(struct rserver *s, const char *password)
     fail_msg("redis-server would not start (is it installed? make test-deps installs it)");
 }
 
+void rs_start_durable(struct rserver *s)
+{
+    s->durable = true;
+    rs_start(s, NULL);
+}
+
 void rs_kill(struct rserver *s, int sig)
 {
     if (s->pid > 0) {
@@ -120,13 +135,30 @@ void rs_kill(struct rserver *s, int sig)
     }
 }
 
+void rs_restart(struct rserver *s)
+{
+    assert_true(s->pid == 0);
+    if (!rs_spawn(s, NULL)) {
+        fail_msg("redis-server could not start again on port %d (taken meanwhile?)", s->port);
+    }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 void rs_stop(struct rserver *s)
 {
-    char path[128];
     rs_kill(s, SIGKILL);
-    snprintf(path, sizeof path, "%s/redis.log", s->dir);
-    unlink(path);
-    rmdir(s->dir);
+    /* A durable server leaves its append-only directory behind as well. */
+    if (s->dir[0]) {
+        nftw(s->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    }
 }
 
 /* ------------------------------------------------------------ loop driving */

@@ -4,7 +4,8 @@
  *
  * Each redis-server runs on a free loopback port (found by binding port 0
  * and releasing it; retried if another process takes it first) in a fresh
- * temporary directory, with no persistence, and is killed by its PID. The
+ * temporary directory, with no persistence unless asked (durable: an
+ * append-only file synced before every reply), and is killed by its PID. The
  * tests drive the event loop themselves: wait_for runs it until a condition
  * holds or a deadline passes.
  */
@@ -25,6 +26,9 @@ struct rserver {
     pid_t pid;
     int port;
     char dir[64];
+    /* appendonly yes + appendfsync always: a kill -9 loses nothing Redis
+     * answered, and a restart in the same directory loads it all back. */
+    bool durable;
 };
 
 /* A loopback port nobody listens on (at the time of asking). */
@@ -34,9 +38,15 @@ bool rs_spawn(struct rserver *s, const char *password);
 /* Starts one on a free port in a new temporary directory (requirepass when
  * password is not NULL). */
 void rs_start(struct rserver *s, const char *password);
+/* rs_start with s->durable set. */
+void rs_start_durable(struct rserver *s);
 /* Sends sig and reaps it (it may be started again with rs_spawn). */
 void rs_kill(struct rserver *s, int sig);
-/* Kills it and removes its directory. */
+/* Starts it again after rs_kill, on the same port and in the same directory
+ * (a durable one reloads its append-only file); fails the test when the port
+ * was taken meanwhile. */
+void rs_restart(struct rserver *s);
+/* Kills it and removes its directory and everything in it. */
 void rs_stop(struct rserver *s);
 
 /* Runs the loop until cond(arg) or ms pass; returns cond(arg). */
