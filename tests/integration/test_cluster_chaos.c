@@ -1,0 +1,964 @@
+/*
+ * test_cluster_chaos: the cluster under chaos. One redis-server that fsyncs
+ * every write (appendonly yes, appendfsync always) and three nodes given it
+ * with --redis; then, for $CHAOS_SECONDS (default 30):
+ *
+ *   - a publisher posts continuously, to the live nodes in turn, and records
+ *     each answer: 202 with its id is an acknowledgement, 503 is not, and
+ *     neither is a request whose node died under it;
+ *   - 300 subscribers in three rooms each hold a stream to a random live
+ *     node and, whenever it ends, reconnect to a random live node with their
+ *     Last-Event-ID, as an EventSource does;
+ *   - at random moments a node is killed with SIGKILL and started again (on a
+ *     new port: the clients then go to the others), or Redis is killed with
+ *     SIGKILL and started again on the same port and directory.
+ *
+ * Then the chaos stops, everything is started again and settles, and EVERY
+ * subscriber must hold every acknowledged message of its room exactly once,
+ * with the id its 202 gave, in id order, and no `event: reset`: Redis loses
+ * nothing it answered, so no room ever has a gap. A message that was not
+ * acknowledged may arrive or not, but never twice (each carries its own
+ * sequence number, so a duplicate shows whatever its id). The figures go to
+ * stderr.
+ *
+ * The subscribers are non-blocking sockets in one poll loop (itest_sub) on
+ * the main thread, which also runs the chaos; the publisher is a thread of
+ * its own, so that a POST waiting on a node in trouble never holds up the
+ * streams. The redis-server is spawned here, not by redis_harness.c, which
+ * runs it without persistence and links the server's own objects.
+ *
+ * The duration is only how long the chaos lasts; settling is bounded apart.
+ * Under sanitizers or valgrind, or with many --threads on few cores, a
+ * shorter run (CHAOS_SECONDS=10) is enough to see every kind of fault; the
+ * Makefile runs it once, in the plain build at ITEST_THREADS=4 (make chaos).
+ * CHAOS_SEED repeats a run's random choices (timing still differs).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+#define NODES      3
+#define ROOMS      3
+#define CLIENTS    300
+#define ROOM_FMT   "chaos%u"
+#define POST_EVERY 10 /* ms between two posts: 100 messages a second */
+/* A client whose head has not come by then starts again elsewhere. */
+#define HEAD_TIMEOUT_MS 10000
+#define MAX_OLD_LOGS    128
+
+static uint64_t rng_state;
+static uint64_t first_seed; /* CHAOS_SEED repeats the run's choices */
+static int64_t t0;          /* the test's start: times in reports are after it */
+
+/* A random number in [lo, hi]. */
+static int rnd(int lo, int hi)
+{
+    return lo + (int)(itest_rng_next(&rng_state) % (uint64_t)(hi - lo + 1));
+}
+
+/* ------------------------------------------------------------ redis-server */
+
+struct redis_proc {
+    pid_t pid; /* 0 while it is down */
+    int port;
+    char dir[64];
+    char url[64];
+};
+
+static struct redis_proc redis = {.pid = 0};
+
+static bool port_connects(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static bool port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* A free port below the kernel's ephemeral range. Redis starts again on the
+ * same port, and while it is down any of the hundreds of connections this
+ * test opens could be given that port as its local one, which would keep
+ * Redis from binding it: ports outside the range are never handed out so. */
+static int redis_pick_port(void)
+{
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    if (lo < 12000)
+        lo = 12000;
+    for (int tries = 0; tries < 200; tries++) {
+        int port = rnd(10000, lo - 1);
+        if (port_bindable(port))
+            return port;
+    }
+    return -1;
+}
+
+/* Starts redis-server on redis.port in redis.dir (its AOF, if any, is loaded
+ * again); true once it accepts connections. */
+static bool redis_spawn(void)
+{
+    char port[16], log[96];
+    snprintf(port, sizeof port, "%d", redis.port);
+    snprintf(log, sizeof log, "%s/redis.log", redis.dir);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        const char *argv[] = {"redis-server", "--port",        port,     "--bind",
+                              "127.0.0.1",    "--save",        "",       "--appendonly",
+                              "yes",          "--appendfsync", "always", "--dir",
+                              redis.dir,      "--daemonize",   "no",     NULL};
+        execvp(argv[0], (char *const *)argv); /* execvp does not write to them */
+        _exit(127);
+    }
+    redis.pid = pid;
+    int64_t deadline = itest_now_ms() + itest_ms(10000);
+    while (itest_now_ms() < deadline) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            redis.pid = 0;
+            return false;
+        }
+        if (port_connects(redis.port))
+            return true;
+        itest_sleep_ms(5);
+    }
+    return false;
+}
+
+static void redis_kill(void)
+{
+    if (redis.pid > 0) {
+        kill(redis.pid, SIGKILL);
+        while (waitpid(redis.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        redis.pid = 0;
+    }
+}
+
+static void redis_show_log(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "tail -n 40 %s/redis.log >&2", redis.dir);
+    fprintf(stderr, "chaos: ---- redis-server log (tail) ----\n");
+    if (system(cmd) != 0)
+        fprintf(stderr, "chaos: (no redis log)\n");
+}
+
+/* At exit, whatever happened: no redis-server or scratch directory left. */
+static void redis_cleanup(void)
+{
+    redis_kill();
+    if (redis.dir[0])
+        itest_rm_rf(redis.dir);
+}
+
+static void redis_start(void)
+{
+    snprintf(redis.dir, sizeof redis.dir, "/tmp/test_chaos.XXXXXX");
+    assert_non_null(mkdtemp(redis.dir));
+    atexit(redis_cleanup);
+    for (int tries = 0; tries < 5; tries++) {
+        redis.port = redis_pick_port();
+        assert_true(redis.port > 0);
+        if (redis_spawn()) {
+            snprintf(redis.url, sizeof redis.url, "redis://127.0.0.1:%d", redis.port);
+            return;
+        }
+    }
+    redis_show_log();
+    fail_msg("redis-server would not start (is it installed? make test-deps installs it)");
+}
+
+/* ------------------------------------------------------------------ nodes */
+
+struct node {
+    struct itest_server srv; /* .pid 0 while it is down */
+    int64_t restart_ms;      /* while down: when it starts again */
+    unsigned gen;            /* how many times it was started */
+};
+
+static struct node nodes[NODES];
+
+/* The live nodes' ports (0: down), for the publisher's thread too. */
+static pthread_mutex_t ports_lock = PTHREAD_MUTEX_INITIALIZER;
+static int live_ports[NODES];
+
+/* The logs of the nodes killed so far, kept for a failure's report. */
+static char old_logs[MAX_OLD_LOGS][64];
+static char old_names[MAX_OLD_LOGS][48];
+static size_t n_old;
+
+static void set_port(int i, int port)
+{
+    pthread_mutex_lock(&ports_lock);
+    live_ports[i] = port;
+    pthread_mutex_unlock(&ports_lock);
+}
+
+static bool node_start(int i)
+{
+    const char *args[] = {"--redis", redis.url, NULL};
+    struct node *n = &nodes[i];
+    n->srv = itest_server_start(args);
+    if (n->srv.pid <= 0)
+        return false;
+    n->gen++;
+    set_port(i, n->srv.port);
+    return true;
+}
+
+static void node_kill(int i, int64_t restart_ms)
+{
+    struct node *n = &nodes[i];
+    set_port(i, 0);
+    if (n_old < MAX_OLD_LOGS && n->srv.log_path[0]) {
+        /* itest_server_signal removes the log it knows of: keep it. */
+        snprintf(old_logs[n_old], sizeof old_logs[n_old], "%s", n->srv.log_path);
+        snprintf(old_names[n_old], sizeof old_names[n_old], "node %d start %u, port %d", i, n->gen,
+                 n->srv.port);
+        n_old++;
+        n->srv.log_path[0] = 0;
+    }
+    itest_server_signal(&n->srv, SIGKILL, itest_timeout());
+    n->restart_ms = restart_ms;
+}
+
+/* A random live node, or -1. */
+static int random_live_node(void)
+{
+    int live[NODES] = {0}, k = 0;
+    for (int i = 0; i < NODES; i++)
+        if (nodes[i].srv.pid > 0)
+            live[k++] = i;
+    return k ? live[rnd(0, k - 1)] : -1;
+}
+
+static void dump_node_logs(void)
+{
+    for (size_t k = 0; k < n_old; k++) {
+        struct itest_server s = {.pid = 0};
+        snprintf(s.log_path, sizeof s.log_path, "%s", old_logs[k]);
+        fprintf(stderr, "chaos: killed %s:\n", old_names[k]);
+        itest_server_dump_log(&s, 8192);
+    }
+    for (int i = 0; i < NODES; i++) {
+        fprintf(stderr, "chaos: node %d start %u, port %d (last):\n", i, nodes[i].gen,
+                nodes[i].srv.port);
+        itest_server_dump_log(&nodes[i].srv, 16384);
+    }
+}
+
+static void remove_old_logs(void)
+{
+    for (size_t k = 0; k < n_old; k++)
+        unlink(old_logs[k]);
+    n_old = 0;
+}
+
+/* -------------------------------------------------------------- publisher */
+
+struct post {
+    uint64_t id;   /* the 202's id */
+    int64_t at_ms; /* when its answer came (or did not) */
+    int status;    /* the HTTP status, -1: no answer (its node died) */
+    int port;      /* the node it went to */
+    unsigned room;
+};
+
+struct publisher {
+    pthread_t thread;
+    atomic_bool stop;
+    uint64_t rng;       /* its own: rnd() is the main thread's */
+    struct post *posts; /* posts[seq]; read by the main thread once joined */
+    size_t count, cap;
+};
+
+/* The next live node after *turn, in turn; 0 when none is. */
+static int next_live_port(unsigned *turn)
+{
+    int port = 0;
+    pthread_mutex_lock(&ports_lock);
+    for (int k = 0; k < NODES && !port; k++) {
+        *turn = (*turn + 1) % NODES;
+        port = live_ports[*turn];
+    }
+    pthread_mutex_unlock(&ports_lock);
+    return port;
+}
+
+static void publish_one(struct publisher *p, int port)
+{
+    size_t seq = p->count;
+    struct post *m = &p->posts[seq];
+    char target[64], body[48];
+    m->room = (unsigned)(itest_rng_next(&p->rng) % ROOMS);
+    m->port = port;
+    snprintf(target, sizeof target, "/message?room=" ROOM_FMT, m->room);
+    int len = snprintf(body, sizeof body, "{\"seq\":%zu}", seq);
+    m->status = itest_post_message(port, target, body, (size_t)len, &m->id, NULL);
+    m->at_ms = itest_now_ms();
+    p->count = seq + 1;
+}
+
+/* Posts every POST_EVERY ms (never in a burst to catch up after a slow
+ * answer) until told to stop. */
+static void *publish_loop(void *arg)
+{
+    struct publisher *p = arg;
+    unsigned turn = 0;
+    int64_t next = itest_now_ms();
+    while (!atomic_load(&p->stop) && p->count < p->cap) {
+        int port = next_live_port(&turn);
+        if (port > 0)
+            publish_one(p, port);
+        next += POST_EVERY;
+        int64_t wait = next - itest_now_ms();
+        if (wait > 0)
+            itest_sleep_ms((int)wait);
+        else
+            next = itest_now_ms();
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- clients */
+
+/* A message as a client got it. */
+struct got {
+    uint64_t id;
+    uint32_t seq;
+    uint32_t conn; /* which of the client's connections brought it */
+};
+
+/* One of a client's connections, for a failure's report. */
+struct conn_rec {
+    int64_t at_ms, end_ms;
+    uint64_t from_id; /* the Last-Event-ID it sent */
+    int node, port;
+    unsigned gen;
+    char end[64]; /* how it ended */
+};
+
+struct client {
+    unsigned room;
+    struct itest_sub sub;
+    bool open;        /* sub holds a connection */
+    int64_t retry_ms; /* while not open: when to connect again */
+    uint64_t last_id; /* what an EventSource would send as Last-Event-ID */
+    struct got *got;
+    size_t n_got, cap_got;
+    struct conn_rec *conns;
+    size_t n_conns, cap_conns;
+    unsigned resets, bad_events, failed;
+    char first_odd[160]; /* the first reset or unparsable event */
+};
+
+static bool grow(void **arr, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, n * size);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = n;
+    return true;
+}
+
+static void client_odd(struct client *c, const struct ssep_event *ev)
+{
+    if (!c->first_odd[0])
+        snprintf(c->first_odd, sizeof c->first_odd, "event \"%s\" id \"%s\" data \"%.80s\"",
+                 ev->type, ev->id, ev->data);
+}
+
+/* Every event of every connection of the client comes here (it replaces
+ * itest_sub's own list: a client's history spans its connections). */
+static void client_on_event(void *ctx, const struct ssep_event *ev)
+{
+    struct client *c = ctx;
+    uint64_t id = 0, seq = 0;
+    bool has_id = ev->id_len > 0 && itest_parse_u64(ev->id, &id);
+    if (has_id)
+        c->last_id = id; /* as an EventSource does, whatever the event */
+    if (strcmp(ev->type, "reset") == 0) {
+        c->resets++;
+        client_odd(c, ev);
+        return;
+    }
+    if (!has_id || strcmp(ev->type, "message") != 0 || !itest_json_u64(ev->data, "seq", &seq) ||
+        seq > UINT32_MAX) {
+        c->bad_events++;
+        client_odd(c, ev);
+        return;
+    }
+    if (!grow((void **)&c->got, &c->cap_got, c->n_got + 1, sizeof *c->got)) {
+        c->bad_events++;
+        return;
+    }
+    c->got[c->n_got++] = (struct got){id, (uint32_t)seq, (uint32_t)(c->n_conns - 1)};
+}
+
+/* Opens a stream to a random live node, resuming after c->last_id. */
+static void client_open(struct client *c, int64_t now)
+{
+    int i = random_live_node();
+    if (i < 0 || !grow((void **)&c->conns, &c->cap_conns, c->n_conns + 1, sizeof *c->conns)) {
+        c->retry_ms = now + 100;
+        return;
+    }
+    char target[64], hdr[64];
+    snprintf(target, sizeof target, "/messages?room=" ROOM_FMT, c->room);
+    snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRIu64 "\r\n", c->last_id);
+    struct conn_rec *r = &c->conns[c->n_conns++];
+    *r = (struct conn_rec){.at_ms = now,
+                           .from_id = c->last_id,
+                           .node = i,
+                           .port = nodes[i].srv.port,
+                           .gen = nodes[i].gen};
+    itest_sub_start(&c->sub, nodes[i].srv.port, target, hdr);
+    c->sub.parser.on_event = client_on_event;
+    c->sub.parser.ctx = c;
+    c->open = true;
+}
+
+/* After I/O: a stream that ended (or never came) is closed, and the client
+ * tries again a little later, as an EventSource does. True if it ended. */
+static bool client_check_end(struct client *c, int64_t now)
+{
+    enum itest_sub_state st = c->sub.state;
+    bool late = st < ITEST_SUB_STREAM && now - c->sub.opened_ms > HEAD_TIMEOUT_MS;
+    if (st != ITEST_SUB_CLOSED && st != ITEST_SUB_FAILED && !late)
+        return false;
+    struct conn_rec *r = &c->conns[c->n_conns - 1];
+    r->end_ms = now;
+    snprintf(r->end, sizeof r->end, "%.60s",
+             st == ITEST_SUB_CLOSED ? "closed"
+             : late                 ? "no head in time"
+                                    : c->sub.error);
+    if (st != ITEST_SUB_CLOSED)
+        c->failed++;
+    itest_sub_close(&c->sub);
+    c->open = false;
+    c->retry_ms = now + rnd(50, 500);
+    return true;
+}
+
+static void client_print(const struct client *c, size_t index)
+{
+    fprintf(stderr, "chaos: client %zu (room " ROOM_FMT "): %zu messages, %zu connections:\n",
+            index, c->room, c->n_got, c->n_conns);
+    for (size_t k = 0; k < c->n_conns; k++) {
+        const struct conn_rec *r = &c->conns[k];
+        size_t first = SIZE_MAX, count = 0;
+        for (size_t g = 0; g < c->n_got; g++)
+            if (c->got[g].conn == k && count++ == 0)
+                first = g;
+        fprintf(stderr,
+                "  conn %zu: node %d start %u port %d, at %" PRId64 " ms, Last-Event-ID %" PRIu64
+                ", %zu messages",
+                k, r->node, r->gen, r->port, r->at_ms - t0, r->from_id, count);
+        if (count)
+            fprintf(stderr, " (ids %" PRIu64 "..%" PRIu64 ")", c->got[first].id,
+                    c->got[first + count - 1].id);
+        if (r->end[0])
+            fprintf(stderr, ", ended at %" PRId64 " ms: %s\n", r->end_ms - t0, r->end);
+        else
+            fprintf(stderr, ", still open\n");
+    }
+}
+
+/* ------------------------------------------------------------------ world */
+
+struct chaos {
+    bool on;               /* kills happen only while on */
+    int64_t next_ms;       /* the next kill */
+    int64_t redis_back_ms; /* while Redis is down: when it starts again */
+    unsigned kills;        /* so far: the first is a node's, the second Redis's */
+    unsigned node_kills, redis_kills, start_failures;
+};
+
+struct world {
+    struct client *clients;
+    struct chaos chaos;
+    struct pollfd pfd[CLIENTS];
+    size_t idx[CLIENTS];
+    size_t connections;
+};
+
+/* Starts again what is down and due. */
+static void restart_due(struct chaos *ch, int64_t now)
+{
+    if (redis.pid == 0 && now >= ch->redis_back_ms) {
+        bool ok = redis_spawn();
+        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis %s\n", now - t0,
+                ok ? "started again" : "failed to start");
+        if (!ok) {
+            ch->start_failures++;
+            ch->redis_back_ms = now + 200;
+        }
+    }
+    for (int i = 0; i < NODES; i++) {
+        if (nodes[i].srv.pid > 0 || now < nodes[i].restart_ms)
+            continue;
+        bool ok = node_start(i);
+        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d\n", now - t0, i,
+                nodes[i].gen, ok ? nodes[i].srv.port : 0);
+        if (!ok) {
+            ch->start_failures++;
+            nodes[i].restart_ms = now + 200;
+        }
+    }
+}
+
+/* One kill, when it is time: a node (never the last live one) or Redis,
+ * each down for a random while. */
+static void chaos_tick(struct chaos *ch, int64_t now)
+{
+    restart_due(ch, now);
+    if (!ch->on || now < ch->next_ms)
+        return;
+    ch->next_ms = now + rnd(700, 2500);
+    bool kill_redis = ch->kills == 1 || (ch->kills > 1 && rnd(0, 2) == 0);
+    int live = 0;
+    for (int i = 0; i < NODES; i++)
+        live += nodes[i].srv.pid > 0;
+    if (kill_redis && redis.pid > 0) {
+        redis_kill();
+        ch->redis_back_ms = now + rnd(200, 2000);
+        ch->redis_kills++;
+        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis killed, down for %" PRId64 " ms\n", now - t0,
+                ch->redis_back_ms - now);
+    } else if (live > 1) {
+        int i = random_live_node();
+        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d, killed\n", now - t0, i,
+                nodes[i].gen, nodes[i].srv.port);
+        node_kill(i, now + rnd(200, 1500));
+        ch->node_kills++;
+    } else {
+        return;
+    }
+    ch->kills++;
+}
+
+/* One turn of the loop: the chaos, the clients due to connect, then I/O for
+ * at most wait_ms. */
+static void world_turn(struct world *w, int wait_ms)
+{
+    int64_t now = itest_now_ms();
+    chaos_tick(&w->chaos, now);
+    size_t active = 0;
+    for (size_t i = 0; i < CLIENTS; i++) {
+        struct client *c = &w->clients[i];
+        if (!c->open && now >= c->retry_ms) {
+            client_open(c, now);
+            w->connections += c->open;
+        }
+        if (c->open && itest_sub_poll_events(&c->sub)) {
+            w->pfd[active] =
+                (struct pollfd){.fd = c->sub.conn.fd, .events = itest_sub_poll_events(&c->sub)};
+            w->idx[active++] = i;
+        }
+    }
+    int rc = poll(w->pfd, active, wait_ms);
+    for (size_t k = 0; rc > 0 && k < active; k++)
+        if (w->pfd[k].revents)
+            itest_sub_step(&w->clients[w->idx[k]].sub);
+    now = itest_now_ms();
+    for (size_t i = 0; i < CLIENTS; i++)
+        if (w->clients[i].open)
+            client_check_end(&w->clients[i], now);
+}
+
+static size_t clients_streaming(const struct world *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < CLIENTS; i++)
+        n += w->clients[i].open && w->clients[i].sub.state == ITEST_SUB_STREAM;
+    return n;
+}
+
+/* True once every client got a message at least as new as the newest
+ * acknowledged one of its room. */
+static bool clients_caught_up(const struct world *w, const uint64_t *room_last)
+{
+    for (size_t i = 0; i < CLIENTS; i++) {
+        const struct client *c = &w->clients[i];
+        if (c->n_got == 0 ? room_last[c->room] > c->last_id
+                          : c->got[c->n_got - 1].id < room_last[c->room])
+            return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------ checks */
+
+struct verdict {
+    size_t missing, twice, out_of_order, wrong_id, foreign, resets, bad, reported;
+};
+
+/* One line per problem, for the first few. */
+static void note(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(struct verdict *v, const char *fmt, ...)
+{
+    if (v->reported++ >= 40)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "chaos: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* What client ci got, against the acknowledged posts; seen has one counter
+ * per post (zeroed here), unacked_seen counts the clients that got each
+ * unacknowledged one. True when it holds. */
+static bool check_client(const struct client *c, size_t ci, const struct publisher *p,
+                         uint8_t *seen, uint32_t *unacked_seen, struct verdict *v)
+{
+    struct verdict before = *v;
+    memset(seen, 0, p->count);
+    for (size_t g = 0; g < c->n_got; g++) {
+        const struct got *m = &c->got[g];
+        const struct post *post = m->seq < p->count ? &p->posts[m->seq] : NULL;
+        if (g > 0 && m->id <= c->got[g - 1].id) {
+            v->out_of_order++;
+            note(v, "client %zu: id %" PRIu64 " (seq %u, conn %u) after %" PRIu64, ci, m->id,
+                 m->seq, m->conn, c->got[g - 1].id);
+        }
+        if (!post || post->room != c->room) {
+            v->foreign++;
+            note(v, "client %zu (room %u): seq %u is not of its room", ci, c->room, m->seq);
+            continue;
+        }
+        if (seen[m->seq]++) {
+            v->twice++;
+            note(v, "client %zu: seq %u (status %d) twice, now as id %" PRIu64 " (conn %u)", ci,
+                 m->seq, post->status, m->id, m->conn);
+        }
+        if (post->status == 202 && post->id != m->id) {
+            v->wrong_id++;
+            note(v, "client %zu: seq %u as id %" PRIu64 ", its 202 said %" PRIu64, ci, m->seq,
+                 m->id, post->id);
+        }
+        if (post->status != 202 && seen[m->seq] == 1)
+            unacked_seen[m->seq]++;
+    }
+    for (size_t s = 0; s < p->count; s++) {
+        const struct post *post = &p->posts[s];
+        if (post->room == c->room && post->status == 202 && !seen[s]) {
+            v->missing++;
+            note(v,
+                 "client %zu: missing seq %zu id %" PRIu64 " (posted to port %d, 202 at %" PRId64
+                 " ms)",
+                 ci, s, post->id, post->port, post->at_ms - t0);
+        }
+    }
+    v->resets += c->resets;
+    v->bad += c->bad_events;
+    if (c->resets || c->bad_events)
+        note(v, "client %zu: %u resets, %u other odd events; the first: %s", ci, c->resets,
+             c->bad_events, c->first_odd);
+    return memcmp(&before, v, offsetof(struct verdict, reported)) == 0;
+}
+
+/* The unacknowledged messages some clients of their room got and others not. */
+static size_t partial_unacked(const struct publisher *p, const uint32_t *unacked_seen)
+{
+    uint32_t per_room[ROOMS] = {0};
+    for (size_t i = 0; i < CLIENTS; i++)
+        per_room[i % ROOMS]++;
+    size_t partial = 0;
+    for (size_t s = 0; s < p->count; s++) {
+        uint32_t n = unacked_seen[s];
+        if (p->posts[s].status != 202 && n > 0 && n < per_room[p->posts[s].room]) {
+            if (partial++ < 10)
+                fprintf(stderr,
+                        "chaos: note: unacknowledged seq %zu (status %d) reached %u of %u "
+                        "clients\n",
+                        s, p->posts[s].status, n, per_room[p->posts[s].room]);
+        }
+    }
+    return partial;
+}
+
+/* ------------------------------------------------------------------- test */
+
+static int env_int(const char *name, int def, int min)
+{
+    const char *e = getenv(name);
+    uint64_t v;
+    if (!e || !itest_parse_u64(e, &v) || v < (uint64_t)min || v > 3600)
+        return def;
+    return (int)v;
+}
+
+/* One message per room before anything else, acknowledged: the clients'
+ * first connections resume after it, so what they must hold is exactly
+ * what the publisher gets acknowledged later. */
+static void post_seeds(uint64_t *seed)
+{
+    for (unsigned r = 0; r < ROOMS; r++) {
+        char target[64], body[32];
+        snprintf(target, sizeof target, "/message?room=" ROOM_FMT, r);
+        int len = snprintf(body, sizeof body, "{\"seed\":%u}", r);
+        int64_t deadline = itest_now_ms() + itest_ms(10000);
+        int st;
+        /* The node may not have reached Redis yet: 503 until it has. */
+        while ((st = itest_post_message(nodes[0].srv.port, target, body, (size_t)len, &seed[r],
+                                        NULL)) != 202 &&
+               itest_now_ms() < deadline)
+            itest_sleep_ms(50);
+        if (st != 202) {
+            dump_node_logs();
+            fail_msg("the seed message of room %u was answered %d", r, st);
+        }
+    }
+}
+
+/* Every client connects (no chaos yet) and must be streaming in time. */
+static void open_clients(struct world *w, const uint64_t *seed)
+{
+    for (size_t i = 0; i < CLIENTS; i++) {
+        w->clients[i].room = (unsigned)(i % ROOMS);
+        w->clients[i].last_id = seed[i % ROOMS];
+    }
+    int64_t deadline = itest_now_ms() + itest_ms(15000);
+    while (clients_streaming(w) < CLIENTS && itest_now_ms() < deadline)
+        world_turn(w, 10);
+    size_t n = clients_streaming(w);
+    if (n < CLIENTS) {
+        size_t shown = 0;
+        for (size_t i = 0; i < CLIENTS && shown < 3; i++) {
+            if (w->clients[i].failed || w->clients[i].sub.state != ITEST_SUB_STREAM) {
+                client_print(&w->clients[i], i);
+                shown++;
+            }
+        }
+        dump_node_logs();
+        fail_msg("%zu of %d clients streaming before the chaos", n, CLIENTS);
+    }
+}
+
+/* The chaos itself: the publisher runs, kills happen, for `seconds`. */
+static void run_chaos(struct world *w, struct publisher *pub, int seconds)
+{
+    pub->cap = (size_t)(seconds + 60) * (1000 / POST_EVERY);
+    pub->posts = calloc(pub->cap, sizeof *pub->posts);
+    assert_non_null(pub->posts);
+    pub->rng = itest_rng_next(&rng_state) | 1;
+    atomic_init(&pub->stop, false);
+    assert_int_equal(pthread_create(&pub->thread, NULL, publish_loop, pub), 0);
+    int64_t now = itest_now_ms(), end = now + (int64_t)seconds * 1000;
+    w->chaos.on = true;
+    w->chaos.next_ms = now + rnd(300, 1000);
+    while (itest_now_ms() < end)
+        world_turn(w, 10);
+    /* Everything down starts again now, and the publisher stops. */
+    w->chaos.on = false;
+    w->chaos.redis_back_ms = 0;
+    for (int i = 0; i < NODES; i++)
+        nodes[i].restart_ms = 0;
+    world_turn(w, 0);
+    atomic_store(&pub->stop, true);
+    pthread_join(pub->thread, NULL);
+}
+
+/* Drives the clients until each caught up with its room (or the bound
+ * passed), then a little longer, for anything arriving late (twice, say).
+ * Returns how long catching up took, -1 if it never did. */
+static int64_t settle(struct world *w, const struct publisher *pub)
+{
+    uint64_t room_last[ROOMS] = {0};
+    for (size_t s = 0; s < pub->count; s++)
+        if (pub->posts[s].status == 202 && pub->posts[s].id > room_last[pub->posts[s].room])
+            room_last[pub->posts[s].room] = pub->posts[s].id;
+    int64_t start = itest_now_ms(), deadline = start + itest_ms(20000), took = -1;
+    while (itest_now_ms() < deadline) {
+        world_turn(w, 10);
+        if (clients_caught_up(w, room_last)) {
+            took = itest_now_ms() - start;
+            break;
+        }
+    }
+    int64_t linger = itest_now_ms() + 500;
+    while (itest_now_ms() < linger)
+        world_turn(w, 10);
+    return took;
+}
+
+static void print_figures(const struct world *w, const struct publisher *pub, int seconds,
+                          int64_t settled_ms)
+{
+    size_t acked = 0, refused = 0, lost = 0, other = 0, deliveries = 0, failed = 0;
+    for (size_t s = 0; s < pub->count; s++) {
+        int st = pub->posts[s].status;
+        acked += st == 202;
+        refused += st == 503;
+        lost += st == -1;
+        other += st != 202 && st != 503 && st != -1;
+    }
+    for (size_t i = 0; i < CLIENTS; i++) {
+        deliveries += w->clients[i].n_got;
+        failed += w->clients[i].failed;
+    }
+    fprintf(stderr,
+            "chaos: %d s, %d nodes, Redis with appendfsync always, %d clients in %d rooms "
+            "(seed %" PRIu64 ")\n"
+            "chaos: %zu posts: %zu acknowledged (202), %zu answered 503, %zu without an answer "
+            "(node killed), %zu other\n"
+            "chaos: %u node kills, %u Redis kills, %u restarts that failed\n"
+            "chaos: %zu reconnects (%zu attempts failed), %zu deliveries, caught up %" PRId64
+            " ms after the chaos\n",
+            seconds, NODES, CLIENTS, ROOMS, first_seed, pub->count, acked, refused, lost, other,
+            w->chaos.node_kills, w->chaos.redis_kills, w->chaos.start_failures,
+            w->connections - CLIENTS, failed, deliveries, settled_ms);
+}
+
+/* Checks every client; on a failure shows the first failing clients'
+ * connections and every node's log. The number of clients that failed. */
+static size_t check_all(const struct world *w, const struct publisher *pub)
+{
+    struct verdict v = {0};
+    uint8_t *seen = calloc(pub->count + 1, 1);
+    uint32_t *unacked_seen = calloc(pub->count + 1, sizeof *unacked_seen);
+    assert_non_null(seen);
+    assert_non_null(unacked_seen);
+    size_t bad = 0;
+    for (size_t i = 0; i < CLIENTS; i++) {
+        if (!check_client(&w->clients[i], i, pub, seen, unacked_seen, &v) && bad++ < 3)
+            client_print(&w->clients[i], i);
+    }
+    size_t partial = partial_unacked(pub, unacked_seen);
+    fprintf(stderr,
+            "chaos: %zu clients failed: %zu acknowledged messages missing, %zu twice, %zu out "
+            "of order, %zu with another id than their 202's, %zu of another room, %zu resets, "
+            "%zu other odd events; %zu unacknowledged messages reached only some clients\n",
+            bad, v.missing, v.twice, v.out_of_order, v.wrong_id, v.foreign, v.resets, v.bad,
+            partial);
+    if (bad) {
+        redis_show_log();
+        dump_node_logs();
+    }
+    free(seen);
+    free(unacked_seen);
+    return bad;
+}
+
+static void test_chaos(void **state)
+{
+    (void)state;
+    t0 = itest_now_ms();
+    int seconds = env_int("CHAOS_SECONDS", 30, 1);
+    uint64_t seed[ROOMS];
+    struct world *w = calloc(1, sizeof *w);
+    struct publisher pub = {.count = 0};
+    assert_non_null(w);
+    w->clients = calloc(CLIENTS, sizeof *w->clients);
+    assert_non_null(w->clients);
+
+    redis_start();
+    for (int i = 0; i < NODES; i++)
+        assert_true(node_start(i));
+    post_seeds(seed);
+    open_clients(w, seed);
+    run_chaos(w, &pub, seconds);
+    int64_t settled_ms = settle(w, &pub);
+    print_figures(w, &pub, seconds, settled_ms);
+    size_t bad = check_all(w, &pub);
+
+    int stops[NODES];
+    for (int i = 0; i < NODES; i++)
+        stops[i] = itest_server_stop(&nodes[i].srv);
+    remove_old_logs();
+    for (size_t i = 0; i < CLIENTS; i++) {
+        itest_sub_close(&w->clients[i].sub);
+        free(w->clients[i].got);
+        free(w->clients[i].conns);
+    }
+    size_t acked = 0;
+    for (size_t s = 0; s < pub.count; s++)
+        acked += pub.posts[s].status == 202;
+    free(pub.posts);
+    struct chaos ch = w->chaos;
+    free(w->clients);
+    free(w);
+
+    assert_int_equal(bad, 0);
+    /* A run that tested nothing must not pass. */
+    assert_true(acked > 0);
+    assert_true(ch.node_kills > 0);
+    assert_true(ch.redis_kills > 0);
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(stops[i], 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_chaos),
+    };
+    int seconds = env_int("CHAOS_SECONDS", 30, 1);
+    const char *e = getenv("CHAOS_SEED");
+    uint64_t s;
+    first_seed = e && itest_parse_u64(e, &s) && s ? s : ((uint64_t)time(NULL) * 2654435761u) | 1;
+    rng_state = first_seed;
+    fprintf(stderr, "chaos: seed %" PRIu64 "\n", first_seed);
+    /* The chaos, settling (bounded at 20 s, scaled) and the set-up. */
+    itest_init((unsigned)seconds + 90);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
