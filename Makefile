@@ -161,6 +161,20 @@ test-plain:
 	$(MAKE) check
 	$(MAKE) chaos
 
+# Its clients and their check are a module of their own (chaos.h).
+CHAOS_OBJS := $(BUILD)/tests/integration/chaos_client.o
+
+$(CHAOS_OBJS): $(BUILD)/tests/integration/%.o: tests/integration/%.c tests/integration/chaos.h \
+        tests/integration/itest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
+
+$(CHAOS_BIN): tests/integration/test_cluster_chaos.c tests/integration/chaos.h $(CHAOS_OBJS) \
+        $(ITEST_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
+	    $(CHAOS_OBJS) $(ITEST_LIB) $(CMOCKA_LIBS) $(LDLIBS)
+
 # Needs redis-server (make test-deps installs it); bounded by its watchdog.
 chaos: $(BUILD)/sse-server $(CHAOS_BIN)
 	SSE_SERVER=$(BUILD)/sse-server SSE_STATIC=$(CURDIR)/static ITEST_THREADS=4 $(CHAOS_BIN)

@@ -63,20 +63,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "chaos.h"
 #include "itest.h"
 
-#define NODES      3
-#define ROOMS      3
-#define CLIENTS    300
-#define ROOM_FMT   "chaos%u"
-#define POST_EVERY 10 /* ms between two posts: 100 messages a second */
-/* A client whose head has not come by then starts again elsewhere. */
-#define HEAD_TIMEOUT_MS 10000
-#define MAX_OLD_LOGS    128
+#define NODES        3
+#define POST_EVERY   10 /* ms between two posts: 100 messages a second */
+#define MAX_OLD_LOGS 128
 
 static uint64_t rng_state;
 static uint64_t first_seed; /* CHAOS_SEED repeats the run's choices */
-static int64_t t0;          /* the test's start: times in reports are after it */
 
 /* A random number in [lo, hi]. */
 static int rnd(int lo, int hi)
@@ -96,25 +91,15 @@ struct redis_proc {
 
 static struct redis_proc redis = {.pid = 0};
 
-static bool port_connects(int port)
+/* Whether a socket can connect to (or else bind) 127.0.0.1:port now. */
+static bool port_try(int port, bool to_connect)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static bool port_bindable(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    bool ok = fd >= 0 && (to_connect ? connect(fd, (struct sockaddr *)&a, sizeof a)
+                                     : bind(fd, (struct sockaddr *)&a, sizeof a)) == 0;
     if (fd >= 0)
         close(fd);
     return ok;
@@ -137,7 +122,7 @@ static int redis_pick_port(void)
         lo = 12000;
     for (int tries = 0; tries < 200; tries++) {
         int port = rnd(10000, lo - 1);
-        if (port_bindable(port))
+        if (port_try(port, false))
             return port;
     }
     return -1;
@@ -177,7 +162,7 @@ static bool redis_spawn(void)
             redis.pid = 0;
             return false;
         }
-        if (port_connects(redis.port))
+        if (port_try(redis.port, true))
             return true;
         itest_sleep_ms(5);
     }
@@ -326,19 +311,11 @@ static void remove_old_logs(void)
 
 /* -------------------------------------------------------------- publisher */
 
-struct post {
-    uint64_t id;   /* the 202's id */
-    int64_t at_ms; /* when its answer came (or did not) */
-    int status;    /* the HTTP status, -1: no answer (its node died) */
-    int port;      /* the node it went to */
-    unsigned room;
-};
-
 struct publisher {
     pthread_t thread;
     atomic_bool stop;
-    uint64_t rng;       /* its own: rnd() is the main thread's */
-    struct post *posts; /* posts[seq]; read by the main thread once joined */
+    uint64_t rng;             /* its own: rnd() is the main thread's */
+    struct chaos_post *posts; /* posts[seq]; read by the main thread once joined */
     size_t count, cap;
 };
 
@@ -358,11 +335,11 @@ static int next_live_port(unsigned *turn)
 static void publish_one(struct publisher *p, int port)
 {
     size_t seq = p->count;
-    struct post *m = &p->posts[seq];
+    struct chaos_post *m = &p->posts[seq];
     char target[64], body[48];
-    m->room = (unsigned)(itest_rng_next(&p->rng) % ROOMS);
+    m->room = (unsigned)(itest_rng_next(&p->rng) % CHAOS_ROOMS);
     m->port = port;
-    snprintf(target, sizeof target, "/message?room=" ROOM_FMT, m->room);
+    snprintf(target, sizeof target, "/message?room=" CHAOS_ROOM_FMT, m->room);
     int len = snprintf(body, sizeof body, "{\"seq\":%zu}", seq);
     m->status = itest_post_message(port, target, body, (size_t)len, &m->id, NULL);
     m->at_ms = itest_now_ms();
@@ -390,154 +367,6 @@ static void *publish_loop(void *arg)
     return NULL;
 }
 
-/* ---------------------------------------------------------------- clients */
-
-/* A message as a client got it. */
-struct got {
-    uint64_t id;
-    uint32_t seq;
-    uint32_t conn; /* which of the client's connections brought it */
-};
-
-/* One of a client's connections, for a failure's report. */
-struct conn_rec {
-    int64_t at_ms, end_ms;
-    uint64_t from_id; /* the Last-Event-ID it sent */
-    int node, port;
-    unsigned gen;
-    char end[64]; /* how it ended */
-};
-
-struct client {
-    unsigned room;
-    struct itest_sub sub;
-    bool open;        /* sub holds a connection */
-    int64_t retry_ms; /* while not open: when to connect again */
-    uint64_t last_id; /* what an EventSource would send as Last-Event-ID */
-    struct got *got;
-    size_t n_got, cap_got;
-    struct conn_rec *conns;
-    size_t n_conns, cap_conns;
-    unsigned resets, bad_events, failed;
-    char first_odd[160]; /* the first reset or unparsable event */
-};
-
-static bool grow(void **arr, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap * 2 : 64;
-    void *p = realloc(*arr, n * size);
-    if (!p)
-        return false;
-    *arr = p;
-    *cap = n;
-    return true;
-}
-
-static void client_odd(struct client *c, const struct ssep_event *ev)
-{
-    if (!c->first_odd[0])
-        snprintf(c->first_odd, sizeof c->first_odd, "event \"%s\" id \"%s\" data \"%.80s\"",
-                 ev->type, ev->id, ev->data);
-}
-
-/* Every event of every connection of the client comes here (it replaces
- * itest_sub's own list: a client's history spans its connections). */
-static void client_on_event(void *ctx, const struct ssep_event *ev)
-{
-    struct client *c = ctx;
-    uint64_t id = 0, seq = 0;
-    bool has_id = ev->id_len > 0 && itest_parse_u64(ev->id, &id);
-    if (has_id)
-        c->last_id = id; /* as an EventSource does, whatever the event */
-    if (strcmp(ev->type, "reset") == 0) {
-        c->resets++;
-        client_odd(c, ev);
-        return;
-    }
-    if (!has_id || strcmp(ev->type, "message") != 0 || !itest_json_u64(ev->data, "seq", &seq) ||
-        seq > UINT32_MAX) {
-        c->bad_events++;
-        client_odd(c, ev);
-        return;
-    }
-    if (!grow((void **)&c->got, &c->cap_got, c->n_got + 1, sizeof *c->got)) {
-        c->bad_events++;
-        return;
-    }
-    c->got[c->n_got++] = (struct got){id, (uint32_t)seq, (uint32_t)(c->n_conns - 1)};
-}
-
-/* Opens a stream to a random live node, resuming after c->last_id. */
-static void client_open(struct client *c, int64_t now)
-{
-    int i = random_live_node();
-    if (i < 0 || !grow((void **)&c->conns, &c->cap_conns, c->n_conns + 1, sizeof *c->conns)) {
-        c->retry_ms = now + 100;
-        return;
-    }
-    char target[64], hdr[64];
-    snprintf(target, sizeof target, "/messages?room=" ROOM_FMT, c->room);
-    snprintf(hdr, sizeof hdr, "Last-Event-ID: %" PRIu64 "\r\n", c->last_id);
-    struct conn_rec *r = &c->conns[c->n_conns++];
-    *r = (struct conn_rec){.at_ms = now,
-                           .from_id = c->last_id,
-                           .node = i,
-                           .port = nodes[i].srv.port,
-                           .gen = nodes[i].gen};
-    itest_sub_start(&c->sub, nodes[i].srv.port, target, hdr);
-    c->sub.parser.on_event = client_on_event;
-    c->sub.parser.ctx = c;
-    c->open = true;
-}
-
-/* After I/O: a stream that ended (or never came) is closed, and the client
- * tries again a little later, as an EventSource does. True if it ended. */
-static bool client_check_end(struct client *c, int64_t now)
-{
-    enum itest_sub_state st = c->sub.state;
-    bool late = st < ITEST_SUB_STREAM && now - c->sub.opened_ms > HEAD_TIMEOUT_MS;
-    if (st != ITEST_SUB_CLOSED && st != ITEST_SUB_FAILED && !late)
-        return false;
-    struct conn_rec *r = &c->conns[c->n_conns - 1];
-    r->end_ms = now;
-    snprintf(r->end, sizeof r->end, "%.60s",
-             st == ITEST_SUB_CLOSED ? "closed"
-             : late                 ? "no head in time"
-                                    : c->sub.error);
-    if (st != ITEST_SUB_CLOSED)
-        c->failed++;
-    itest_sub_close(&c->sub);
-    c->open = false;
-    c->retry_ms = now + rnd(50, 500);
-    return true;
-}
-
-static void client_print(const struct client *c, size_t index)
-{
-    fprintf(stderr, "chaos: client %zu (room " ROOM_FMT "): %zu messages, %zu connections:\n",
-            index, c->room, c->n_got, c->n_conns);
-    for (size_t k = 0; k < c->n_conns; k++) {
-        const struct conn_rec *r = &c->conns[k];
-        size_t first = SIZE_MAX, count = 0;
-        for (size_t g = 0; g < c->n_got; g++)
-            if (c->got[g].conn == k && count++ == 0)
-                first = g;
-        fprintf(stderr,
-                "  conn %zu: node %d start %u port %d, at %" PRId64 " ms, Last-Event-ID %" PRIu64
-                ", %zu messages",
-                k, r->node, r->gen, r->port, r->at_ms - t0, r->from_id, count);
-        if (count)
-            fprintf(stderr, " (ids %" PRIu64 "..%" PRIu64 ")", c->got[first].id,
-                    c->got[first + count - 1].id);
-        if (r->end[0])
-            fprintf(stderr, ", ended at %" PRId64 " ms: %s\n", r->end_ms - t0, r->end);
-        else
-            fprintf(stderr, ", still open\n");
-    }
-}
-
 /* ------------------------------------------------------------------ world */
 
 struct chaos {
@@ -550,19 +379,27 @@ struct chaos {
 };
 
 struct world {
-    struct client *clients;
+    struct chaos_client *clients;
     struct chaos chaos;
-    struct pollfd pfd[CLIENTS];
-    size_t idx[CLIENTS];
+    struct pollfd pfd[CHAOS_CLIENTS];
+    size_t idx[CHAOS_CLIENTS];
     size_t connections;
 };
+
+/* Opens c's next stream, to a random live node. */
+static void client_open(struct chaos_client *c, int64_t now)
+{
+    int i = random_live_node();
+    if (i < 0 || !chaos_client_open(c, nodes[i].srv.port, i, nodes[i].gen, now))
+        c->retry_ms = now + 100;
+}
 
 /* Starts again what is down and due. */
 static void restart_due(struct chaos *ch, int64_t now)
 {
     if (redis.pid == 0 && now >= ch->redis_back_ms) {
         bool ok = redis_spawn();
-        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis %s\n", now - t0,
+        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis %s\n", now - chaos_t0,
                 ok ? "started again" : "failed to start");
         if (!ok) {
             ch->start_failures++;
@@ -573,7 +410,7 @@ static void restart_due(struct chaos *ch, int64_t now)
         if (nodes[i].srv.pid > 0 || now < nodes[i].restart_ms)
             continue;
         bool ok = node_start(i);
-        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d\n", now - t0, i,
+        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d\n", now - chaos_t0, i,
                 nodes[i].gen, ok ? nodes[i].srv.port : 0);
         if (!ok) {
             ch->start_failures++;
@@ -598,12 +435,12 @@ static void chaos_tick(struct chaos *ch, int64_t now)
         redis_kill();
         ch->redis_back_ms = now + rnd(200, 2000);
         ch->redis_kills++;
-        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis killed, down for %" PRId64 " ms\n", now - t0,
-                ch->redis_back_ms - now);
+        fprintf(stderr, "chaos: %6" PRId64 " ms: Redis killed, down for %" PRId64 " ms\n",
+                now - chaos_t0, ch->redis_back_ms - now);
     } else if (live > 1) {
         int i = random_live_node();
-        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d, killed\n", now - t0, i,
-                nodes[i].gen, nodes[i].srv.port);
+        fprintf(stderr, "chaos: %6" PRId64 " ms: node %d start %u, port %d, killed\n",
+                now - chaos_t0, i, nodes[i].gen, nodes[i].srv.port);
         node_kill(i, now + rnd(200, 1500));
         ch->node_kills++;
     } else {
@@ -619,8 +456,8 @@ static void world_turn(struct world *w, int wait_ms)
     int64_t now = itest_now_ms();
     chaos_tick(&w->chaos, now);
     size_t active = 0;
-    for (size_t i = 0; i < CLIENTS; i++) {
-        struct client *c = &w->clients[i];
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++) {
+        struct chaos_client *c = &w->clients[i];
         if (!c->open && now >= c->retry_ms) {
             client_open(c, now);
             w->connections += c->open;
@@ -636,15 +473,16 @@ static void world_turn(struct world *w, int wait_ms)
         if (w->pfd[k].revents)
             itest_sub_step(&w->clients[w->idx[k]].sub);
     now = itest_now_ms();
-    for (size_t i = 0; i < CLIENTS; i++)
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++)
         if (w->clients[i].open)
-            client_check_end(&w->clients[i], now);
+            if (chaos_client_ended(&w->clients[i], now)) /* again, a little later */
+                w->clients[i].retry_ms = now + rnd(50, 500);
 }
 
 static size_t clients_streaming(const struct world *w)
 {
     size_t n = 0;
-    for (size_t i = 0; i < CLIENTS; i++)
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++)
         n += w->clients[i].open && w->clients[i].sub.state == ITEST_SUB_STREAM;
     return n;
 }
@@ -653,118 +491,13 @@ static size_t clients_streaming(const struct world *w)
  * acknowledged one of its room. */
 static bool clients_caught_up(const struct world *w, const uint64_t *room_last)
 {
-    for (size_t i = 0; i < CLIENTS; i++) {
-        const struct client *c = &w->clients[i];
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++) {
+        const struct chaos_client *c = &w->clients[i];
         if (c->n_got == 0 ? room_last[c->room] > c->last_id
                           : c->got[c->n_got - 1].id < room_last[c->room])
             return false;
     }
     return true;
-}
-
-/* ------------------------------------------------------------------ checks */
-
-struct verdict {
-    size_t missing, twice, out_of_order, wrong_id, foreign, resets, bad;
-    size_t reported, of_client; /* lines printed, in all and for this client */
-};
-
-/* One line per problem: the first few of each client, the first 100 in all. */
-static void note(struct verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(struct verdict *v, const char *fmt, ...)
-{
-    if (v->of_client++ >= 4 || v->reported++ >= 100)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "chaos: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-}
-
-/* What client ci got, against the acknowledged posts; seen has one counter
- * per post (zeroed here), unacked_seen counts the clients that got each
- * unacknowledged one. True when it holds. */
-static bool check_client(const struct client *c, size_t ci, const struct publisher *p,
-                         uint8_t *seen, uint32_t *unacked_seen, struct verdict *v)
-{
-    struct verdict before = *v;
-    v->of_client = 0;
-    memset(seen, 0, p->count);
-    for (size_t g = 0; g < c->n_got; g++) {
-        const struct got *m = &c->got[g];
-        const struct post *post = m->seq < p->count ? &p->posts[m->seq] : NULL;
-        if (g > 0 && m->id <= c->got[g - 1].id) {
-            v->out_of_order++;
-            note(v, "client %zu: id %" PRIu64 " (seq %u, conn %u) after %" PRIu64, ci, m->id,
-                 m->seq, m->conn, c->got[g - 1].id);
-        }
-        if (!post || post->room != c->room) {
-            v->foreign++;
-            note(v, "client %zu (room %u): seq %u is not of its room", ci, c->room, m->seq);
-            continue;
-        }
-        if (seen[m->seq]++) {
-            v->twice++;
-            note(v, "client %zu: seq %u (status %d) twice, now as id %" PRIu64 " (conn %u)", ci,
-                 m->seq, post->status, m->id, m->conn);
-        }
-        if (post->status == 202 && post->id != m->id) {
-            v->wrong_id++;
-            note(v, "client %zu: seq %u as id %" PRIu64 ", its 202 said %" PRIu64, ci, m->seq,
-                 m->id, post->id);
-        }
-        if (post->status != 202 && seen[m->seq] == 1)
-            unacked_seen[m->seq]++;
-    }
-    for (size_t s = 0; s < p->count; s++) {
-        const struct post *post = &p->posts[s];
-        if (post->room != c->room || post->status != 202 || seen[s])
-            continue;
-        v->missing++;
-        note(v,
-             "client %zu: missing seq %zu id %" PRIu64 " (posted to port %d, 202 at %" PRId64
-             " ms)",
-             ci, s, post->id, post->port, post->at_ms - t0);
-    }
-    v->resets += c->resets;
-    v->bad += c->bad_events;
-    if (c->resets || c->bad_events)
-        note(v, "client %zu: %u resets, %u other odd events; the first: %s", ci, c->resets,
-             c->bad_events, c->first_odd);
-    bool ok = memcmp(&before, v, offsetof(struct verdict, reported)) == 0;
-    if (!ok && v->reported++ < 100)
-        fprintf(stderr,
-                "chaos: client %zu in all: %zu missing, %zu twice, %zu out of order, %zu with "
-                "another id\n",
-                ci, v->missing - before.missing, v->twice - before.twice,
-                v->out_of_order - before.out_of_order, v->wrong_id - before.wrong_id);
-    return ok;
-}
-
-/* The unacknowledged messages some clients of their room got and others not
- * (*delivered: those any client got). Not a failure: nothing was promised
- * of them, but it is worth seeing. */
-static size_t partial_unacked(const struct publisher *p, const uint32_t *unacked_seen,
-                              size_t *delivered)
-{
-    uint32_t per_room[ROOMS] = {0};
-    for (size_t i = 0; i < CLIENTS; i++)
-        per_room[i % ROOMS]++;
-    size_t partial = 0;
-    *delivered = 0;
-    for (size_t s = 0; s < p->count; s++) {
-        uint32_t n = unacked_seen[s];
-        if (p->posts[s].status == 202 || n == 0)
-            continue;
-        partial += n < per_room[p->posts[s].room];
-        if ((*delivered)++ < 10)
-            fprintf(stderr,
-                    "chaos: note: unacknowledged seq %zu (status %d) reached %u of %u clients\n", s,
-                    p->posts[s].status, n, per_room[p->posts[s].room]);
-    }
-    return partial;
 }
 
 /* ------------------------------------------------------------------- test */
@@ -783,9 +516,9 @@ static int env_int(const char *name, int def, int min)
  * what the publisher gets acknowledged later. */
 static void post_seeds(uint64_t *seed)
 {
-    for (unsigned r = 0; r < ROOMS; r++) {
+    for (unsigned r = 0; r < CHAOS_ROOMS; r++) {
         char target[64], body[32];
-        snprintf(target, sizeof target, "/message?room=" ROOM_FMT, r);
+        snprintf(target, sizeof target, "/message?room=" CHAOS_ROOM_FMT, r);
         int len = snprintf(body, sizeof body, "{\"seed\":%u}", r);
         int64_t deadline = itest_now_ms() + itest_ms(10000);
         int st;
@@ -804,24 +537,24 @@ static void post_seeds(uint64_t *seed)
 /* Every client connects (no chaos yet) and must be streaming in time. */
 static void open_clients(struct world *w, const uint64_t *seed)
 {
-    for (size_t i = 0; i < CLIENTS; i++) {
-        w->clients[i].room = (unsigned)(i % ROOMS);
-        w->clients[i].last_id = seed[i % ROOMS];
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++) {
+        w->clients[i].room = (unsigned)(i % CHAOS_ROOMS);
+        w->clients[i].last_id = seed[i % CHAOS_ROOMS];
     }
     int64_t deadline = itest_now_ms() + itest_ms(15000);
-    while (clients_streaming(w) < CLIENTS && itest_now_ms() < deadline)
+    while (clients_streaming(w) < CHAOS_CLIENTS && itest_now_ms() < deadline)
         world_turn(w, 10);
     size_t n = clients_streaming(w);
-    if (n < CLIENTS) {
+    if (n < CHAOS_CLIENTS) {
         size_t shown = 0;
-        for (size_t i = 0; i < CLIENTS && shown < 3; i++) {
+        for (size_t i = 0; i < CHAOS_CLIENTS && shown < 3; i++) {
             if (w->clients[i].failed || w->clients[i].sub.state != ITEST_SUB_STREAM) {
-                client_print(&w->clients[i], i);
+                chaos_client_print(&w->clients[i], i);
                 shown++;
             }
         }
         dump_node_logs();
-        fail_msg("%zu of %d clients streaming before the chaos", n, CLIENTS);
+        fail_msg("%zu of %d clients streaming before the chaos", n, CHAOS_CLIENTS);
     }
 }
 
@@ -857,7 +590,7 @@ static void run_chaos(struct world *w, struct publisher *pub, int seconds)
  * Returns how long catching up took, -1 if it never did. */
 static int64_t settle(struct world *w, const struct publisher *pub)
 {
-    uint64_t room_last[ROOMS] = {0};
+    uint64_t room_last[CHAOS_ROOMS] = {0};
     for (size_t s = 0; s < pub->count; s++)
         if (pub->posts[s].status == 202 && pub->posts[s].id > room_last[pub->posts[s].room])
             room_last[pub->posts[s].room] = pub->posts[s].id;
@@ -886,7 +619,7 @@ static void print_figures(const struct world *w, const struct publisher *pub, in
         lost += st == -1;
         other += st != 202 && st != 503 && st != -1;
     }
-    for (size_t i = 0; i < CLIENTS; i++) {
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++) {
         deliveries += w->clients[i].n_got;
         failed += w->clients[i].failed;
     }
@@ -898,40 +631,20 @@ static void print_figures(const struct world *w, const struct publisher *pub, in
             "chaos: %u node kills, %u Redis kills, %u restarts that failed\n"
             "chaos: %zu reconnects (%zu attempts failed), %zu deliveries; caught up %" PRId64
             " ms after the chaos (-1: never)\n",
-            seconds, NODES, CLIENTS, ROOMS, first_seed, pub->count, acked, refused, lost, other,
-            w->chaos.node_kills, w->chaos.redis_kills, w->chaos.start_failures,
-            w->connections - CLIENTS, failed, deliveries, settled_ms);
+            seconds, NODES, CHAOS_CLIENTS, CHAOS_ROOMS, first_seed, pub->count, acked, refused,
+            lost, other, w->chaos.node_kills, w->chaos.redis_kills, w->chaos.start_failures,
+            w->connections - CHAOS_CLIENTS, failed, deliveries, settled_ms);
 }
 
-/* Checks every client; on a failure shows the first failing clients'
- * connections and every node's log. The number of clients that failed. */
+/* Checks every client (chaos_check); on a failure shows Redis's log and
+ * every node's, and keeps them. The number of clients that failed. */
 static size_t check_all(const struct world *w, const struct publisher *pub)
 {
-    struct verdict v = {0};
-    uint8_t *seen = calloc(pub->count + 1, 1);
-    uint32_t *unacked_seen = calloc(pub->count + 1, sizeof *unacked_seen);
-    assert_non_null(seen);
-    assert_non_null(unacked_seen);
-    size_t bad = 0;
-    for (size_t i = 0; i < CLIENTS; i++) {
-        if (!check_client(&w->clients[i], i, pub, seen, unacked_seen, &v) && bad++ < 3)
-            client_print(&w->clients[i], i);
-    }
-    size_t delivered;
-    size_t partial = partial_unacked(pub, unacked_seen, &delivered);
-    fprintf(stderr,
-            "chaos: %zu clients failed: %zu acknowledged messages missing, %zu twice, %zu out "
-            "of order, %zu with another id than their 202's, %zu of another room, %zu resets, "
-            "%zu other odd events; %zu unacknowledged messages delivered, %zu of them to only "
-            "some clients\n",
-            bad, v.missing, v.twice, v.out_of_order, v.wrong_id, v.foreign, v.resets, v.bad,
-            delivered, partial);
+    size_t bad = chaos_check(w->clients, pub->posts, pub->count);
     if (bad) {
         redis_show_log();
         dump_node_logs();
     }
-    free(seen);
-    free(unacked_seen);
     return bad;
 }
 
@@ -951,14 +664,14 @@ static void print_start_time(void)
 static void test_chaos(void **state)
 {
     (void)state;
-    t0 = itest_now_ms();
+    chaos_t0 = itest_now_ms();
     print_start_time();
     int seconds = env_int("CHAOS_SECONDS", 30, 1);
-    uint64_t seed[ROOMS];
+    uint64_t seed[CHAOS_ROOMS];
     struct world *w = calloc(1, sizeof *w);
     struct publisher pub = {.count = 0};
     assert_non_null(w);
-    w->clients = calloc(CLIENTS, sizeof *w->clients);
+    w->clients = calloc(CHAOS_CLIENTS, sizeof *w->clients);
     assert_non_null(w->clients);
 
     redis_start();
@@ -975,11 +688,8 @@ static void test_chaos(void **state)
     for (int i = 0; i < NODES; i++)
         stops[i] = itest_server_stop(&nodes[i].srv);
     remove_old_logs();
-    for (size_t i = 0; i < CLIENTS; i++) {
-        itest_sub_close(&w->clients[i].sub);
-        free(w->clients[i].got);
-        free(w->clients[i].conns);
-    }
+    for (size_t i = 0; i < CHAOS_CLIENTS; i++)
+        chaos_client_free(&w->clients[i]);
     size_t acked = 0;
     for (size_t s = 0; s < pub.count; s++)
         acked += pub.posts[s].status == 202;
