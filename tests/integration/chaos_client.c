@@ -170,6 +170,11 @@ static bool check_client(const struct chaos_client *c, size_t ci, const struct c
     struct verdict before = *v;
     v->of_client = 0;
     memset(seen, 0, n_posts);
+    v->resets += c->resets;
+    v->bad += c->bad_events;
+    if (c->resets || c->bad_events)
+        note(v, "client %zu: %u resets, %u other odd events; the first: %s", ci, c->resets,
+             c->bad_events, c->first_odd);
     for (size_t g = 0; g < c->n_got; g++) {
         const struct chaos_got *m = &c->got[g];
         const struct chaos_post *post = m->seq < n_posts ? &posts[m->seq] : NULL;
@@ -206,11 +211,6 @@ static bool check_client(const struct chaos_client *c, size_t ci, const struct c
              " ms)",
              ci, s, post->id, post->port, post->at_ms - chaos_t0);
     }
-    v->resets += c->resets;
-    v->bad += c->bad_events;
-    if (c->resets || c->bad_events)
-        note(v, "client %zu: %u resets, %u other odd events; the first: %s", ci, c->resets,
-             c->bad_events, c->first_odd);
     bool ok = memcmp(&before, v, offsetof(struct verdict, reported)) == 0;
     if (!ok && v->reported++ < 100)
         fprintf(stderr,
