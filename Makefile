@@ -4,7 +4,8 @@
 #   make run        build and run it on port 8080
 #   make test       install missing test dependencies, then run every test:
 #                   unit + integration (plain, then under ASan+UBSan, each
-#                   with the server at --threads 1 and 4; then under
+#                   with the server at --threads 1 and 4, and the cluster's
+#                   chaos test once, plain at 4; then under
 #                   ThreadSanitizer at 4, then the integration tests with
 #                   the server under valgrind at 1), the
 #                   deployment tests (nginx, systemd unit, man page, install)
@@ -39,6 +40,12 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/unit/%)
 ITEST_SRCS := $(wildcard tests/integration/test_*.c)
 ITEST_BINS := $(ITEST_SRCS:tests/integration/%.c=$(BUILD)/tests/integration/%)
+# The cluster's chaos test (three nodes and one Redis killed at random for
+# CHAOS_SECONDS, 30 by default, then every subscriber checked) is long and
+# loads the machine: it runs once, in the plain build at --threads 4
+# (make chaos, part of test-plain), not in every integration pass.
+CHAOS_BIN  := $(BUILD)/tests/integration/test_cluster_chaos
+ITEST_BINS := $(filter-out $(CHAOS_BIN),$(ITEST_BINS))
 # Test helpers shared by several test binaries: a reference WHATWG
 # event-stream parser and the integration-test client library.
 TEST_HELPERS := $(BUILD)/tests/unit/sse_parse.o
@@ -56,7 +63,7 @@ FAULT_SOS  := $(FAULT_SRCS:tests/fault/%.c=$(BUILD)/tests/fault/%.so)
 CMOCKA_CFLAGS = $(shell pkg-config --cflags cmocka 2>/dev/null)
 CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
-.PHONY: all run test test-deps test-plain test-asan test-tsan check unit integration fuzz fuzz-build \
+.PHONY: all run test test-deps test-plain test-asan test-tsan check unit integration chaos fuzz fuzz-build \
         bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
         bench-auth bench-threads bench-scale
 
@@ -162,6 +169,25 @@ test-deps:
 
 test-plain:
 	$(MAKE) check
+	$(MAKE) chaos
+
+# Its clients and their check are a module of their own (chaos.h).
+CHAOS_OBJS := $(BUILD)/tests/integration/chaos_client.o
+
+$(CHAOS_OBJS): $(BUILD)/tests/integration/%.o: tests/integration/%.c tests/integration/chaos.h \
+        tests/integration/itest.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
+
+$(CHAOS_BIN): tests/integration/test_cluster_chaos.c tests/integration/chaos.h $(CHAOS_OBJS) \
+        $(ITEST_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -Itests/integration -Itests/unit -o $@ $< \
+	    $(CHAOS_OBJS) $(ITEST_LIB) $(CMOCKA_LIBS) $(LDLIBS)
+
+# Needs redis-server (make test-deps installs it); bounded by its watchdog.
+chaos: $(BUILD)/sse-server $(CHAOS_BIN)
+	SSE_SERVER=$(BUILD)/sse-server SSE_STATIC=$(CURDIR)/static ITEST_THREADS=4 $(CHAOS_BIN)
 
 # The whole suite again with AddressSanitizer + UndefinedBehaviorSanitizer,
 # in its own build directory so plain and instrumented objects never mix.
