@@ -7,7 +7,10 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+
+#include "redis_url.h"
 
 /* Longest publish token, bytes: a longer one is refused at start, never cut. */
 #define CONFIG_TOKEN_MAX 4096
@@ -51,6 +54,10 @@ struct config {
     size_t segment_bytes;
     size_t retain_bytes;
     size_t retain_records; /* 0: derived from --history */
+
+    /* A cluster: every node given the same Redis serves as one (cluster.h). */
+    bool has_redis;
+    struct redis_url redis;
 };
 
 enum config_fsync { FSYNC_BATCH = 0, FSYNC_ALWAYS, FSYNC_NEVER };

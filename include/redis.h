@@ -73,6 +73,8 @@ struct redis_callbacks {
     /* REDIS_SUBSCRIBER: a message published on a subscribed channel. */
     void (*on_message)(struct redis *r, const char *channel, size_t channel_len,
                        const char *payload, size_t payload_len, void *arg);
+    /* REDIS_SUBSCRIBER: Redis confirmed a SUBSCRIBE to channel. */
+    void (*on_subscribed)(struct redis *r, const char *channel, size_t channel_len, void *arg);
     void *arg;
 };
 

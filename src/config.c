@@ -32,6 +32,7 @@ enum opt_kind {
     OPT_TEXT,     /* up to 255 bytes, no line breaks */
     OPT_PATTERNS, /* comma-separated room patterns */
     OPT_AUTO_INT, /* "auto" (stored as 0) or a number in min..max */
+    OPT_REDIS,    /* redis://[user:password@]host[:port][/db] */
 };
 
 struct option_def {
@@ -131,6 +132,10 @@ static const struct option_def options[] = {
     {"retain-records", "SSE_RETAIN_RECORDS", OPT_SIZE, FIELD(retain_records), 0,
      (unsigned long long)1 << 40, "journal records kept at least; 0 means 10 x --history", "0",
      NULL},
+    {"redis", "SSE_REDIS", OPT_REDIS, FIELD(redis), 0, 0,
+     "run as one node of a cluster over this Redis: redis://[user:password@]host[:port][/db] "
+     "(numeric host or localhost); every node given the same Redis serves as one",
+     NULL, "none"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -358,6 +363,16 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         snprintf(field, sizeof cfg->jwt_audience, "%s", val);
         return 0;
+    case OPT_REDIS: {
+        char err[160];
+        /* Its own message: the URL may hold a password, never echoed. */
+        if (redis_url_parse(val, &cfg->redis, err, sizeof err) < 0) {
+            fprintf(stderr, "sse-server: %s: %s\n", source, err);
+            return -1;
+        }
+        cfg->has_redis = true;
+        return 0;
+    }
     case OPT_PATTERNS:
         if (strlen(val) >= sizeof cfg->private_rooms || !room_pattern_list_valid(val)) {
             goto bad;
@@ -471,6 +486,7 @@ static void print_help(void)
             [OPT_ORIGIN] = "ORIGIN",  [OPT_FLAG] = "",
             [OPT_FSYNC] = "MODE",     [OPT_TEXT] = "TEXT",
             [OPT_PATTERNS] = "ROOMS", [OPT_AUTO_INT] = "N|auto",
+            [OPT_REDIS] = "URL",
         };
         snprintf(flag, sizeof flag, "--%s %s", options[i].flag, metavar[options[i].kind]);
         const char *dflt = options[i].dflt_text ? options[i].dflt_text : options[i].dflt;
@@ -560,6 +576,12 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv)
     }
     if (*cfg->private_rooms && !*cfg->jwt_key_file) {
         fprintf(stderr, "sse-server: --private-rooms needs --jwt-key-file\n");
+        return CONFIG_EXIT_ERROR;
+    }
+    if (cfg->has_redis && *cfg->data_dir) {
+        /* One durable store: in a cluster it is Redis (with its AOF). */
+        fprintf(stderr, "sse-server: --redis and --data-dir cannot be used together: in a cluster "
+                        "Redis keeps the history (run it with appendonly yes)\n");
         return CONFIG_EXIT_ERROR;
     }
     return CONFIG_RUN;

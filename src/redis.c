@@ -508,16 +508,21 @@ void redis_start(struct redis *r)
 static void deliver_push(struct redis *r, const struct resp_value *v, struct resp_reader *rest)
 {
     struct resp_value kind, ch, msg;
-    if (v->type == RESP_ARRAY && v->count == 3 && resp_read(rest, &kind) == 0 &&
-        resp_str_eq(&kind, "message") && resp_read(rest, &ch) == 0 && resp_read(rest, &msg) == 0) {
-        if (r->cb.on_message && ch.type == RESP_BULK && msg.type == RESP_BULK && !ch.null &&
-            !msg.null) {
+    bool three = v->type == RESP_ARRAY && v->count == 3 && resp_read(rest, &kind) == 0 &&
+                 resp_read(rest, &ch) == 0 && ch.type == RESP_BULK && !ch.null;
+    if (three && resp_str_eq(&kind, "message")) {
+        if (r->cb.on_message && resp_read(rest, &msg) == 0 && msg.type == RESP_BULK && !msg.null) {
             r->cb.on_message(r, ch.str, ch.len, msg.str, msg.len, r->cb.arg);
         }
         return;
     }
     if (r->confirms > 0) {
         r->confirms--;
+    }
+    /* ["subscribe", channel, count]: from now on nothing published on it is
+     * missed, which is when a reader may read what came before. */
+    if (three && resp_str_eq(&kind, "subscribe") && r->cb.on_subscribed) {
+        r->cb.on_subscribed(r, ch.str, ch.len, r->cb.arg);
     }
 }
 

@@ -208,11 +208,23 @@ static void tc_message(struct redis *r, const char *ch, size_t chlen, const char
     c->payload_len = plen;
 }
 
+static void tc_subscribed(struct redis *r, const char *channel, size_t len, void *arg)
+{
+    (void)r;
+    struct tc *c = arg;
+    c->subscribed++;
+    snprintf(c->subscribed_to, sizeof c->subscribed_to, "%.*s", (int)len, channel);
+}
+
 void tc_open(struct tc *c, const char *url, enum redis_mode mode, const struct redis_options *opt)
 {
     struct redis_url u;
     char err[256];
-    struct redis_callbacks cb = {tc_ready, tc_down, tc_message, c};
+    struct redis_callbacks cb = {.on_ready = tc_ready,
+                                 .on_down = tc_down,
+                                 .on_message = tc_message,
+                                 .on_subscribed = tc_subscribed,
+                                 .arg = c};
     assert_int_equal(redis_url_parse(url, &u, err, sizeof err), 0);
     c->r = redis_new(loop, &u, mode, opt, &cb);
     assert_non_null(c->r);

@@ -50,6 +50,8 @@ struct tc {
     int ready, down;
     char why[160];
     int messages;
+    int subscribed; /* SUBSCRIBE confirmations, the last one's channel */
+    char subscribed_to[64];
     char channel[64], payload[256];
     size_t payload_len;
     /* Subscriber: channels to subscribe to on every on_ready. */

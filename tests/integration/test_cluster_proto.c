@@ -267,7 +267,8 @@ static void sub_open(struct sub *s, const char *channel)
 {
     struct redis_url u;
     char err[256];
-    struct redis_callbacks cb = {sub_ready, sub_down, sub_message, s};
+    struct redis_callbacks cb = {
+        .on_ready = sub_ready, .on_down = sub_down, .on_message = sub_message, .arg = s};
     memset(s, 0, sizeof *s);
     s->channel = channel;
     assert_int_equal(redis_url_parse(url, &u, err, sizeof err), 0);

@@ -158,6 +158,9 @@ static void test_pubsub(void **state)
     assert_true(wait_for(is_ready, &pub, 5000));
     assert_true(wait_for(is_ready, &sub, 5000));
     assert_true(wait_for(nothing_awaited, &sub, 5000));
+    /* The confirmation is reported, once, for the channel asked. */
+    assert_int_equal(sub.subscribed, 1);
+    assert_string_equal(sub.subscribed_to, "room:a");
     /* Each mode refuses the other's calls. */
     assert_int_equal(redis_command_str(sub.r, NULL, NULL, "PING", (char *)NULL), -1);
     assert_int_equal(errno, EINVAL);

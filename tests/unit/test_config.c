@@ -614,6 +614,24 @@ static void test_other_options(void **state)
     parse_err(ARGS("--segment-bytes", "4095"));
     parse_err(ARGS("--data-dir", ""));
 
+    /* A cluster node: Redis's address, parsed at start; never with a
+     * journal of its own, and a password is never echoed. */
+    parse_ok(&cfg, ARGS("--redis", "redis://:pw@127.0.0.1:6380/2"));
+    assert_true(cfg.has_redis);
+    assert_int_equal(cfg.redis.port, 6380);
+    assert_int_equal(cfg.redis.db, 2);
+    assert_string_equal(cfg.redis.password, "pw");
+    parse_ok(&cfg, NULL);
+    assert_false(cfg.has_redis);
+    parse_err(ARGS("--redis", "redis://:hunter2@example.com"));
+    assert_null(strstr(output, "hunter2"));
+    parse_err(ARGS("--redis", "redis://localhost", "--data-dir", "/var/lib/sse"));
+    assert_non_null(strstr(output, "--data-dir"));
+    setenv("SSE_REDIS", "redis://localhost:7000", 1);
+    parse_ok(&cfg, NULL);
+    assert_int_equal(cfg.redis.port, 7000);
+    unsetenv("SSE_REDIS");
+
     /* Publish token, inline or from the first line of a file. */
     parse_ok(&cfg, ARGS("--publish-token", "s3cret"));
     assert_string_equal(cfg.publish_token, "s3cret");
@@ -795,6 +813,8 @@ static bool descriptive_default(const char *name, const char *shown, const struc
         return strcmp(shown, "none") == 0 && d->jwt_issuer[0] == '\0';
     if (strcmp(name, "private-rooms") == 0)
         return strcmp(shown, "none") == 0 && d->private_rooms[0] == '\0';
+    if (strcmp(name, "redis") == 0)
+        return strcmp(shown, "none") == 0 && !d->has_redis;
     return false;
 }
 
@@ -842,8 +862,8 @@ static void test_help_defaults(void **state)
         if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
             fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
     }
-    assert_int_equal(options, 33);
-    assert_int_equal(words, 12);
+    assert_int_equal(options, 34);
+    assert_int_equal(words, 13);
 
     /* As a user reads it. */
     assert_int_equal(parse_argv(&cfg, ARGS("--help")), CONFIG_EXIT_OK);
