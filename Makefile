@@ -11,6 +11,7 @@
 #                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make bench      run the benchmarks (bench-threads, bench-scale: by event-loop count)
+#   make cluster-demo  Redis, three nodes and nginx on loopback until Ctrl-C
 
 SHELL   := /bin/bash
 CC      ?= cc
@@ -58,7 +59,7 @@ CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan test-tsan check unit integration fuzz fuzz-build \
         bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
-        bench-auth bench-threads bench-scale
+        bench-auth bench-threads bench-scale cluster-demo
 
 all: sse-server
 
@@ -289,6 +290,12 @@ bench-scale:
 # with tokens vs without (bench/auth.sh).
 bench-auth:
 	bash bench/auth.sh
+
+# ---------------------------------------------------------------- demo
+# Redis, three nodes and nginx on loopback in a temporary directory; prints
+# the URLs and runs until Ctrl-C (contrib/cluster/demo.sh).
+cluster-demo: $(BUILD)/sse-server
+	@SSE_SERVER=$(CURDIR)/$(BUILD)/sse-server bash contrib/cluster/demo.sh
 
 # ---------------------------------------------------------------- misc
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h tools/*.c)
