@@ -74,6 +74,30 @@ bool conn_peer_is_local(const struct conn *c);
  */
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients);
 
+/* ---- in a cluster (cluster.h) ---- */
+
+/* Writes what c owes and goes on with what it pipelined. */
+void conn_flush(struct conn *c);
+
+struct cluster_wait;
+/* What c waits for in the cluster, or NULL; set by cluster.c alone. */
+struct cluster_wait *conn_cluster_wait(const struct conn *c);
+void conn_set_cluster_wait(struct conn *c, struct cluster_wait *w);
+/* c's publish went to the cluster's store: nothing more of c is read or
+ * answered until conn_publish_answered. */
+void conn_await(struct conn *c);
+/* The store answered: 202 with the message's id, or (id 0) 503 with
+ * Retry-After and msg; then c goes on with what it pipelined. */
+void conn_publish_answered(struct conn *c, uint64_t id, size_t clients, const char *msg);
+/* A parked subscriber's room is ready: it joins (hub lock held; the stream
+ * has begun). Its bytes go out with the next flush. False when c was
+ * closed instead (out of memory). */
+bool conn_stream_join(struct conn *c, struct room *room, const struct room_start *start,
+                      const char *client, size_t client_len);
+/* The stream of a subscriber about to be parked: begun, heartbeats on. 0,
+ * or -1 when c is not streaming (closed, or a HEAD request answered). */
+int conn_stream_park(struct conn *c);
+
 /* Whether journal records of the messages a connection published, ids
  * first..last (other loops' ids may lie between), were cut off by a failed
  * sync: none, the first one, or a later one only. */

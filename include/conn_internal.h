@@ -31,6 +31,7 @@ enum conn_state {
     CONN_READ_HEAD,
     CONN_READ_BODY,
     CONN_STREAM,
+    CONN_AWAIT, /* a publish waits for the cluster's store (cluster.h) */
     CONN_DRAIN,
     CONN_LINGER,
     CONN_CLOSED,
@@ -55,6 +56,9 @@ struct conn {
     uint64_t stream_events;
     /* Output held back until the iteration's fan-out (conn_hold_output). */
     struct list held_node; /* in wk->held while held */
+    /* What it waits for in a cluster: its publish's reply, or (a parked
+     * subscriber) its room's first read. NULL otherwise. */
+    struct cluster_wait *wait;
 
     struct loop_timer timer;
     struct loop_task free_task;
@@ -114,13 +118,15 @@ int conn_append_head(struct conn *c, int status, const char *content_type, bool 
 /* Writes, then decides what the connection does next; with `parse`,
  * pipelined requests are answered in bounded rounds. conn_flush parses. */
 void conn_flush_output(struct conn *c, bool parse);
-void conn_flush(struct conn *c);
 
 /* ---- conn_request.c ---- */
 
 /* Parses and dispatches buffered requests until the input is exhausted, a
  * body is incomplete, output piles up, or the connection changes state. */
 void conn_parse_requests(struct conn *c);
+/* The request was answered (its bytes consumed): the next one is awaited,
+ * or the connection drains when it was not keep-alive. */
+void conn_request_finished(struct conn *c);
 /* Refuses a request the parser or the body reader rejected, then closes. */
 void conn_fail(struct conn *c, int status, const char *msg);
 /* The first byte of a request arrived: its deadline starts. */

@@ -178,6 +178,28 @@ int room_restore(struct room *room, uint64_t id, const char *event, size_t event
  */
 void room_reset(struct room *room);
 
+/* ---- for a cluster (cluster.h): the room's copy of what a store holds */
+
+/* A connection waits to join the room until the cluster has read it: like
+ * a subscriber, it keeps the room watched (hub_set_watch) and alive. */
+void room_park(struct room *room);
+void room_unpark(struct room *room);
+/* Bumped each time the room becomes watched, so that the answer to a read
+ * started for an earlier watch is not taken for the current one. */
+uint32_t room_watch_seq(const struct room *room);
+/* The ring holds what the store held when it was last read, and follows it
+ * since: subscribers may join. Cleared when the room becomes unwatched. */
+bool room_ready(const struct room *room);
+void room_set_ready(struct room *room, bool ready);
+/* The store's life of the room's ids (0: none known), and from which id on
+ * the ring is complete: ids up to base may be gone (resumes from below it
+ * get a reset). With reset, the ring's frames are dropped and every
+ * subscriber closed first (room_reset): the store lost what they had. */
+uint64_t room_epoch(const struct room *room);
+void room_set_epoch(struct room *room, uint64_t epoch, uint64_t base, bool reset);
+/* The newest retained message's id; 0 when none is retained. */
+uint64_t room_newest_id(const struct room *room);
+
 /* Before replaying a journal whose first record is first_id: resume requests
  * for older ids get a reset (those messages are gone), newer ones resume. */
 void hub_restore_from(struct hub *hub, uint64_t first_id);
@@ -243,6 +265,16 @@ struct room_start room_start_history(const struct room *room, uint64_t n);
 /* Everything after last_id that is retained; reset when some of it may be
  * gone (older than the ring, or an id this server never issued). */
 struct room_start room_start_after(const struct room *room, uint64_t last_id);
+
+/* What a new subscriber asked for: a resume after last_id, else the last
+ * `history` messages (0: live only). */
+struct room_want {
+    bool resume;
+    uint64_t last_id; /* UINT64_MAX: an id that cannot be read, so a reset */
+    uint64_t history;
+};
+/* The start for it: room_start_after, _history or _live. */
+struct room_start room_start_want(const struct room *room, const struct room_want *want);
 
 /* Joins the room at start->cursor. The subscriber struct must be zeroed, or
  * previously unsubscribed; client may be NULL. */

@@ -67,6 +67,12 @@ struct room {
     unsigned npending; /* parts whose pending list holds the room */
 
     size_t nsubs; /* over all parts */
+    /* Connections waiting to join until a cluster has read the room
+     * (room_park): they keep it watched and alive like subscribers. */
+    unsigned parked;
+    uint32_t watch_seq; /* bumped each time the room becomes watched */
+    bool ready;         /* a cluster has read it since (room_set_ready) */
+    uint64_t epoch;     /* the cluster's life of its ids (room_set_epoch) */
     /* Bumped by room_reset: a subscriber of an older one is lagged. */
     _Atomic uint32_t gen;
 
@@ -172,6 +178,12 @@ static inline bool frame_excludes(const struct frame *f, const struct subscriber
 
 /* Queues the room for the part's next flush (and asks the owner for one). */
 void mark_pending(struct hub *hub, struct room *room, unsigned part);
+/* No subscriber and no parked connection: nobody here listens to it. */
+static inline bool room_unwatched(const struct room *room)
+{
+    return room->nsubs == 0 && room->parked == 0;
+}
+
 /* Queues it for every part with subscribers in it. */
 void mark_pending_subscribed(struct hub *hub, struct room *room);
 /* Takes the room out of the hub's table and lists (it is not freed). */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
+struct cluster;
 struct hub;
 struct journal;
 struct keyring;
@@ -45,6 +46,7 @@ struct server {
     _Atomic(struct static_files *) files;
     struct journal *journal;        /* NULL without --data-dir; under the hub lock */
     _Atomic(struct keyring *) keys; /* NULL without --jwt-key-file */
+    struct cluster *cluster;        /* NULL without --redis */
     size_t max_clients;             /* over all workers */
     /* Connections accepted and not yet closed, over all workers: the
      * acceptor counts a connection before handing it to its loop. */

@@ -56,6 +56,8 @@ struct worker {
     atomic_bool hub_wake_queued; /* hub_wake is in the inbox */
     struct inbox_item hub_wake;
     struct inbox_item stop;
+    atomic_bool cluster_wake_queued; /* cluster_wake is in the inbox */
+    struct inbox_item cluster_wake;
     /* Connections the acceptor handed this loop (the acceptor's alone). */
     uint64_t handed;
 

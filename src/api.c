@@ -17,6 +17,7 @@
 #include "stats.h"
 #include "worker.h"
 #include "buf.h"
+#include "cluster.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -142,34 +143,37 @@ static void subscribe(struct worker *wk, struct conn *c, const struct http_reque
     /* The header wins over the query: a reconnecting EventSource sends the
      * header but keeps its original URL, whose lastEventId is stale. */
     const struct http_str *hdr = http_request_header(req, "last-event-id");
-    bool resume = false;
-    uint64_t last_id = 0;
-    struct room_start start;
+    struct room_want want = {0};
     if (hdr) {
-        resume = true;
-        if (!number_parse_u64(hdr->ptr, hdr->len, &last_id)) {
-            last_id = UINT64_MAX; /* unknown: answered with a reset */
+        want.resume = true;
+        if (!number_parse_u64(hdr->ptr, hdr->len, &want.last_id)) {
+            want.last_id = UINT64_MAX; /* unknown: answered with a reset */
         }
     } else {
         enum param p = query_param(req, "lastEventId", num, sizeof num, &n);
         if (p != PARAM_ABSENT) {
-            resume = true;
-            if (p == PARAM_BAD || !number_parse_u64(num, n, &last_id)) {
-                last_id = UINT64_MAX;
+            want.resume = true;
+            if (p == PARAM_BAD || !number_parse_u64(num, n, &want.last_id)) {
+                want.last_id = UINT64_MAX;
             }
         }
     }
-    if (resume) {
-        start = room_start_after(room, last_id);
-    } else {
-        uint64_t history = 0;
+    if (!want.resume) {
         enum param p = query_param(req, "history", num, sizeof num, &n);
-        if (p == PARAM_BAD || (p == PARAM_OK && !number_parse_u64(num, n, &history))) {
+        if (p == PARAM_BAD || (p == PARAM_OK && !number_parse_u64(num, n, &want.history))) {
             conn_reply_error(c, 400, "invalid history: a non-negative integer");
             return;
         }
-        start = history ? room_start_history(room, history) : room_start_live(room);
     }
+    if (wk->srv->cluster && !room_ready(room)) {
+        /* The ring may not hold what Redis holds yet: the stream starts,
+         * the start is computed once loop 0 has read the room. */
+        if (conn_stream_park(c) == 0 && cluster_park(wk, c, room, &want, client, client_len) < 0) {
+            conn_close(c);
+        }
+        return;
+    }
+    struct room_start start = room_start_want(room, &want);
     conn_stream_room(c, room, &start, client, client_len);
 }
 
@@ -332,6 +336,12 @@ static void handle_publish(struct worker *wk, struct conn *c, const struct api_r
                      *wk->srv->cfg.publish_token && publish_authorized(wk->srv, req)) < 0) {
         return;
     }
+    if (wk->srv->cluster) {
+        struct cluster_message cm = {name, name_len, event,  event_len,
+                                     body, body_len, client, client_len};
+        (void)cluster_publish(wk, c, &cm);
+        return;
+    }
     struct publish_result res;
     struct message m = {name, name_len, event, event_len, body, body_len, client, client_len};
     hub_lock(wk->srv->hub);
@@ -394,9 +404,14 @@ static void handle_ping(struct worker *wk, struct conn *c, const struct api_req 
 
 static void handle_healthz(struct worker *wk, struct conn *c, const struct api_req *r)
 {
-    (void)wk;
     (void)r;
-    /* Answered from the loop itself, so a 200 means the loop is running. */
+    /* Answered from the loop itself, so a 200 means the loop is running;
+     * a cluster node cannot publish without Redis, so it says so. */
+    if (wk->srv->cluster && !cluster_redis_up(wk->srv->cluster)) {
+        reply_text(c, 503, "text/plain; charset=utf-8", "redis unavailable\n",
+                   "Cache-Control: no-store\r\nRetry-After: 1\r\n");
+        return;
+    }
     reply_text(c, 200, "text/plain; charset=utf-8", "ok\n", "Cache-Control: no-store\r\n");
 }
 

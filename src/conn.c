@@ -1,6 +1,8 @@
 #include "conn.h"
 #include "conn_internal.h"
 
+#include "cluster.h"
+
 #include "buf.h"
 #include "http.h"
 #include "log.h"
@@ -64,6 +66,9 @@ void conn_close(struct conn *c)
                  (unsigned long long)c->stream_bytes, (unsigned long long)c->stream_events);
     }
     c->state = CONN_CLOSED;
+    if (c->wait) {
+        cluster_cancel(c);
+    }
     room_unsubscribe(&c->sub);
     if (list_linked(&c->held_node)) {
         list_remove(&c->held_node);
@@ -102,6 +107,7 @@ static void conn_update_events(struct conn *c)
     case CONN_LINGER:
         ev |= EPOLLIN | EPOLLRDHUP;
         break;
+    case CONN_AWAIT: /* nothing is read until the store answers */
     case CONN_DRAIN:
     case CONN_CLOSED:
         break;
@@ -271,6 +277,44 @@ void conn_reply_error(struct conn *c, int status, const char *msg)
     conn_reply(c, status, "application/json", body, n, NULL);
 }
 
+/* The body of a publish's 202. */
+static void reply_accepted(struct conn *c, uint64_t id, size_t clients)
+{
+    char answer[96];
+    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
+                     (unsigned long long)id, clients);
+    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+}
+
+struct cluster_wait *conn_cluster_wait(const struct conn *c)
+{
+    return c->wait;
+}
+
+void conn_set_cluster_wait(struct conn *c, struct cluster_wait *w)
+{
+    c->wait = w;
+}
+
+void conn_publish_answered(struct conn *c, uint64_t id, size_t clients, const char *msg)
+{
+    c->state = CONN_READ_HEAD;
+    if (id) {
+        reply_accepted(c, id, clients);
+    } else {
+        char body[256];
+        size_t n = response_error_body(body, sizeof body, 503, msg);
+        conn_reply(c, 503, "application/json", body, n, "Retry-After: 1\r\n");
+    }
+    if (c->state == CONN_CLOSED) {
+        return;
+    }
+    log_info("POST /message %d (stored in Redis) %llu ms", c->status,
+             (unsigned long long)(loop_now_ms(c->wk->loop) - c->request_start_ms));
+    conn_request_finished(c);
+    conn_flush(c);
+}
+
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
 {
     if (!list_linked(&c->held_node)) {
@@ -281,10 +325,7 @@ void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
         server_hold_publisher(c->wk);
     }
     c->held_last_id = id;
-    char answer[96];
-    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
-                     (unsigned long long)id, clients);
-    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+    reply_accepted(c, id, clients);
 }
 
 /* The held answers claimed a durability that failed: take them back and
@@ -490,6 +531,7 @@ void conn_flush_output(struct conn *c, bool parse)
             return;
         }
         break;
+    case CONN_AWAIT:
     case CONN_LINGER:
     case CONN_CLOSED:
         break;
@@ -639,6 +681,7 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
     case CONN_LINGER:
         conn_close(c);
         break;
+    case CONN_AWAIT:
     case CONN_CLOSED:
         break;
     }

@@ -74,25 +74,39 @@ static void conn_dispatch(struct conn *c)
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_STREAM && log_get_level() >= LOG_INFO) {
+    if (c->state != CONN_STREAM && c->state != CONN_AWAIT && log_get_level() >= LOG_INFO) {
         char target[201];
         http_redact_target(req->target, target, sizeof target);
         log_info("%.*s %s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
                  target, c->status, buf_pending(&c->out) - out_before + c->borrowed_len,
                  (unsigned long long)(loop_now_ms(wk->loop) - c->request_start_ms));
     }
-    if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
+    if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY || c->state == CONN_AWAIT) {
         buf_consume(&c->in, consumed);
-        if (!c->keep_alive) {
-            c->state = CONN_DRAIN;
-            conn_arm_timer(c, (uint64_t)wk->srv->cfg.header_timeout_s * 1000);
-        } else {
-            conn_wait_request(c);
-            if (buf_pending(&c->in) > 0) {
-                conn_request_started(c);
-            }
+        if (c->state != CONN_AWAIT) {
+            conn_request_finished(c);
         }
     }
+}
+
+void conn_request_finished(struct conn *c)
+{
+    if (!c->keep_alive) {
+        c->state = CONN_DRAIN;
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
+    } else {
+        conn_wait_request(c);
+        if (buf_pending(&c->in) > 0) {
+            conn_request_started(c);
+        }
+    }
+}
+
+void conn_await(struct conn *c)
+{
+    /* Bounded by the Redis client's reply timeout, which answers 503. */
+    c->state = CONN_AWAIT;
+    loop_timer_stop(c->wk->loop, &c->timer);
 }
 
 enum body_start { BODY_NONE, BODY_PENDING, BODY_FAILED };

@@ -103,16 +103,9 @@ void conn_stream_stats(struct conn *c)
     }
 }
 
-void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
+bool conn_stream_join(struct conn *c, struct room *room, const struct room_start *start,
                       const char *client, size_t client_len)
 {
-    int rc = stream_begin(c, STREAM_ROOM);
-    if (rc != 0) {
-        if (rc < 0) {
-            conn_close(c);
-        }
-        return;
-    }
     if (start->reset) {
         /* Tell the client that some messages are gone, with the oldest one
          * still available; its id makes a later reconnect resume from here. */
@@ -121,11 +114,32 @@ void conn_stream_room(struct conn *c, struct room *room, const struct room_start
         size_t fn = sse_frame_encode(frame, start->oldest_id - 1, "reset", 5, data, (size_t)dn);
         if (buf_append(&c->out, frame, fn) < 0) {
             conn_close(c);
-            return;
+            return false;
         }
     }
     room_subscribe(room, &c->sub, start, client, client_len);
+    return true;
+}
+
+int conn_stream_park(struct conn *c)
+{
+    int rc = stream_begin(c, STREAM_ROOM);
+    if (rc != 0) {
+        if (rc < 0) {
+            conn_close(c);
+        }
+        return -1;
+    }
     conn_arm_timer(c, (uint64_t)conn_cfg(c)->heartbeat_s * 1000);
+    return c->state == CONN_STREAM ? 0 : -1;
+}
+
+void conn_stream_room(struct conn *c, struct room *room, const struct room_start *start,
+                      const char *client, size_t client_len)
+{
+    if (conn_stream_park(c) == 0) {
+        (void)conn_stream_join(c, room, start, client, client_len);
+    }
 }
 
 /* The stream's next timer: the heartbeat, or the token's expiry if sooner. */

@@ -562,7 +562,7 @@ static struct frame *room_append(struct room *room, uint64_t id, const char *eve
         room->uncommitted_next = hub->uncommitted_head;
         hub->uncommitted_head = room;
     }
-    if (room->nsubs == 0 && list_linked(&room->idle_node)) {
+    if (room_unwatched(room) && list_linked(&room->idle_node)) {
         /* Recently used: move to the back of the eviction order. */
         list_remove(&room->idle_node);
         list_push_back(&hub->idle_rooms, &room->idle_node);
@@ -578,7 +578,7 @@ int room_publish(struct room *room, const char *event, size_t event_len, const c
 }
 
 /* The newest retained message's id; 0 when none is retained. */
-static uint64_t room_newest_id(const struct room *room)
+uint64_t room_newest_id(const struct room *room)
 {
     return room_frames(room) ? room_frame(room, room_head(room) - 1)->id : 0;
 }
@@ -733,4 +733,43 @@ void hub_mark_lost(struct hub *hub, uint64_t id)
             }
         }
     }
+}
+
+uint32_t room_watch_seq(const struct room *room)
+{
+    return room->watch_seq;
+}
+
+bool room_ready(const struct room *room)
+{
+    return room->ready;
+}
+
+void room_set_ready(struct room *room, bool ready)
+{
+    room->ready = ready;
+}
+
+uint64_t room_epoch(const struct room *room)
+{
+    return room->epoch;
+}
+
+void room_set_epoch(struct room *room, uint64_t epoch, uint64_t base, bool reset)
+{
+    if (reset) {
+        room_reset(room);
+    }
+    room->epoch = epoch;
+    /* A resume from base continues; from below it, the messages are gone.
+     * A room's ids come from its own epoch, not from this process's clock:
+     * what the hub assumed lost for a new room does not apply. After a
+     * reset, every id known before stays lost unless the new life starts
+     * above it. */
+    if (!reset || base > room->lost_id) {
+        room->lost_id = base;
+    }
+    /* The store issued the ids up to base: a resume from one of them is
+     * not from an id "never issued here". */
+    hub_skip_id(room->hub, base);
 }

@@ -59,6 +59,61 @@ struct room_start room_start_after(const struct room *room, uint64_t last_id)
     return st;
 }
 
+struct room_start room_start_want(const struct room *room, const struct room_want *want)
+{
+    if (want->resume) {
+        return room_start_after(room, want->last_id);
+    }
+    return want->history ? room_start_history(room, want->history) : room_start_live(room);
+}
+
+/* Before a subscriber or a parked connection is counted: the room becomes
+ * watched when it is the first. */
+static void room_watch_gained(struct room *room)
+{
+    struct hub *hub = room->hub;
+    if (!room_unwatched(room)) {
+        return;
+    }
+    if (list_linked(&room->idle_node)) {
+        list_remove(&room->idle_node);
+    }
+    room->watch_seq++;
+    if (hub->watch) {
+        hub->watch(hub->watch_arg, room, true);
+    }
+}
+
+/* After one left: when it was the last, the room is unwatched, idle, and
+ * freed by part's next flush if it holds nothing either. */
+static void room_watch_lost(struct room *room, unsigned part)
+{
+    struct hub *hub = room->hub;
+    if (!room_unwatched(room)) {
+        return;
+    }
+    room->ready = false;
+    if (hub->watch) {
+        hub->watch(hub->watch_arg, room, false);
+    }
+    list_push_back(&hub->idle_rooms, &room->idle_node);
+    if (room_frames(room) == 0) {
+        mark_pending(hub, room, part); /* so the flush frees it */
+    }
+}
+
+void room_park(struct room *room)
+{
+    room_watch_gained(room);
+    room->parked++;
+}
+
+void room_unpark(struct room *room)
+{
+    room->parked--;
+    room_watch_lost(room, hub_current_part());
+}
+
 void room_subscribe(struct room *room, struct subscriber *sub, const struct room_start *start,
                     const char *client, size_t client_len)
 {
@@ -85,14 +140,8 @@ void room_subscribe(struct room *room, struct subscriber *sub, const struct room
     if (sub->cursor < p->floor) {
         p->floor = sub->cursor;
     }
-    if (room->nsubs++ == 0) {
-        if (list_linked(&room->idle_node)) {
-            list_remove(&room->idle_node);
-        }
-        if (hub->watch) {
-            hub->watch(hub->watch_arg, room, true);
-        }
-    }
+    room_watch_gained(room);
+    room->nsubs++;
     if (sub->cursor < room_head(room)) {
         /* Owed a replay: let the flush hand it to its connection. */
         mark_pending(hub, room, part);
@@ -114,15 +163,8 @@ void room_unsubscribe(struct subscriber *sub)
     if (list_empty(&p->live)) {
         p->floor = NO_FLOOR;
     }
-    if (--room->nsubs == 0) {
-        if (hub->watch) {
-            hub->watch(hub->watch_arg, room, false);
-        }
-        list_push_back(&hub->idle_rooms, &room->idle_node);
-        if (room_frames(room) == 0) {
-            mark_pending(hub, room, sub->part); /* so the flush frees it */
-        }
-    }
+    room->nsubs--;
+    room_watch_lost(room, sub->part);
     hub_unlock(hub);
 }
 
@@ -240,7 +282,8 @@ void room_sub_set_waiting(struct subscriber *sub, bool waiting)
 static void room_release(struct hub *hub, struct room *room)
 {
     room->npending--;
-    if (room->nsubs == 0 && room_frames(room) == 0 && room->npending == 0 && !room->uncommitted) {
+    if (room_unwatched(room) && room_frames(room) == 0 && room->npending == 0 &&
+        !room->uncommitted) {
         hub_unlink_room(hub, room);
         room_destroy(room);
     }

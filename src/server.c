@@ -1,6 +1,7 @@
 #include "server.h"
 #include "server_journal.h"
 
+#include "cluster.h"
 #include "conn.h"
 #include "http.h"
 #include "journal.h"
@@ -461,6 +462,8 @@ static void on_inbox(struct inbox_item *item, void *arg)
         loop_task_queue(w->loop, &w->hub_task, on_hub_task);
     } else if (item == &w->stop) {
         loop_stop(w->loop);
+    } else if (item == &w->cluster_wake) {
+        cluster_on_wake(w);
     } else {
         struct fd_handoff *h = container_of(item, struct fd_handoff, item);
         int fd = h->fd;
@@ -642,6 +645,9 @@ int server_init(struct server *srv, const struct config *cfg)
     if (*cfg->data_dir && server_open_journal(srv) < 0) {
         return -1;
     }
+    if (cfg->has_redis && cluster_init(srv) < 0) {
+        return -1;
+    }
 
     if (server_watch_signals(srv) < 0 || server_listen(srv) < 0) {
         return -1;
@@ -660,6 +666,9 @@ int server_init(struct server *srv, const struct config *cfg)
 int server_run(struct server *srv)
 {
     int rc = 0;
+    if (srv->cluster) {
+        cluster_start(srv->cluster);
+    }
     for (size_t i = 1; i < srv->nworkers && rc == 0; i++) {
         struct worker *w = &srv->workers[i];
         int err = thread_start(&w->thread, worker_main, w);
@@ -688,6 +697,11 @@ int server_run(struct server *srv)
 
 void server_release(struct server *srv)
 {
+    if (srv->cluster) {
+        /* Rooms left by the connections closed below are not followed any
+         * more: nothing is queued for a loop that has stopped. */
+        hub_set_watch(srv->hub, NULL, NULL);
+    }
     if (srv->loop) {
         /* Every loop has stopped (server_run joined their threads): this
          * thread finishes what they leave. Connections still in an inbox
@@ -719,6 +733,7 @@ void server_release(struct server *srv)
     if (srv->signal_fd >= 0) {
         close(srv->signal_fd);
     }
+    cluster_free(srv->cluster);
     journal_close(srv->journal);
     keyring_free(srv->keys);
     hub_free(srv->hub);

@@ -6,6 +6,7 @@
 #include "room.h"
 #include "server.h"
 
+#include "cluster.h"
 #include "journal.h"
 
 #include <stdbool.h>
@@ -160,6 +161,16 @@ static int render_journal(struct server *srv, struct buf *out)
                       (unsigned long long)st->journal_errors);
 }
 
+/* A cluster node: whether Redis is reachable (and whether there is one). */
+static int render_redis(struct server *srv, struct buf *out)
+{
+    if (!srv->cluster) {
+        return buf_append_str(out, ",\"redis\":{\"enabled\":false}");
+    }
+    return buf_printf(out, ",\"redis\":{\"enabled\":true,\"up\":%s}",
+                      cluster_redis_up(srv->cluster) ? "true" : "false");
+}
+
 /* How the load is spread: the number of loops, then each one's figures. */
 /* Every loop's lag histograms as one (each as of its last iteration; the
  * answering loop's own, fresh). */
@@ -228,6 +239,7 @@ static int render_json(struct worker *wk, const char *room, size_t room_len, dou
                         (unsigned long long)st->rejected_busy + (unsigned long long)st->shed_no_fds,
                         s.frames, s.ring_bytes, hub_memory(srv->hub), hub_max_memory(srv->hub));
     rc = rc ? rc : render_journal(srv, out);
+    rc = rc ? rc : render_redis(srv, out);
     if (rc == 0) {
         rc = buf_printf(out, ",\"auth_refused\":%llu", (unsigned long long)st->auth_refused);
     }
@@ -439,6 +451,12 @@ static int render_prometheus(struct worker *wk, struct buf *out)
     };
     for (size_t i = 0; rc == 0 && i < sizeof plain / sizeof plain[0]; i++) {
         rc = metric_u64(out, &plain[i].m, plain[i].v);
+    }
+    if (rc == 0 && srv->cluster) {
+        rc = metric_u64(out,
+                        &(struct metric){"sse_redis_up", "gauge",
+                                         "1 while Redis (--redis) is reachable, else 0."},
+                        cluster_redis_up(srv->cluster));
     }
 
     rc = rc ? rc : render_thread_metrics(srv, out);

@@ -371,6 +371,89 @@ static void test_reset_closes_every_subscriber(void **state)
     hub_free(hub);
 }
 
+/* A parked connection watches and keeps a room like a subscriber: the
+ * watch turns on with the first of either and off with the last; each
+ * watch has its own sequence number; the room is not freed while parked;
+ * readiness lasts only while it is watched. */
+static void test_parked_connection_watches_and_keeps_the_room(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    watched = unwatched = 0;
+    hub_set_watch(hub, on_watch, NULL);
+    hub_bind_part(1);
+    struct room *r = hub_room(hub, "p", 1);
+    uint32_t seq = room_watch_seq(r);
+    room_park(r);
+    assert_int_equal(watched, 1);
+    assert_int_equal(room_watch_seq(r), seq + 1);
+    assert_false(room_ready(r));
+    room_set_ready(r, true);
+    flush_part(hub, 0);
+    flush_part(hub, 1);
+    assert_ptr_equal(hub_room_find(hub, "p", 1), r); /* kept while parked */
+
+    struct subscriber a = {0};
+    subscribe_live(hub, 0, "p", &a); /* joins: still one watch */
+    hub_bind_part(1);
+    room_unpark(r);
+    assert_int_equal(watched, 1);
+    assert_int_equal(unwatched, 0);
+    assert_true(room_ready(r));
+    hub_bind_part(0);
+    room_unsubscribe(&a);
+    assert_int_equal(unwatched, 1);
+    assert_false(room_ready(r)); /* a new watch must read the room again */
+    flush_part(hub, 0);
+    assert_null(hub_room_find(hub, "p", 1)); /* nothing keeps it now */
+
+    hub_bind_part(2);
+    r = hub_room(hub, "p", 1);
+    room_park(r);
+    assert_int_equal(watched, 2);
+    room_unpark(r);
+    assert_int_equal(unwatched, 2);
+    flush_part(hub, 2);
+    assert_null(hub_room_find(hub, "p", 1));
+    hub_free(hub);
+}
+
+/* A room's ids come from a store's epoch: a resume from the base continues,
+ * one from below it is reset, whatever the hub's own ids are; a reset
+ * rebase drops the frames and loses every id known before. */
+static void test_epoch_and_base_decide_resumes(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8); /* the hub's own ids start at 1000 */
+    hub_bind_part(0);
+    struct room *r = hub_room(hub, "e", 1);
+    room_set_epoch(r, 500, 520, false);
+    assert_int_equal(room_epoch(r), 500);
+    struct publish_result res;
+    assert_int_equal(room_publish_id(r, 521, NULL, 0, "a", 1, NULL, 0, &res), 0);
+    assert_int_equal(room_publish_id(r, 522, NULL, 0, "b", 1, NULL, 0, &res), 0);
+    assert_int_equal(room_newest_id(r), 522);
+    struct room_want want = {.resume = true, .last_id = 520};
+    struct room_start st = room_start_want(r, &want);
+    assert_false(st.reset);
+    assert_int_equal(st.cursor, room_start_after(r, 520).cursor);
+    want.last_id = 519;
+    assert_true(room_start_want(r, &want).reset);
+    want = (struct room_want){.history = 1};
+    st = room_start_want(r, &want);
+    assert_int_equal(st.cursor, room_start_history(r, 1).cursor);
+
+    room_set_epoch(r, 9000, 9000, true);
+    assert_int_equal(room_frames(r), 0);
+    assert_int_equal(room_epoch(r), 9000);
+    want = (struct room_want){.resume = true, .last_id = 522};
+    assert_true(room_start_want(r, &want).reset);
+    want.last_id = 9000;
+    assert_false(room_start_want(r, &want).reset);
+    flush_part(hub, 0);
+    hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +465,8 @@ int main(void)
         cmocka_unit_test(test_publish_with_given_ids),
         cmocka_unit_test(test_watch_first_and_last_subscriber),
         cmocka_unit_test(test_reset_closes_every_subscriber),
+        cmocka_unit_test(test_parked_connection_watches_and_keeps_the_room),
+        cmocka_unit_test(test_epoch_and_base_decide_resumes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
