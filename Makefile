@@ -7,7 +7,8 @@
 #                   with the server at --threads 1 and 4; then under
 #                   ThreadSanitizer at 4, then the integration tests with
 #                   the server under valgrind at 1), the
-#                   deployment tests (nginx, systemd unit, man page, install)
+#                   deployment tests (nginx, systemd unit, man page, install,
+#                   contrib/cluster and make cluster-demo)
 #                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
 #   make bench      run the benchmarks (bench-threads, bench-scale: by event-loop count;
@@ -258,7 +259,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 # Deployment tests: nginx in front (contrib/nginx.conf), the systemd unit, the
-# man page, make install. Installs nginx, man-db and strace when missing (root).
+# man page, make install, contrib/cluster/ and make cluster-demo. Installs nginx, man-db and strace when missing (root).
 test-deploy: sse-server
 	bash tests/deploy/run.sh
 
