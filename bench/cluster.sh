@@ -206,7 +206,12 @@ run_setup() {
     for ((i = 1; i <= nodes; i++)); do
         cp "$TMP/node$i.err" "$BENCH_OUT/$setup-p$pipe.node$i.err" 2>/dev/null || true
     done
-    [ "$redis" = 1 ] && cp "$TMP/redis.log" "$BENCH_OUT/$setup-p$pipe.redis.log" 2>/dev/null
+    if [ "$redis" = 1 ]; then
+        cp "$TMP/redis.log" "$BENCH_OUT/$setup-p$pipe.redis.log" 2>/dev/null || true
+        # Redis's own account of its time per command, to set beside the table's.
+        redis-cli -p "$REDIS_PORT" info commandstats >"$BENCH_OUT/$setup-p$pipe.redis-commandstats.txt" \
+            2>/dev/null || true
+    fi
     stop_all
     if [ -z "$line" ]; then
         log "loadgen failed (exit $rc): $(tail -n 5 "$BENCH_OUT/$setup-p$pipe.loadgen.err")"
