@@ -6,6 +6,7 @@
 #ifndef SSE_API_H
 #define SSE_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct worker;
@@ -15,5 +16,8 @@ struct http_request;
 /* Answers one request. `body` (body_len bytes) is the decoded request body. */
 void api_handle(struct worker *wk, struct conn *c, const struct http_request *req, const char *body,
                 size_t body_len);
+
+/* The request is a publish (POST /message), from its head alone. */
+bool api_publishes(const struct http_request *req);
 
 #endif

@@ -6,9 +6,10 @@
  * Redis is the store (cluster_proto.h: per room a stream, a hash with the
  * epoch and top id, a PUB/SUB channel; an append script gives each message
  * its id atomically). Each loop has its own commands connection, so a POST
- * is answered by the loop that read it: the append goes out, the request
- * waits (CONN_AWAIT), Redis's reply brings the id for the 202 -- or a 503
- * with Retry-After when Redis is out of reach.
+ * is answered by the loop that read it: the append goes out, Redis's reply
+ * brings the id for the 202 -- or a 503 with Retry-After when Redis is out
+ * of reach -- and pipelined publishes go out meanwhile, their answers in
+ * request order.
  *
  * Loop 0 follows the rooms someone on this node listens to: it SUBSCRIBEs to
  * their channels on one subscriber connection, and drives one cluster_room
@@ -47,7 +48,8 @@ void cluster_free(struct cluster *cl);
 /* Any thread: Redis is reachable (loop 0's two connections are ready). */
 bool cluster_redis_up(const struct cluster *cl);
 
-/* A message to publish, as the request gave it (views). */
+/* A message to publish, as the request gave it (views); one node's publish
+ * path (api.c) takes the same. */
 struct cluster_message {
     const char *room;
     size_t room_len;
@@ -60,11 +62,22 @@ struct cluster_message {
 };
 
 /*
- * Sends the append for c's POST on its loop's connection. 0: c waits for
- * Redis (CONN_AWAIT) and is answered when the reply comes
- * (conn_publish_answered); -1: Redis is not reachable, c was answered 503.
+ * Sends the append for c's POST on its loop's connection. 0: the answer
+ * comes with Redis's reply, in its place among c's answers (c may read and
+ * send more publishes meanwhile, up to CLUSTER_PIPELINE_MAX; anything else
+ * it pipelines waits for those answers); -1: Redis is not reachable, c was
+ * answered 503.
  */
+#define CLUSTER_PIPELINE_MAX 64
 int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_message *m);
+
+/* c has publishes awaiting Redis: true, and *limit is how many bytes of its
+ * output may be written before the oldest one's answer. */
+bool cluster_output_limit(const struct conn *c, size_t *limit);
+/* n bytes of c's output were written. */
+void cluster_output_consumed(struct conn *c, size_t n);
+/* c's publishes awaiting Redis. */
+size_t cluster_publishes_awaited(const struct conn *c);
 
 /*
  * With the hub lock held, for a subscriber whose room is not ready: parks c

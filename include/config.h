@@ -58,6 +58,7 @@ struct config {
     /* A cluster: every node given the same Redis serves as one (cluster.h). */
     bool has_redis;
     struct redis_url redis;
+    unsigned redis_ttl_s; /* a room's keys expire this long after its last message; 0: never */
 };
 
 enum config_fsync { FSYNC_BATCH = 0, FSYNC_ALWAYS, FSYNC_NEVER };

@@ -83,12 +83,23 @@ struct cluster_wait;
 /* What c waits for in the cluster, or NULL; set by cluster.c alone. */
 struct cluster_wait *conn_cluster_wait(const struct conn *c);
 void conn_set_cluster_wait(struct conn *c, struct cluster_wait *w);
-/* c's publish went to the cluster's store: nothing more of c is read or
- * answered until conn_publish_answered. */
-void conn_await(struct conn *c);
-/* The store answered: 202 with the message's id, or (id 0) 503 with
- * Retry-After and msg; then c goes on with what it pipelined. */
-void conn_publish_answered(struct conn *c, uint64_t id, size_t clients, const char *msg);
+/* What a request's answer depends on, kept while a publish awaits the
+ * store, since c may read other requests meanwhile. */
+struct conn_answer_form {
+    bool keep_alive, http10;
+    const char *cors_origin;
+    uint64_t request_start_ms;
+};
+void conn_answer_form(const struct conn *c, struct conn_answer_form *f);
+/* Bytes of c's answers not written yet: where the answer to a publish sent
+ * now belongs. */
+size_t conn_output_len(const struct conn *c);
+/* The store answered a publish read with form f: 202 with the message's id,
+ * or (id 0) 503 with Retry-After and msg, inserted pos bytes into what c
+ * has not written yet. Returns the bytes inserted; 0 when c was closed
+ * (out of memory). The caller flushes. */
+size_t conn_publish_answered(struct conn *c, const struct conn_answer_form *f, size_t pos,
+                             uint64_t id, size_t clients, const char *msg);
 /* A parked subscriber's room is ready: it joins (hub lock held; the stream
  * has begun). Its bytes go out with the next flush. False when c was
  * closed instead (out of memory). */

@@ -31,7 +31,6 @@ enum conn_state {
     CONN_READ_HEAD,
     CONN_READ_BODY,
     CONN_STREAM,
-    CONN_AWAIT, /* a publish waits for the cluster's store (cluster.h) */
     CONN_DRAIN,
     CONN_LINGER,
     CONN_CLOSED,
@@ -56,8 +55,8 @@ struct conn {
     uint64_t stream_events;
     /* Output held back until the iteration's fan-out (conn_hold_output). */
     struct list held_node; /* in wk->held while held */
-    /* What it waits for in a cluster: its publish's reply, or (a parked
-     * subscriber) its room's first read. NULL otherwise. */
+    /* What it waits for in a cluster (cluster.c): its publishes' replies,
+     * oldest first, or (a parked subscriber) its room's first read. */
     struct cluster_wait *wait;
 
     struct loop_timer timer;
@@ -124,9 +123,6 @@ void conn_flush_output(struct conn *c, bool parse);
 /* Parses and dispatches buffered requests until the input is exhausted, a
  * body is incomplete, output piles up, or the connection changes state. */
 void conn_parse_requests(struct conn *c);
-/* The request was answered (its bytes consumed): the next one is awaited,
- * or the connection drains when it was not keep-alive. */
-void conn_request_finished(struct conn *c);
 /* Refuses a request the parser or the body reader rejected, then closes. */
 void conn_fail(struct conn *c, int status, const char *msg);
 /* The first byte of a request arrived: its deadline starts. */

@@ -305,6 +305,8 @@ size_t room_sub_advance(struct subscriber *sub, size_t n);
 /* True when the subscriber fell out of the ring: it is owed frames that were
  * evicted, so it can never be served in order and must be closed. No lock. */
 bool room_sub_lagged(const struct subscriber *sub);
+/* Of those, one whose room was reset (room_reset) since it joined. No lock. */
+bool room_sub_was_reset(const struct subscriber *sub);
 /* Marks a subscriber as waiting for its socket, which refused bytes (it is
  * then not passed to `ready` until unmarked, and frames it is owed may be
  * evicted), or as writable again. A subscriber that stopped only because of

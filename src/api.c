@@ -257,21 +257,10 @@ static int journal_record_message(struct worker *wk, struct conn *c, const char 
     return 0;
 }
 
-struct message {
-    const char *room;
-    size_t room_len;
-    const char *event;
-    size_t event_len;
-    const char *body;
-    size_t body_len;
-    const char *client;
-    size_t client_len;
-};
-
 /* Journals and publishes, under the hub lock: ids are handed out, written
  * to the journal and appended to the rings in one order, whatever loop
  * publishes. 0, or -1 after answering the error. */
-static int publish_message(struct worker *wk, struct conn *c, const struct message *m,
+static int publish_message(struct worker *wk, struct conn *c, const struct cluster_message *m,
                            struct publish_result *res)
 {
     struct server *srv = wk->srv;
@@ -281,10 +270,10 @@ static int publish_message(struct worker *wk, struct conn *c, const struct messa
         return -1;
     }
     if (srv->journal && journal_record_message(wk, c, m->room, m->room_len, m->event, m->event_len,
-                                               m->body, m->body_len) < 0) {
+                                               m->data, m->data_len) < 0) {
         return -1;
     }
-    if (room_publish(room, m->event_len ? m->event : NULL, m->event_len, m->body, m->body_len,
+    if (room_publish(room, m->event_len ? m->event : NULL, m->event_len, m->data, m->data_len,
                      m->client, m->client_len, res) < 0) {
         bool full = errno == ENOBUFS;
         uint64_t id = hub_next_id(srv->hub);
@@ -336,14 +325,13 @@ static void handle_publish(struct worker *wk, struct conn *c, const struct api_r
                      *wk->srv->cfg.publish_token && publish_authorized(wk->srv, req)) < 0) {
         return;
     }
+    struct cluster_message m = {name, name_len, event,  event_len,
+                                body, body_len, client, client_len};
     if (wk->srv->cluster) {
-        struct cluster_message cm = {name, name_len, event,  event_len,
-                                     body, body_len, client, client_len};
-        (void)cluster_publish(wk, c, &cm);
+        (void)cluster_publish(wk, c, &m);
         return;
     }
     struct publish_result res;
-    struct message m = {name, name_len, event, event_len, body, body_len, client, client_len};
     hub_lock(wk->srv->hub);
     int rc = publish_message(wk, c, &m, &res);
     hub_unlock(wk->srv->hub);
@@ -544,6 +532,11 @@ static bool path_is(const struct http_request *req, const char *path)
 {
     size_t n = strlen(path);
     return req->path.len == n && memcmp(req->path.ptr, path, n) == 0;
+}
+
+bool api_publishes(const struct http_request *req)
+{
+    return req->method == HTTP_POST && path_is(req, "/message");
 }
 
 static void reply_not_allowed(struct conn *c, const char *allow)

@@ -19,6 +19,11 @@ struct cluster_wait {
     struct cluster_link *link;
     struct conn *conn; /* publish: NULL once the connection closed */
     enum wait_kind kind;
+    /* Publish: the connection's next one, where its answer goes in the
+     * connection's output, and how the request wanted it. */
+    struct cluster_wait *next;
+    size_t pos;
+    struct conn_answer_form form;
     struct room *room; /* parked: kept alive by room_park */
     struct room_want want;
     uint8_t name_len; /* publish: the room, for the 202's local count */
@@ -159,11 +164,45 @@ static void on_appended(struct redis *r, const struct resp_value *v, struct resp
         }
     }
     if (c) {
-        conn_set_cluster_wait(c, NULL);
+        /* Replies come in order: this is the connection's oldest. */
+        conn_set_cluster_wait(c, w->next);
         size_t clients = id ? local_subscribers(l->cl, w->name, w->name_len) : 0;
-        conn_publish_answered(c, id, clients, why);
+        size_t len = conn_publish_answered(c, &w->form, w->pos, id, clients, why);
+        if (len > 0) {
+            for (struct cluster_wait *n = w->next; n; n = n->next) {
+                n->pos += len;
+            }
+            conn_flush(c);
+        }
     }
     free(w);
+}
+
+bool cluster_output_limit(const struct conn *c, size_t *limit)
+{
+    const struct cluster_wait *w = conn_cluster_wait(c);
+    if (!w || w->kind != WAIT_PUBLISH) {
+        return false;
+    }
+    *limit = w->pos;
+    return true;
+}
+
+void cluster_output_consumed(struct conn *c, size_t n)
+{
+    for (struct cluster_wait *w = conn_cluster_wait(c); w && w->kind == WAIT_PUBLISH; w = w->next) {
+        w->pos -= n < w->pos ? n : w->pos;
+    }
+}
+
+size_t cluster_publishes_awaited(const struct conn *c)
+{
+    size_t n = 0;
+    for (const struct cluster_wait *w = conn_cluster_wait(c); w && w->kind == WAIT_PUBLISH;
+         w = w->next) {
+        n++;
+    }
+    return n;
 }
 
 int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_message *m)
@@ -179,6 +218,7 @@ int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_mess
         .room_len = m->room_len,
         .time_base = wall_clock_us(),
         .history = wk->srv->cfg.history,
+        .ttl_s = wk->srv->cfg.redis_ttl_s,
         .event = m->event,
         .event_len = m->event_len,
         .client = m->client,
@@ -199,6 +239,8 @@ int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_mess
     w->kind = WAIT_PUBLISH;
     w->link = l;
     w->conn = c;
+    w->pos = conn_output_len(c);
+    conn_answer_form(c, &w->form);
     w->name_len = (uint8_t)m->room_len;
     memcpy(w->name, m->room, m->room_len);
     if (redis_command(l->cmd, a.argc, a.argv, a.lens, on_appended, w) < 0) {
@@ -207,8 +249,15 @@ int cluster_publish(struct worker *wk, struct conn *c, const struct cluster_mess
         goto refuse;
     }
     list_push_back(&l->publishing, &w->node);
-    conn_set_cluster_wait(c, w);
-    conn_await(c);
+    struct cluster_wait *last = conn_cluster_wait(c);
+    if (!last) {
+        conn_set_cluster_wait(c, w);
+    } else {
+        while (last->next) {
+            last = last->next;
+        }
+        last->next = w;
+    }
     return 0;
 refuse:
     reply_unavailable(c, why);
@@ -242,7 +291,10 @@ void cluster_cancel(struct conn *c)
     struct cluster_wait *w = conn_cluster_wait(c);
     conn_set_cluster_wait(c, NULL);
     if (w->kind == WAIT_PUBLISH) {
-        w->conn = NULL; /* freed by on_appended, which must still come */
+        /* Each is freed by its reply, which must still come. */
+        for (; w; w = w->next) {
+            w->conn = NULL;
+        }
         return;
     }
     list_remove(&w->node);

@@ -90,11 +90,11 @@ static struct cluster_entry *entry_find(struct cluster *cl, const char *name, si
     return *entry_slot(cl, name, len);
 }
 
-/* An entry nobody follows and no read refers to goes. */
+/* An entry nobody follows, with no read or SUBSCRIBE answer to come, goes. */
 static void entry_release(struct cluster_entry *e)
 {
     struct cluster *cl = e->cl;
-    if (e->tracked || e->reads > 0) {
+    if (e->tracked || e->reads > 0 || e->subscribing > 0) {
         return;
     }
     struct cluster_entry **pp = entry_slot(cl, e->name, e->name_len);
@@ -307,12 +307,16 @@ static void on_sub_down(struct redis *r, const char *why, void *arg)
     }
     cluster_update_up(cl);
     for (size_t i = 0; i < cl->nbuckets; i++) {
-        for (struct cluster_entry *e = cl->buckets[i]; e; e = e->next) {
+        struct cluster_entry *e = cl->buckets[i];
+        while (e) {
+            struct cluster_entry *next = e->next;
             e->subscribing = 0;
             e->confirmed = false;
             if (e->tracked) {
                 cluster_room_link_down(&e->cr);
             }
+            entry_release(e);
+            e = next;
         }
     }
 }
@@ -321,19 +325,25 @@ static struct cluster_entry *channel_entry(struct cluster *cl, const char *chann
 {
     size_t room_len;
     const char *room = cluster_proto_channel_room(channel, len, &room_len);
-    struct cluster_entry *e = room ? entry_find(cl, room, room_len) : NULL;
-    return e && e->tracked ? e : NULL;
+    return room ? entry_find(cl, room, room_len) : NULL;
 }
 
 static void on_subscribed(struct redis *r, const char *channel, size_t len, void *arg)
 {
     struct cluster_entry *e = channel_entry(arg, channel, len);
     (void)r;
-    /* The last SUBSCRIBE sent is in effect only when all are confirmed. */
-    if (e && e->subscribing > 0 && --e->subscribing == 0) {
+    /* After SUBSCRIBE, UNSUBSCRIBE, SUBSCRIBE the channel is surely
+     * subscribed only once the last confirmation came: every one is
+     * counted, whether the room is followed meanwhile or not. */
+    if (!e || e->subscribing == 0 || --e->subscribing > 0) {
+        return;
+    }
+    if (e->tracked) {
         e->confirmed = true;
         cluster_room_subscribed(&e->cr);
         entry_check_ready(e);
+    } else {
+        entry_release(e);
     }
 }
 
@@ -344,7 +354,7 @@ static void on_message(struct redis *r, const char *channel, size_t channel_len,
     struct cluster_entry *e = channel_entry(cl, channel, channel_len);
     struct cluster_msg m;
     (void)r;
-    if (!e) {
+    if (!e || !e->tracked) {
         return;
     }
     if (cluster_proto_payload_decode(payload, len, &m) < 0) {
@@ -391,7 +401,6 @@ static void follow(struct cluster *cl, const struct cluster_event *ev)
     if (!ev->watched) {
         if (e && e->tracked) {
             e->tracked = e->confirmed = false;
-            e->subscribing = 0;
             cluster_room_untrack(&e->cr);
             if (redis_is_ready(cl->sub)) {
                 (void)redis_unsubscribe(cl->sub, e->channel, e->channel_len);

@@ -136,6 +136,8 @@ static const struct option_def options[] = {
      "run as one node of a cluster over this Redis: redis://[user:password@]host[:port][/db] "
      "(numeric host or localhost); every node given the same Redis serves as one",
      NULL, "none"},
+    {"redis-ttl", "SSE_REDIS_TTL", OPT_INT, FIELD(redis_ttl_s), 0, 1u << 30,
+     "seconds a room's history stays in Redis after its last message; 0 keeps it", "0", NULL},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])

@@ -86,6 +86,10 @@ void conn_close(struct conn *c)
 
 bool conn_output_pending(const struct conn *c)
 {
+    size_t slot;
+    if (c->wait && cluster_output_limit(c, &slot)) {
+        return true;
+    }
     return buf_pending(&c->out) > 0 || c->borrowed_len > 0;
 }
 
@@ -93,10 +97,14 @@ bool conn_output_pending(const struct conn *c)
 static void conn_update_events(struct conn *c)
 {
     uint32_t ev = 0;
+    size_t slot;
+    bool awaiting = c->wait && cluster_output_limit(c, &slot);
     switch (c->state) {
     case CONN_READ_HEAD:
     case CONN_READ_BODY:
-        if (!c->peer_closed && buf_pending(&c->out) < OUT_HIGH_WATER && c->borrowed_len == 0) {
+        /* While publishes await the store, what is buffered waits too. */
+        if (!c->peer_closed && buf_pending(&c->out) < OUT_HIGH_WATER && c->borrowed_len == 0 &&
+            !(awaiting && buf_pending(&c->in) > 0)) {
             ev |= EPOLLIN | EPOLLRDHUP;
         }
         break;
@@ -107,13 +115,14 @@ static void conn_update_events(struct conn *c)
     case CONN_LINGER:
         ev |= EPOLLIN | EPOLLRDHUP;
         break;
-    case CONN_AWAIT: /* nothing is read until the store answers */
     case CONN_DRAIN:
     case CONN_CLOSED:
         break;
     }
     if (list_linked(&c->held_node)) {
         /* Nothing may be written until conn_release_held, which flushes. */
+    } else if (awaiting && slot == 0) {
+        /* Nothing may be written before the store's answer, which flushes. */
     } else if (conn_output_pending(c) || c->write_more ||
                (c->stream == STREAM_ROOM && c->sub.waiting)) {
         ev |= EPOLLOUT;
@@ -296,23 +305,71 @@ void conn_set_cluster_wait(struct conn *c, struct cluster_wait *w)
     c->wait = w;
 }
 
-void conn_publish_answered(struct conn *c, uint64_t id, size_t clients, const char *msg)
+void conn_answer_form(const struct conn *c, struct conn_answer_form *f)
 {
-    c->state = CONN_READ_HEAD;
-    if (id) {
-        reply_accepted(c, id, clients);
-    } else {
-        char body[256];
-        size_t n = response_error_body(body, sizeof body, 503, msg);
-        conn_reply(c, 503, "application/json", body, n, "Retry-After: 1\r\n");
+    f->keep_alive = c->keep_alive;
+    f->http10 = c->http10;
+    f->cors_origin = c->cors_origin;
+    f->request_start_ms = c->request_start_ms;
+}
+
+size_t conn_output_len(const struct conn *c)
+{
+    return buf_pending(&c->out);
+}
+
+/* Builds the answer in a buffer of its own, as its request asked. */
+static int build_publish_answer(struct conn *c, const struct conn_answer_form *f, struct buf *b,
+                                uint64_t id, size_t clients, const char *msg)
+{
+    char body[256];
+    size_t n = id ? (size_t)snprintf(body, sizeof body, "{\"id\":%llu,\"clients\":%zu}\n",
+                                     (unsigned long long)id, clients)
+                  : response_error_body(body, sizeof body, 503, msg);
+    int status = id ? 202 : 503;
+    const struct response_head h = {
+        .status = status,
+        .date = worker_date(c->wk),
+        .cors_origin = f->cors_origin,
+        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
+        .content_type = "application/json",
+        .has_length = true,
+        .length = n,
+        .extra_headers = id ? NULL : "Retry-After: 1\r\n",
+        .framing = !f->keep_alive ? RESPONSE_CLOSE
+                   : f->http10    ? RESPONSE_KEEP_ALIVE_10
+                                  : RESPONSE_KEEP_ALIVE,
+    };
+    count_response(c, status);
+    if (response_head_append(b, &h) < 0 || buf_append(b, body, n) < 0) {
+        return -1;
     }
-    if (c->state == CONN_CLOSED) {
-        return;
+    log_info("POST /message %d (stored in Redis) %llu ms", status,
+             (unsigned long long)(loop_now_ms(c->wk->loop) - f->request_start_ms));
+    return 0;
+}
+
+size_t conn_publish_answered(struct conn *c, const struct conn_answer_form *f, size_t pos,
+                             uint64_t id, size_t clients, const char *msg)
+{
+    struct buf b = {0};
+    size_t len = 0;
+    size_t pending = buf_pending(&c->out);
+    if (pos > pending || build_publish_answer(c, f, &b, id, clients, msg) < 0 ||
+        buf_reserve(&c->out, buf_pending(&b)) < 0) {
+        buf_free(&b);
+        conn_close(c);
+        return 0;
     }
-    log_info("POST /message %d (stored in Redis) %llu ms", c->status,
-             (unsigned long long)(loop_now_ms(c->wk->loop) - c->request_start_ms));
-    conn_request_finished(c);
-    conn_flush(c);
+    len = buf_pending(&b);
+    /* Into its place: after what was answered before it, before what was
+     * answered after it. */
+    char *at = c->out.data + c->out.off + pos;
+    memmove(at + len, at, pending - pos);
+    memcpy(at, buf_head(&b), len);
+    c->out.len += len;
+    buf_free(&b);
+    return len;
 }
 
 void conn_reply_publish(struct conn *c, uint64_t id, size_t clients)
@@ -392,6 +449,9 @@ static void conn_written(struct conn *c, size_t done, size_t out_len)
     c->stream_bytes += done;
     size_t k = done < out_len ? done : out_len;
     buf_consume(&c->out, k);
+    if (c->wait) {
+        cluster_output_consumed(c, k);
+    }
     done -= k;
     if (c->borrowed_len) {
         k = done < c->borrowed_len ? done : c->borrowed_len;
@@ -425,7 +485,16 @@ static enum write_result conn_write(struct conn *c)
     while (budget > 0) {
         struct iovec iov[MAX_IOV];
         size_t n = 0;
-        size_t out_len = buf_pending(&c->out);
+        size_t out_len = buf_pending(&c->out), slot;
+        if (c->wait && cluster_output_limit(c, &slot)) {
+            /* Answers pipelined after a publish that awaits the store go
+             * out only after its answer (a publisher pipelines nothing
+             * else meanwhile: no file body, no stream). */
+            if (slot == 0) {
+                return WRITE_BLOCKED;
+            }
+            out_len = out_len < slot ? out_len : slot;
+        }
         if (out_len) {
             iov[n].iov_base = (void *)buf_head(&c->out);
             iov[n++].iov_len = out_len;
@@ -436,9 +505,15 @@ static enum write_result conn_write(struct conn *c)
         }
         if (c->stream == STREAM_ROOM) {
             if (room_sub_lagged(&c->sub)) {
-                log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
-                         c->watch.fd, room_name(c->sub.room));
-                counter_add(&wk->stats.lagged_dropped, 1);
+                if (room_sub_was_reset(&c->sub)) {
+                    /* Its reconnect with Last-Event-ID is told what is gone. */
+                    log_info("fd %d: room '%s' was reset; closing its stream", c->watch.fd,
+                             room_name(c->sub.room));
+                } else {
+                    log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
+                             c->watch.fd, room_name(c->sub.room));
+                    counter_add(&wk->stats.lagged_dropped, 1);
+                }
                 conn_close(c);
                 return WRITE_CLOSED;
             }
@@ -531,7 +606,6 @@ void conn_flush_output(struct conn *c, bool parse)
             return;
         }
         break;
-    case CONN_AWAIT:
     case CONN_LINGER:
     case CONN_CLOSED:
         break;
@@ -681,7 +755,6 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
     case CONN_LINGER:
         conn_close(c);
         break;
-    case CONN_AWAIT:
     case CONN_CLOSED:
         break;
     }

@@ -1,6 +1,7 @@
 #include "conn_internal.h"
 
 #include "api.h"
+#include "cluster.h"
 #include "log.h"
 #include "response.h"
 
@@ -48,6 +49,21 @@ void conn_request_started(struct conn *c)
     }
 }
 
+/* The request was answered (its bytes consumed): the next one is awaited,
+ * or the connection drains when it was not keep-alive. */
+static void conn_request_finished(struct conn *c)
+{
+    if (!c->keep_alive) {
+        c->state = CONN_DRAIN;
+        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
+    } else {
+        conn_wait_request(c);
+        if (buf_pending(&c->in) > 0) {
+            conn_request_started(c);
+        }
+    }
+}
+
 /* The request head is at the front of `in` and its body (if any) follows
  * it; dispatches it and drops it from `in`. */
 static void conn_dispatch(struct conn *c)
@@ -68,45 +84,25 @@ static void conn_dispatch(struct conn *c)
     const char *body = buf_head(&c->in) + c->head_len;
     size_t consumed = c->head_len + c->body_len;
     size_t out_before = buf_pending(&c->out);
+    c->status = 0;
 
     api_handle(wk, c, req, body, c->body_len);
 
     if (c->state == CONN_CLOSED) {
         return;
     }
-    if (c->state != CONN_STREAM && c->state != CONN_AWAIT && log_get_level() >= LOG_INFO) {
+    /* A publish awaiting the store is logged when it is answered. */
+    if (c->state != CONN_STREAM && c->status != 0 && log_get_level() >= LOG_INFO) {
         char target[201];
         http_redact_target(req->target, target, sizeof target);
         log_info("%.*s %s %d %zu bytes %llu ms", (int)req->method_str.len, req->method_str.ptr,
                  target, c->status, buf_pending(&c->out) - out_before + c->borrowed_len,
                  (unsigned long long)(loop_now_ms(wk->loop) - c->request_start_ms));
     }
-    if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY || c->state == CONN_AWAIT) {
+    if (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
         buf_consume(&c->in, consumed);
-        if (c->state != CONN_AWAIT) {
-            conn_request_finished(c);
-        }
+        conn_request_finished(c);
     }
-}
-
-void conn_request_finished(struct conn *c)
-{
-    if (!c->keep_alive) {
-        c->state = CONN_DRAIN;
-        conn_arm_timer(c, (uint64_t)conn_cfg(c)->header_timeout_s * 1000);
-    } else {
-        conn_wait_request(c);
-        if (buf_pending(&c->in) > 0) {
-            conn_request_started(c);
-        }
-    }
-}
-
-void conn_await(struct conn *c)
-{
-    /* Bounded by the Redis client's reply timeout, which answers 503. */
-    c->state = CONN_AWAIT;
-    loop_timer_stop(c->wk->loop, &c->timer);
 }
 
 enum body_start { BODY_NONE, BODY_PENDING, BODY_FAILED };
@@ -203,7 +199,8 @@ static void parse_requests(struct conn *c)
 {
     struct worker *wk = c->wk;
     while (c->state == CONN_READ_HEAD || c->state == CONN_READ_BODY) {
-        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0) {
+        if (buf_pending(&c->out) >= OUT_HIGH_WATER || c->borrowed_len > 0 ||
+            (c->wait && cluster_publishes_awaited(c) >= CLUSTER_PIPELINE_MAX)) {
             break; /* answers first; the rest waits in `in` */
         }
         if (c->state == CONN_READ_HEAD) {
@@ -225,6 +222,12 @@ static void parse_requests(struct conn *c)
                           : status == 501 ? "transfer coding not implemented"
                           : status == 505 ? "HTTP version not supported"
                                           : "malformed request");
+                break;
+            }
+            if (c->wait && cluster_publishes_awaited(c) > 0 && !api_publishes(&wk->req)) {
+                /* Answered in order: this one waits for the store's
+                 * answers to the publishes before it. */
+                c->last_len = 0;
                 break;
             }
             c->head_len = (size_t)r;

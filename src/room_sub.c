@@ -258,6 +258,11 @@ bool room_sub_lagged(const struct subscriber *sub)
     return sub->cursor < room_head(room) && !room_frame_at(room, sub->cursor);
 }
 
+bool room_sub_was_reset(const struct subscriber *sub)
+{
+    return sub->room && sub->gen != atomic_load_explicit(&sub->room->gen, memory_order_acquire);
+}
+
 void room_sub_set_waiting(struct subscriber *sub, bool waiting)
 {
     struct room *room = sub->room;

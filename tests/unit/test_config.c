@@ -627,6 +627,9 @@ static void test_other_options(void **state)
     assert_null(strstr(output, "hunter2"));
     parse_err(ARGS("--redis", "redis://localhost", "--data-dir", "/var/lib/sse"));
     assert_non_null(strstr(output, "--data-dir"));
+    parse_ok(&cfg, ARGS("--redis-ttl", "86400"));
+    assert_int_equal(cfg.redis_ttl_s, 86400);
+    parse_err(ARGS("--redis-ttl", "-1"));
     setenv("SSE_REDIS", "redis://localhost:7000", 1);
     parse_ok(&cfg, NULL);
     assert_int_equal(cfg.redis.port, 7000);
@@ -862,7 +865,7 @@ static void test_help_defaults(void **state)
         if (memcmp(&cfg, &defaults, sizeof cfg) != 0)
             fail_msg("--help shows \"%s\" for --%s, but that is not its default", shown, name);
     }
-    assert_int_equal(options, 34);
+    assert_int_equal(options, 35);
     assert_int_equal(words, 13);
 
     /* As a user reads it. */

@@ -193,6 +193,7 @@ static void test_waiting_subscriber_elsewhere_is_woken_when_it_lags(void **state
     flush_part(hub, 0); /* writes a, then trims past b */
     assert_int_equal(seen.frames, 5);
     assert_true(room_sub_lagged(&b));
+    assert_false(room_sub_was_reset(&b)); /* fell behind: not a reset */
     assert_int_equal(seen.schedule[1], 1);
     size_t before = seen.ready;
     flush_part(hub, 1);
@@ -346,6 +347,8 @@ static void test_reset_closes_every_subscriber(void **state)
     assert_int_equal(seen.schedule[1], 1);
     assert_true(room_sub_lagged(&a));
     assert_true(room_sub_lagged(&b));
+    assert_true(room_sub_was_reset(&a));
+    assert_true(room_sub_was_reset(&b));
     size_t before = seen.ready;
     flush_part(hub, 0);
     flush_part(hub, 1);
