@@ -8,10 +8,13 @@
 #                   chaos test once, plain at 4; then under
 #                   ThreadSanitizer at 4, then the integration tests with
 #                   the server under valgrind at 1), the
-#                   deployment tests (nginx, systemd unit, man page, install)
+#                   deployment tests (nginx, systemd unit, man page, install,
+#                   contrib/cluster and make cluster-demo)
 #                   and the chat page and the dashboard in headless Chromium
 #   make fuzz       run each libFuzzer target for FUZZ_SECONDS
-#   make bench      run the benchmarks (bench-threads, bench-scale: by event-loop count)
+#   make bench      run the benchmarks (bench-threads, bench-scale: by event-loop count;
+#                   bench-cluster: three nodes over Redis against one)
+#   make cluster-demo  Redis, three nodes and nginx on loopback until Ctrl-C
 
 SHELL   := /bin/bash
 CC      ?= cc
@@ -65,7 +68,7 @@ CMOCKA_LIBS   = $(shell pkg-config --libs cmocka 2>/dev/null || echo -lcmocka)
 
 .PHONY: all run test test-deps test-plain test-asan test-tsan check unit integration chaos fuzz fuzz-build \
         bench format format-check lint clean install uninstall test-deploy test-e2e test-valgrind bench-quick \
-        bench-auth bench-threads bench-scale
+        bench-auth bench-threads bench-scale bench-cluster cluster-demo
 
 all: sse-server
 
@@ -292,7 +295,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 # Deployment tests: nginx in front (contrib/nginx.conf), the systemd unit, the
-# man page, make install. Installs nginx, man-db and strace when missing (root).
+# man page, make install, contrib/cluster/ and make cluster-demo. Installs nginx, man-db and strace when missing (root).
 test-deploy: sse-server
 	bash tests/deploy/run.sh
 
@@ -325,6 +328,17 @@ bench-scale:
 # with tokens vs without (bench/auth.sh).
 bench-auth:
 	bash bench/auth.sh
+
+# Three nodes x 3,000 subscribers against one node x 9,000, over one Redis:
+# deliveries/s, p99 and Redis CPU per message (bench/cluster.sh).
+bench-cluster:
+	bash bench/cluster.sh
+
+# ---------------------------------------------------------------- demo
+# Redis, three nodes and nginx on loopback in a temporary directory; prints
+# the URLs and runs until Ctrl-C (contrib/cluster/demo.sh).
+cluster-demo: $(BUILD)/sse-server
+	@SSE_SERVER=$(CURDIR)/$(BUILD)/sse-server bash contrib/cluster/demo.sh
 
 # ---------------------------------------------------------------- misc
 FORMAT_FILES = $(wildcard src/*.c include/*.h tests/*/*.c tests/*/*.h bench/*.c bench/*.h tools/*.c)

@@ -24,6 +24,12 @@
  * (/proc/PID/status) before and after the subscribers connect and at the
  * end. --json prints one line of JSON instead of the text report.
  *
+ * Several servers as one service (nodes sharing a Redis): --sub-ports spreads
+ * the subscribers over their ports (subscriber i on the (i mod n)-th), the
+ * publisher stays on --port, --server-pid takes every node's PID (CPU and RSS
+ * summed) and --redis-pid the store's, whose CPU while publishing is reported
+ * per accepted message.
+ *
  * Exit status: 0 all good; 1 a check failed (lost, duplicate, out of order,
  * corrupt, dropped or unconnected subscribers, rejected posts); 2 usage or
  * fatal error; 3 the --timeout deadline ended the run.
@@ -31,6 +37,7 @@
 #include "evparse.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -59,12 +66,17 @@
 #define OUT_MAX      (1u << 20) /* publisher bytes queued before waiting */
 #define REQ_HEAD_MAX 256
 #define MAX_THREADS  64
+#define MAX_PIDS     16 /* --server-pid list; also the most --sub-ports */
 
 /* ------------------------------------------------------------ options */
 
 struct opts {
     int port;
-    long server_pid;
+    long server_pid[MAX_PIDS];
+    int server_pids;
+    long redis_pid;
+    int sub_port[MAX_PIDS];
+    int sub_ports;
     long subs;
     long messages;
     long bytes;
@@ -104,7 +116,11 @@ static struct opts o = {
 static void usage(FILE *f)
 {
     fprintf(f, "usage: loadgen --port P [options]\n"
-               "  --server-pid PID     read the server's CPU and RSS from /proc\n"
+               "  --server-pid PID[,PID...]  read the server's CPU and RSS from /proc\n"
+               "                       (summed over several nodes)\n"
+               "  --redis-pid PID      report that process's CPU while publishing, per message\n"
+               "  --sub-ports P[,P...] subscriber i connects to the (i mod n)-th of these ports\n"
+               "                       (default: --port)\n"
                "  --subs N             event-stream subscribers (100)\n"
                "  --messages M         messages to publish (1000)\n"
                "  --bytes B            body size of each message (100)\n"
@@ -139,6 +155,26 @@ static double arg_num(const char *name, const char *v, double min, double max)
     return d;
 }
 
+/* A comma list of at most MAX_PIDS whole numbers in [min, max] into out;
+ * returns how many. */
+static int arg_list(const char *name, const char *v, long *out, double min, double max)
+{
+    char item[32];
+    int n = 0;
+    while (*v) {
+        size_t len = strcspn(v, ",");
+        if (n == MAX_PIDS || len == 0 || len >= sizeof item) {
+            fprintf(stderr, "loadgen: bad list for %s (at most %d numbers)\n", name, MAX_PIDS);
+            exit(2);
+        }
+        memcpy(item, v, len);
+        item[len] = '\0';
+        out[n++] = (long)arg_num(name, item, min, max);
+        v += len + (v[len] == ',');
+    }
+    return n;
+}
+
 static void parse_args(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -160,7 +196,15 @@ static void parse_args(int argc, char **argv)
         if (strcmp(a, "--port") == 0) {
             o.port = (int)arg_num(a, v, 1, 65535);
         } else if (strcmp(a, "--server-pid") == 0) {
-            o.server_pid = (long)arg_num(a, v, 0, 1e9);
+            o.server_pids = arg_list(a, v, o.server_pid, 1, 1e9);
+        } else if (strcmp(a, "--redis-pid") == 0) {
+            o.redis_pid = (long)arg_num(a, v, 1, 1e9);
+        } else if (strcmp(a, "--sub-ports") == 0) {
+            long ports[MAX_PIDS];
+            o.sub_ports = arg_list(a, v, ports, 1, 65535);
+            for (int k = 0; k < o.sub_ports; k++) {
+                o.sub_port[k] = (int)ports[k];
+            }
         } else if (strcmp(a, "--subs") == 0) {
             o.subs = (long)arg_num(a, v, 0, 1e6);
         } else if (strcmp(a, "--messages") == 0) {
@@ -206,6 +250,10 @@ static void parse_args(int argc, char **argv)
     }
     if (o.connect_timeout == 0) {
         o.connect_timeout = o.timeout / 2;
+    }
+    if (o.sub_ports == 0) {
+        o.sub_port[0] = o.port;
+        o.sub_ports = 1;
     }
     if (strlen(o.sub_path) > 200 || strlen(o.pub_path) > 200 || strchr(o.sub_path, '\r') ||
         strchr(o.pub_path, '\r') || strchr(o.sub_path, '\n') || strchr(o.pub_path, '\n')) {
@@ -302,46 +350,103 @@ struct proc_sample {
     long rss_kb;  /* VmRSS */
 };
 
-static struct proc_sample proc_sample(void)
+/* utime + stime of pid in seconds, or -1 when /proc cannot tell. */
+static double proc_cpu(long pid)
 {
-    struct proc_sample s = {0};
-    if (o.server_pid <= 0) {
-        return s;
-    }
     char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%ld/stat", o.server_pid);
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
     FILE *f = fopen(path, "r");
     if (!f) {
-        return s;
+        return -1;
     }
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     const char *p = strrchr(buf, ')');
     if (!p) {
-        return s;
+        return -1;
     }
     /* After ") ": state is field 3; utime and stime are fields 14 and 15. */
     unsigned long long ut = 0, st = 0;
     if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
-        return s;
+        return -1;
     }
     long hz = sysconf(_SC_CLK_TCK);
-    s.cpu_s = (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+    return (double)(ut + st) / (double)(hz > 0 ? hz : 100);
+}
 
-    snprintf(path, sizeof path, "/proc/%ld/status", o.server_pid);
-    f = fopen(path, "r");
-    if (!f) {
-        return s;
+/* CPU time of every thread of pid in seconds, from the scheduler's own
+ * nanosecond count (the first field of /proc/PID/task/TID/schedstat), or -1.
+ * utime + stime come in 10 ms ticks: for a process that spends tens of
+ * microseconds per message, a run of a thousand messages is a few ticks. */
+static double proc_sched_s(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    if (!d) {
+        return -1;
     }
-    char line[256];
+    unsigned long long total = 0;
+    bool any = false;
+    const struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+            continue;
+        }
+        char file[sizeof path + sizeof e->d_name + 16];
+        snprintf(file, sizeof file, "%s/%s/schedstat", path, e->d_name);
+        FILE *f = fopen(file, "r");
+        unsigned long long ns = 0;
+        if (f && fscanf(f, "%llu", &ns) == 1) {
+            total += ns;
+            any = true;
+        }
+        if (f) {
+            fclose(f);
+        }
+    }
+    closedir(d);
+    return any ? (double)total / 1e9 : -1;
+}
+
+/* VmRSS of pid in KiB, or -1. */
+static long proc_rss_kb(long pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return -1;
+    }
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "VmRSS:", 6) == 0) {
-            s.rss_kb = strtol(line + 6, NULL, 10);
-            s.ok = true;
+            kb = strtol(line + 6, NULL, 10);
         }
     }
     fclose(f);
+    return kb;
+}
+
+/* The servers' CPU and RSS, summed over every --server-pid: ok only when
+ * every one could be read. */
+static struct proc_sample proc_sample(void)
+{
+    struct proc_sample s = {0};
+    if (o.server_pids == 0) {
+        return s;
+    }
+    for (int k = 0; k < o.server_pids; k++) {
+        double cpu = proc_cpu(o.server_pid[k]);
+        long rss = proc_rss_kb(o.server_pid[k]);
+        if (cpu < 0 || rss < 0) {
+            return s;
+        }
+        s.cpu_s += cpu;
+        s.rss_kb += rss;
+    }
+    s.ok = true;
     return s;
 }
 
@@ -549,9 +654,10 @@ struct pub {
 
 static _Thread_local struct loadgen {
     int ep;
-    struct sockaddr_in addr;
-    char sub_req[512];
-    size_t sub_req_len;
+    struct sockaddr_in addr;               /* the publisher's */
+    struct sockaddr_in sub_addr[MAX_PIDS]; /* subscriber i: sub_addr[i % o.sub_ports] */
+    char sub_req[MAX_PIDS][320];
+    size_t sub_req_len[MAX_PIDS];
 
     struct sub *subs;
     long *queue; /* subscribers to (re)connect */
@@ -630,7 +736,8 @@ static void sub_start(long i)
     s->fd = fd;
     s->state = SS_CONNECTING;
     g.connecting++;
-    if (connect(fd, (struct sockaddr *)&g.addr, sizeof g.addr) < 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *to = &g.sub_addr[i % o.sub_ports];
+    if (connect(fd, (const struct sockaddr *)to, sizeof *to) < 0 && errno != EINPROGRESS) {
         sub_retry(i, errno == ECONNREFUSED || errno == EAGAIN || errno == ETIMEDOUT);
         return;
     }
@@ -755,8 +862,9 @@ static void sub_io(long i, uint32_t events)
         if (!(events & EPOLLOUT)) {
             return;
         }
-        ssize_t w = write(s->fd, g.sub_req, g.sub_req_len);
-        if (w != (ssize_t)g.sub_req_len) {
+        int k = (int)(i % o.sub_ports);
+        ssize_t w = write(s->fd, g.sub_req[k], g.sub_req_len[k]);
+        if (w != (ssize_t)g.sub_req_len[k]) {
             sub_retry(i, true);
             return;
         }
@@ -1353,10 +1461,15 @@ int main(int argc, char **argv)
     g.addr.sin_family = AF_INET;
     g.addr.sin_port = htons((uint16_t)o.port);
     g.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    g.sub_req_len = (size_t)snprintf(g.sub_req, sizeof g.sub_req,
-                                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
-                                     "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
-                                     o.sub_path, o.port);
+    for (int k = 0; k < o.sub_ports; k++) {
+        g.sub_addr[k] = g.addr;
+        g.sub_addr[k].sin_port = htons((uint16_t)o.sub_port[k]);
+        g.sub_req_len[k] =
+            (size_t)snprintf(g.sub_req[k], sizeof g.sub_req[k],
+                             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                             "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n",
+                             o.sub_path, o.sub_port[k]);
+    }
     g.rbuf = xcalloc(1, READ_BUF);
     g.subs = xcalloc((size_t)o.subs, sizeof *g.subs);
     g.queue = xcalloc((size_t)o.subs * MAX_TRIES + 1, sizeof *g.queue);
@@ -1377,8 +1490,8 @@ int main(int argc, char **argv)
 
     /* ---- connect (every lane its share) */
     struct proc_sample ps_base = proc_sample();
-    if (o.server_pid > 0 && !ps_base.ok) {
-        die("cannot read /proc/%ld", o.server_pid);
+    if (o.server_pids > 0 && !ps_base.ok) {
+        die("cannot read /proc of every --server-pid");
     }
     uint64_t connect_deadline = t_start + (uint64_t)(o.connect_timeout * 1e9);
     if (connect_deadline > deadline) {
@@ -1406,6 +1519,9 @@ int main(int argc, char **argv)
     lane_count(0);
     lanes_wait(&sh.counted);
     struct proc_sample ps_conn = proc_sample();
+    double redis_cpu_conn = o.redis_pid > 0 ? proc_cpu(o.redis_pid) : -1;
+    double redis_sched_conn = o.redis_pid > 0 ? proc_sched_s(o.redis_pid) : -1;
+    uint64_t t_pub_start = now_ns();
     long subs_at_start = lanes_totals().streaming;
 
     /* ---- idle, or publish */
@@ -1462,6 +1578,11 @@ int main(int argc, char **argv)
     }
     lanes_finish();
     struct proc_sample ps_end = proc_sample();
+    double redis_cpu_end = o.redis_pid > 0 ? proc_cpu(o.redis_pid) : -1;
+    double redis_sched_end = o.redis_pid > 0 ? proc_sched_s(o.redis_pid) : -1;
+    /* How long the two samples lie apart: the caller may take out what the
+     * store spends per second when idle. */
+    double redis_window = (double)(now_ns() - t_pub_start) / 1e9;
     double lg_cpu = cpu_self();
 
     /* ---- tally */
@@ -1511,6 +1632,12 @@ int main(int argc, char **argv)
     double cpu_pub = ps_end.ok && ps_conn.ok ? ps_end.cpu_s - ps_conn.cpu_s : 0;
     double cpu_conn = ps_conn.ok && ps_base.ok ? ps_conn.cpu_s - ps_base.cpu_s : 0;
     double ns_per_delivery = g.total_got ? cpu_pub * 1e9 / (double)g.total_got : 0;
+    /* The store's CPU while publishing, per accepted message (-1: not asked
+     * for, or unreadable). */
+    double redis_cpu =
+        redis_cpu_conn >= 0 && redis_cpu_end >= 0 ? redis_cpu_end - redis_cpu_conn : -1;
+    double redis_sched =
+        redis_sched_conn >= 0 && redis_sched_end >= 0 ? redis_sched_end - redis_sched_conn : -1;
     double run_s = (double)(now_ns() - t_start) / 1e9;
 
     bool failed = lost || g.dup || g.ooo || g.corrupt || g.dropped || not_connected ||
@@ -1536,6 +1663,8 @@ int main(int argc, char **argv)
                "\"srv_cpu_connect_s\":%.2f,\"srv_cpu_s\":%.2f,\"srv_ns_per_delivery\":%.0f,"
                "\"srv_rss_base_kb\":%ld,\"srv_rss_connected_kb\":%ld,\"srv_rss_idle_kb\":%ld,"
                "\"srv_rss_end_kb\":%ld,\"rss_per_sub_b\":%.0f,"
+               "\"redis_cpu_s\":%.2f,\"redis_us_per_msg\":%.2f,\"redis_sched_s\":%.4f,"
+               "\"redis_sched_us_per_msg\":%.2f,\"redis_window_s\":%.3f,"
                "\"lg_cpu_s\":%.2f,\"run_s\":%.2f,\"lat_cdf_us\":\"%s\"}\n",
                o.label, status, o.subs, subs_at_start, connect_s, not_connected, g.retries, msgs,
                g.pub.next, g.truncated, accepted, g.pub.errors, o.bytes, o.pipeline, o.rate, o.idle,
@@ -1546,7 +1675,11 @@ int main(int argc, char **argv)
                US(h_pct(&g.lat, 0.50)), US(h_pct(&g.lat, 0.90)), US(h_pct(&g.lat, 0.99)),
                US(h_pct(&g.lat, 0.999)), US(g.lat.max), US(h_pct(&g.ack, 0.50)),
                US(h_pct(&g.ack, 0.99)), cpu_conn, cpu_pub, ns_per_delivery, ps_base.rss_kb,
-               ps_conn.rss_kb, ps_idle.rss_kb, ps_end.rss_kb, rss_per_sub, lg_cpu, run_s, cdf);
+               ps_conn.rss_kb, ps_idle.rss_kb, ps_end.rss_kb, rss_per_sub, redis_cpu,
+               redis_cpu >= 0 && accepted > 0 ? redis_cpu * 1e6 / (double)accepted : -1,
+               redis_sched,
+               redis_sched >= 0 && accepted > 0 ? redis_sched * 1e6 / (double)accepted : -1,
+               redis_window, lg_cpu, run_s, cdf);
     } else {
         printf("loadgen %s: %s\n", o.label, status);
         printf("  subscribers     %ld of %ld streaming after %.3f s (%ld failed, %ld retries)\n",
@@ -1572,13 +1705,19 @@ int main(int argc, char **argv)
             printf("  post answer us  p50 %.1f  p99 %.1f\n", US(h_pct(&g.ack, 0.50)),
                    US(h_pct(&g.ack, 0.99)));
         }
-        if (o.server_pid > 0) {
+        if (o.server_pids > 0) {
             printf("  server cpu s    connect %.2f, %s %.2f (%.0f ns per delivery)\n", cpu_conn,
                    o.idle > 0 ? "idle" : "publish", cpu_pub, ns_per_delivery);
             printf("  server rss KiB  base %ld, connected %ld%s, end %ld: %.0f B per "
                    "subscriber\n",
                    ps_base.rss_kb, ps_conn.rss_kb, o.idle > 0 ? ", after idle" : "",
                    o.idle > 0 ? ps_idle.rss_kb : ps_end.rss_kb, rss_per_sub);
+        }
+        if (redis_cpu >= 0) {
+            printf("  redis cpu s     publish %.2f (%.2f us per accepted message); by schedstat "
+                   "%.4f (%.2f us)\n",
+                   redis_cpu, accepted > 0 ? redis_cpu * 1e6 / (double)accepted : 0, redis_sched,
+                   redis_sched >= 0 && accepted > 0 ? redis_sched * 1e6 / (double)accepted : 0);
         }
         printf("  loadgen cpu s   %.2f over %.2f s\n", lg_cpu, run_s);
     }
