@@ -129,7 +129,7 @@ $(BUILD)/tests/integration/%: tests/integration/%.c $(ITEST_LIB)
 # harness, not the HTTP client helpers. test_cluster runs sse-server nodes
 # against a real redis-server: it links the HTTP client helpers as well, and
 # its own (cluster_nodes.c); the link line takes every object prerequisite.
-REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto test_cluster
+REDIS_TESTS   := test_redis test_redis_fault test_cluster_proto test_cluster test_cluster_http
 REDIS_HARNESS := $(BUILD)/tests/integration/redis_harness.o
 CLUSTER_NODES := $(BUILD)/tests/integration/cluster_nodes.o
 
@@ -142,7 +142,8 @@ $(CLUSTER_NODES): tests/integration/cluster_nodes.c tests/integration/cluster_no
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Itests/integration -Itests/unit -c -o $@ $<
 
-$(BUILD)/tests/integration/test_cluster: $(ITEST_OBJS) $(TEST_HELPERS) $(CLUSTER_NODES)
+$(BUILD)/tests/integration/test_cluster $(BUILD)/tests/integration/test_cluster_http: \
+        $(ITEST_OBJS) $(TEST_HELPERS) $(CLUSTER_NODES)
 
 $(REDIS_TESTS:%=$(BUILD)/tests/integration/%): $(BUILD)/tests/integration/%: \
         tests/integration/%.c $(REDIS_HARNESS) $(LIB_OBJS)
