@@ -472,10 +472,24 @@ static void conn_written(struct conn *c, size_t done, size_t out_len)
     }
 }
 
+/* A subscriber owed frames that are gone: it fell behind, or its room was
+ * reset. Closed; its reconnect with Last-Event-ID is told what is gone. */
+static void conn_close_lagged(struct conn *c)
+{
+    if (room_sub_was_reset(&c->sub)) {
+        log_info("fd %d: room '%s' was reset; closing its stream", c->watch.fd,
+                 room_name(c->sub.room));
+    } else {
+        log_info("fd %d: subscriber fell behind the ring of room '%s'; closing", c->watch.fd,
+                 room_name(c->sub.room));
+        counter_add(&c->wk->stats.lagged_dropped, 1);
+    }
+    conn_close(c);
+}
+
 /* Writes what the connection owes, within the per-wakeup budget. */
 static enum write_result conn_write(struct conn *c)
 {
-    struct worker *wk = c->wk;
     size_t budget = WRITE_BUDGET_BYTES;
 
     if (list_linked(&c->held_node)) {
@@ -505,16 +519,7 @@ static enum write_result conn_write(struct conn *c)
         }
         if (c->stream == STREAM_ROOM) {
             if (room_sub_lagged(&c->sub)) {
-                if (room_sub_was_reset(&c->sub)) {
-                    /* Its reconnect with Last-Event-ID is told what is gone. */
-                    log_info("fd %d: room '%s' was reset; closing its stream", c->watch.fd,
-                             room_name(c->sub.room));
-                } else {
-                    log_info("fd %d: subscriber fell behind the ring of room '%s'; closing",
-                             c->watch.fd, room_name(c->sub.room));
-                    counter_add(&wk->stats.lagged_dropped, 1);
-                }
-                conn_close(c);
+                conn_close_lagged(c);
                 return WRITE_CLOSED;
             }
             n += room_sub_iov(&c->sub, iov + n, MAX_IOV - n, budget);
