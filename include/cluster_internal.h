@@ -93,6 +93,8 @@ struct cluster {
 
 /* ---- cluster.c ---- */
 
+/* Loop 0: one of its connections reached Redis: the others try at once. */
+void cluster_redis_back(struct cluster *cl);
 /* Wakes worker i's loop (any thread): it runs cluster_on_wake. */
 void cluster_wake(struct cluster *cl, size_t i);
 /* Loop 0: one of its connections went up or down: says so in the log when

@@ -52,6 +52,16 @@ void cluster_log_up(struct cluster *cl)
     }
 }
 
+void cluster_redis_back(struct cluster *cl)
+{
+    /* Redis is back: no other connection need wait out its backoff. */
+    redis_retry_now(cl->sub);
+    redis_retry_now(cl->links[0].cmd);
+    for (size_t i = 1; i < cl->nlinks; i++) {
+        cluster_wake(cl, i);
+    }
+}
+
 void cluster_wake(struct cluster *cl, size_t i)
 {
     struct worker *w = &cl->srv->workers[i];
@@ -102,10 +112,7 @@ static void on_link_ready(struct redis *r, void *arg)
     if (l->wk->index == 0) {
         cluster_log_up(l->cl);
         cluster_follow_link_ready(l->cl);
-        /* Redis is back: the other loops need not wait out their backoff. */
-        for (size_t i = 1; i < l->cl->nlinks; i++) {
-            cluster_wake(l->cl, i);
-        }
+        cluster_redis_back(l->cl);
     }
 }
 

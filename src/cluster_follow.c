@@ -314,6 +314,7 @@ static void on_sub_ready(struct redis *r, void *arg)
     (void)r;
     atomic_store(&cl->sub_ready, true);
     cluster_log_up(cl);
+    cluster_redis_back(cl);
     for (size_t i = 0; i < cl->nbuckets; i++) {
         for (struct cluster_entry *e = cl->buckets[i]; e; e = e->next) {
             if (e->tracked) {

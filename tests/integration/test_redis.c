@@ -331,6 +331,35 @@ static void test_restart(void **state)
     rs_stop(&rs);
 }
 
+/* A client waiting out a long backoff tries again at once when told (a
+ * sibling connection found Redis back); a ready one is left alone. */
+static void test_retry_now(void **state)
+{
+    (void)state;
+    struct rserver rs = {0};
+    struct tc c = {0};
+    struct redis_options opt = {.backoff_min_ms = 4000, .backoff_max_ms = 4000};
+    char u[128];
+    rs_start(&rs, NULL);
+    url_of(u, sizeof u, "", rs.port, "");
+    tc_open(&c, u, REDIS_COMMANDS, &opt);
+    assert_true(wait_for(is_ready, &c, 5000));
+    redis_retry_now(c.r); /* ready: nothing happens */
+    assert_true(redis_is_ready(c.r));
+    rs_kill(&rs, SIGKILL);
+    assert_true(wait_for(is_down, &c, 5000));
+    assert_true(rs_spawn(&rs, NULL));
+    run_for(300);
+    assert_false(redis_is_ready(c.r)); /* 2 to 4 s of backoff to go */
+    uint64_t t0 = now_us();
+    redis_retry_now(c.r);
+    assert_true(wait_for(is_ready, &c, 1000));
+    printf("retry_now: ready %llu us after the call\n", (unsigned long long)(now_us() - t0));
+    assert_int_equal(redis_connections(c.r), 2);
+    redis_free(c.r);
+    rs_stop(&rs);
+}
+
 static void test_auth(void **state)
 {
     (void)state;
@@ -411,15 +440,11 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     loop = loop_new();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_set_get),
-        cmocka_unit_test(test_pipeline),
-        cmocka_unit_test(test_output_bound),
-        cmocka_unit_test(test_pubsub),
-        cmocka_unit_test(test_eval),
-        cmocka_unit_test(test_select),
-        cmocka_unit_test(test_restart),
-        cmocka_unit_test(test_auth),
-        cmocka_unit_test(test_idle_ping_alive),
+        cmocka_unit_test(test_set_get),      cmocka_unit_test(test_pipeline),
+        cmocka_unit_test(test_output_bound), cmocka_unit_test(test_pubsub),
+        cmocka_unit_test(test_eval),         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_restart),      cmocka_unit_test(test_retry_now),
+        cmocka_unit_test(test_auth),         cmocka_unit_test(test_idle_ping_alive),
     };
     int rc = cmocka_run_group_tests(tests, setup_server, teardown_server);
     loop_free(loop);

@@ -457,6 +457,39 @@ static void test_epoch_and_base_decide_resumes(void **state)
     hub_free(hub);
 }
 
+/* Reads are numbered as they are sent; a finished one moves reads_done
+ * forward only; a resume known to be past the room gets a reset with
+ * everything retained. */
+static void test_read_tickets_and_lost_resume(void **state)
+{
+    (void)state;
+    struct hub *hub = make_hub(8);
+    hub_bind_part(0);
+    struct room *r = hub_room(hub, "t", 1);
+    assert_int_equal(room_reads_sent(r), 0);
+    uint32_t ticket = room_reads_sent(r);
+    uint32_t a = room_read_sent(r), b = room_read_sent(r);
+    assert_true(a > ticket && b > a);
+    room_read_done(r, b);
+    room_read_done(r, a); /* an older one finishing later changes nothing */
+    assert_int_equal(room_reads_done(r), b);
+    assert_false(room_parked(r));
+    room_park(r);
+    assert_true(room_parked(r));
+    room_unpark(r);
+
+    room_set_epoch(r, 100, 99, false);
+    struct publish_result res;
+    assert_int_equal(room_publish_id(r, 100, NULL, 0, "a", 1, NULL, 0, &res), 0);
+    assert_int_equal(room_publish_id(r, 101, NULL, 0, "b", 1, NULL, 0, &res), 0);
+    struct room_start st = room_start_lost(r);
+    assert_true(st.reset);
+    assert_int_equal(st.oldest_id, 100);
+    assert_int_equal(st.cursor, room_start_history(r, 8).cursor);
+    flush_part(hub, 0);
+    hub_free(hub);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -470,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_reset_closes_every_subscriber),
         cmocka_unit_test(test_parked_connection_watches_and_keeps_the_room),
         cmocka_unit_test(test_epoch_and_base_decide_resumes),
+        cmocka_unit_test(test_read_tickets_and_lost_resume),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
