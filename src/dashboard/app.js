@@ -180,6 +180,22 @@
       fmtCount(j.errors) + ' errors';
   }
 
+  // A cluster node says whether Redis is reachable: without it, publishing
+  // answers 503 and the node is behind the others.
+  function showRedis(r) {
+    const el = $('#redis');
+    if (!r || !r.enabled) {
+      el.textContent = 'off: one node (no --redis)';
+      el.dataset.state = 'off';
+    } else if (r.up) {
+      el.textContent = 'Redis reachable: publishing and following rooms';
+      el.dataset.state = 'ok';
+    } else {
+      el.textContent = 'Redis unreachable: POST /message answers 503, streams wait';
+      el.dataset.state = 'errors';
+    }
+  }
+
   // How the connections are spread over the event loops, for servers that
   // report it: one line per loop.
   function showThreads(s) {
@@ -231,6 +247,7 @@
     $('#mem-pct').textContent = pct.toFixed(pct < 10 ? 1 : 0) + '%';
 
     showJournal(s.journal);
+    showRedis(s.redis);
     showThreads(s);
     showRooms(s);
     prev = s;

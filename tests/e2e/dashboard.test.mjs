@@ -166,6 +166,7 @@ test('dashboard: live figures, agreement with /stats, schemes and sizes', async 
     await waitField(page, 'messages_published', 0);
     assert.equal(await fieldOf(page, 'max_clients'), (await stats()).max_clients);
     assert.match(await page.$eval('#journal', (el) => el.textContent), /memory only/);
+    assert.match(await page.$eval('#redis', (el) => el.textContent), /one node/);
     // The server reports its event loop's lag: the panel and its chart show it.
     assert.equal(typeof (await stats()).loop_lag_ms, 'number');
     await page.waitForFunction(() => !document.getElementById('lag-card').hidden, null, { timeout: T_SHOW });

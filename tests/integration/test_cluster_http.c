@@ -97,6 +97,11 @@ static void test_pubsub_dropped_by_redis(void **state)
     }
     clients_wait_id(c, 1, m[2].id, "after Redis dropped the PUB/SUB connections");
     expect_msgs(&c[0], after, m, 3, false, "messages posted while it reconnected");
+    /* Back, and the node says so to its dashboard. */
+    char body[16384];
+    assert_true(wait_health(1, 200, itest_timeout()));
+    assert_int_equal(get_path(1, "/stats", body, sizeof body), 200);
+    assert_non_null(strstr(body, "\"redis\":{\"enabled\":true,\"up\":true}"));
 }
 
 /* --redis-ttl: each append sets the expiry of the room's stream and hash. */

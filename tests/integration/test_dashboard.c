@@ -85,8 +85,9 @@ static char *event_json(const struct itest_sub *s, size_t i)
                                           "slow_subscribers_dropped"};
     for (size_t k = 0; k < sizeof numbers / sizeof numbers[0]; k++)
         (void)field(json, numbers[k]);
-    static const char *const parts[] = {"\"journal\":{\"enabled\":", "\"top_rooms\":[",
-                                        "\"busy_rooms\":[", "\"rates_window_seconds\":"};
+    static const char *const parts[] = {
+        "\"journal\":{\"enabled\":", "\"redis\":{\"enabled\":", "\"top_rooms\":[",
+        "\"busy_rooms\":[", "\"rates_window_seconds\":"};
     for (size_t k = 0; k < sizeof parts / sizeof parts[0]; k++)
         if (!strstr(json, parts[k]))
             fail_msg("no %s in %s", parts[k], json);
