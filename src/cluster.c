@@ -151,11 +151,14 @@ static void reply_unavailable(struct conn *c, const char *msg)
     conn_reply(c, 503, "application/json", body, n, "Retry-After: 1\r\n");
 }
 
-/* Subscribers of the room on this node: the 202's "clients". */
-static size_t local_subscribers(struct cluster *cl, const char *name, size_t len)
+/* A message Redis accepted from this node: counted as published here (the
+ * counter's writers take the hub lock), and the room's subscribers on this
+ * node, the 202's "clients". */
+static size_t count_accepted(struct cluster *cl, const char *name, size_t len)
 {
     struct hub *hub = cl->srv->hub;
     hub_lock(hub);
+    counter_add(&cl->srv->stats.published, 1);
     struct room *room = hub_room_find(hub, name, len);
     size_t n = room ? room_subscribers(room) : 0;
     hub_unlock(hub);
@@ -185,10 +188,11 @@ static void on_appended(struct redis *r, const struct resp_value *v, struct resp
                       v->type == RESP_ERR ? v->str : "");
         }
     }
+    /* Published even when its publisher has gone meanwhile. */
+    size_t clients = id ? count_accepted(l->cl, w->name, w->name_len) : 0;
     if (c) {
         /* Replies come in order: this is the connection's oldest. */
         conn_set_cluster_wait(c, w->next);
-        size_t clients = id ? local_subscribers(l->cl, w->name, w->name_len) : 0;
         size_t len = conn_publish_answered(c, &w->form, w->pos, id, clients, why);
         if (len > 0) {
             for (struct cluster_wait *n = w->next; n; n = n->next) {

@@ -72,6 +72,8 @@ static void test_pipelined_publishes_in_order(void **state)
     }
     assert_true(itest_conn_wait_close(&c, itest_timeout()));
     itest_conn_close(&c);
+    /* The nine it published count in its figures, as on one node. */
+    expect_metric(0, "sse_messages_published_total 9");
 }
 
 /* Redis drops the node's PUB/SUB connection (as it drops a reader past its
