@@ -289,10 +289,14 @@ install: sse-server
 	sed 's|/usr/local/|$(PREFIX)/|g' contrib/sse-server.service > $(DESTDIR)$(UNITDIR)/sse-server.service.tmp
 	chmod 644 $(DESTDIR)$(UNITDIR)/sse-server.service.tmp
 	mv $(DESTDIR)$(UNITDIR)/sse-server.service.tmp $(DESTDIR)$(UNITDIR)/sse-server.service
+	sed 's|/usr/local/|$(PREFIX)/|g' 'contrib/cluster/sse-server@.service' \
+	    > '$(DESTDIR)$(UNITDIR)/sse-server@.service.tmp'
+	chmod 644 '$(DESTDIR)$(UNITDIR)/sse-server@.service.tmp'
+	mv '$(DESTDIR)$(UNITDIR)/sse-server@.service.tmp' '$(DESTDIR)$(UNITDIR)/sse-server@.service'
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/sse-server $(DESTDIR)$(MANDIR)/sse-server.1 \
-	    $(DESTDIR)$(UNITDIR)/sse-server.service
+	    $(DESTDIR)$(UNITDIR)/sse-server.service '$(DESTDIR)$(UNITDIR)/sse-server@.service'
 	rm -rf $(DESTDIR)$(DATADIR)
 
 # Deployment tests: nginx in front (contrib/nginx.conf), the systemd unit, the

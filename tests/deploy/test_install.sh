@@ -3,9 +3,10 @@
 #
 #  - make install DESTDIR=<tmp> PREFIX=/usr installs usr/bin/sse-server,
 #    usr/share/sse-server/static/* (same bytes as static/),
-#    usr/share/man/man1/sse-server.1 and usr/lib/systemd/system/sse-server.service;
+#    usr/share/man/man1/sse-server.1 and usr/lib/systemd/system/sse-server.service,
+#    and the cluster's template unit sse-server@.service beside it;
 #  - the installed binary runs --version;
-#  - the installed unit's ExecStart names /usr/bin/sse-server and --static
+#  - the installed units' ExecStart names /usr/bin/sse-server and --static
 #    /usr/share/sse-server/static (no /usr/local left), both present in DESTDIR;
 #  - the installed binary serves the installed static files (loopback, port 0);
 #  - systemd-analyze verify accepts the installed unit, with its paths and
@@ -58,6 +59,15 @@ if [[ $out =~ ^sse-server\ [0-9] ]]; then
     ok "installed binary runs --version ($out)"
 else
     bad "installed binary runs --version" "$out"
+fi
+
+TEMPLATE=$R/usr/lib/systemd/system/sse-server@.service
+exec_start=$(grep -E '^ExecStart=' "$TEMPLATE" 2>/dev/null)
+if [ "$exec_start" = "ExecStart=/usr/bin/sse-server --static /usr/share/sse-server/static" ] &&
+    [ "$(stat -c %a "$TEMPLATE")" = 644 ]; then
+    ok "the cluster's template unit: $exec_start"
+else
+    bad "the cluster's template unit for PREFIX=/usr" "${exec_start:-not installed}"
 fi
 
 UNIT=$R/usr/lib/systemd/system/sse-server.service
