@@ -213,36 +213,46 @@ static void count_response(struct conn *c, int status)
     }
 }
 
-/* How this answer ends: an event stream is close-delimited. */
-static enum response_framing conn_framing(const struct conn *c)
+void conn_answer_form(const struct conn *c, struct conn_answer_form *f)
 {
-    if (c->stream != STREAM_NONE) {
-        return RESPONSE_STREAM;
-    }
-    if (!c->keep_alive) {
-        return RESPONSE_CLOSE;
-    }
-    return c->http10 ? RESPONSE_KEEP_ALIVE_10 : RESPONSE_KEEP_ALIVE;
+    f->keep_alive = c->keep_alive;
+    f->http10 = c->http10;
+    f->cors_origin = c->cors_origin;
+    f->request_start_ms = c->request_start_ms;
+}
+
+/* Appends to b the status line and the headers of an answer to a request
+ * read as f (an event stream is close-delimited); counts the answer. */
+static int append_head_as(struct conn *c, struct buf *b, const struct conn_answer_form *f,
+                          int status, const char *content_type, bool has_length, size_t length,
+                          const char *extra_headers)
+{
+    const struct response_head h = {
+        .status = status,
+        .date = worker_date(c->wk),
+        .cors_origin = f->cors_origin,
+        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
+        .content_type = content_type,
+        .has_length = has_length,
+        .length = length,
+        .extra_headers = extra_headers,
+        .framing = c->stream != STREAM_NONE ? RESPONSE_STREAM
+                   : !f->keep_alive         ? RESPONSE_CLOSE
+                   : f->http10              ? RESPONSE_KEEP_ALIVE_10
+                                            : RESPONSE_KEEP_ALIVE,
+    };
+    count_response(c, status);
+    return response_head_append(b, &h);
 }
 
 /* Appends the status line and the headers every response carries. */
 int conn_append_head(struct conn *c, int status, const char *content_type, bool has_length,
                      size_t length, const char *extra_headers)
 {
-    const struct response_head h = {
-        .status = status,
-        .date = worker_date(c->wk),
-        .cors_origin = c->cors_origin,
-        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
-        .content_type = content_type,
-        .has_length = has_length,
-        .length = length,
-        .extra_headers = extra_headers,
-        .framing = conn_framing(c),
-    };
-    count_response(c, status);
+    struct conn_answer_form f;
+    conn_answer_form(c, &f);
     c->status = status;
-    return response_head_append(&c->out, &h);
+    return append_head_as(c, &c->out, &f, status, content_type, has_length, length, extra_headers);
 }
 
 void conn_reply(struct conn *c, int status, const char *content_type, const char *body,
@@ -286,13 +296,18 @@ void conn_reply_error(struct conn *c, int status, const char *msg)
     conn_reply(c, status, "application/json", body, n, NULL);
 }
 
-/* The body of a publish's 202. */
+/* The body of a publish's 202 (out holds at least 64 bytes). */
+static size_t accepted_body(char *out, size_t cap, uint64_t id, size_t clients)
+{
+    return (size_t)snprintf(out, cap, "{\"id\":%llu,\"clients\":%zu}\n", (unsigned long long)id,
+                            clients);
+}
+
 static void reply_accepted(struct conn *c, uint64_t id, size_t clients)
 {
     char answer[96];
-    int n = snprintf(answer, sizeof answer, "{\"id\":%llu,\"clients\":%zu}\n",
-                     (unsigned long long)id, clients);
-    conn_reply(c, 202, "application/json", answer, (size_t)n, NULL);
+    size_t n = accepted_body(answer, sizeof answer, id, clients);
+    conn_reply(c, 202, "application/json", answer, n, NULL);
 }
 
 struct cluster_wait *conn_cluster_wait(const struct conn *c)
@@ -305,14 +320,6 @@ void conn_set_cluster_wait(struct conn *c, struct cluster_wait *w)
     c->wait = w;
 }
 
-void conn_answer_form(const struct conn *c, struct conn_answer_form *f)
-{
-    f->keep_alive = c->keep_alive;
-    f->http10 = c->http10;
-    f->cors_origin = c->cors_origin;
-    f->request_start_ms = c->request_start_ms;
-}
-
 size_t conn_output_len(const struct conn *c)
 {
     return buf_pending(&c->out);
@@ -323,25 +330,12 @@ static int build_publish_answer(struct conn *c, const struct conn_answer_form *f
                                 uint64_t id, size_t clients, const char *msg)
 {
     char body[256];
-    size_t n = id ? (size_t)snprintf(body, sizeof body, "{\"id\":%llu,\"clients\":%zu}\n",
-                                     (unsigned long long)id, clients)
+    size_t n = id ? accepted_body(body, sizeof body, id, clients)
                   : response_error_body(body, sizeof body, 503, msg);
     int status = id ? 202 : 503;
-    const struct response_head h = {
-        .status = status,
-        .date = worker_date(c->wk),
-        .cors_origin = f->cors_origin,
-        .vary_origin = conn_cfg(c)->cors_origins_len != 0,
-        .content_type = "application/json",
-        .has_length = true,
-        .length = n,
-        .extra_headers = id ? NULL : "Retry-After: 1\r\n",
-        .framing = !f->keep_alive ? RESPONSE_CLOSE
-                   : f->http10    ? RESPONSE_KEEP_ALIVE_10
-                                  : RESPONSE_KEEP_ALIVE,
-    };
-    count_response(c, status);
-    if (response_head_append(b, &h) < 0 || buf_append(b, body, n) < 0) {
+    if (append_head_as(c, b, f, status, "application/json", true, n,
+                       id ? NULL : "Retry-After: 1\r\n") < 0 ||
+        buf_append(b, body, n) < 0) {
         return -1;
     }
     log_info("POST /message %d (stored in Redis) %llu ms", status,
