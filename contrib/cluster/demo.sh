@@ -69,6 +69,23 @@ port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+port_taken() {
+    ! port_free "$1"
+}
+
+# Runs `check ARGS...` every 50 ms for up to 5 s while process PID lives: 0
+# once it succeeds, 1 when the process died or the time ran out.
+wait_ready() {
+    local pid=$1
+    shift
+    for _ in $(seq 100); do
+        "$@" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
 random_port() {
     local p
     for _ in $(seq 50); do
@@ -86,15 +103,8 @@ for _ in 1 2 3 4 5; do
     redis-server --port "$p" --bind 127.0.0.1 --dir "$T" --appendonly yes --save "" \
         --daemonize no --logfile "$T/redis.log" &
     pid=$!
-    for _ in $(seq 100); do
-        if ! port_free "$p"; then
-            REDIS_PORT=$p
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ -n "$REDIS_PORT" ]; then
+    if wait_ready "$pid" port_taken "$p"; then
+        REDIS_PORT=$p
         PIDS+=("$pid")
         break
     fi
@@ -105,6 +115,12 @@ done
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 # --- The nodes, on ports the kernel picks; each prints its own.
+node_listening() {
+    local line
+    line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$T/node$1.out" 2>/dev/null)
+    [ -n "$line" ] && port=${line##*:}
+}
+
 NODE_PORTS=()
 for ((i = 1; i <= NODES; i++)); do
     # shellcheck disable=SC2086 # NODE_ARGS is a list of options
@@ -113,16 +129,8 @@ for ((i = 1; i <= NODES; i++)); do
     pid=$!
     PIDS+=("$pid")
     port=
-    for _ in $(seq 100); do
-        line=$(grep -m1 -o 'listening on http://127\.0\.0\.1:[0-9]*' "$T/node$i.out" 2>/dev/null)
-        if [ -n "$line" ]; then
-            port=${line##*:}
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    [ -n "$port" ] || die "node $i did not start: $(tail -n 5 "$T/node$i.log")"
+    wait_ready "$pid" node_listening "$i" ||
+        die "node $i did not start: $(tail -n 5 "$T/node$i.log")"
     NODE_PORTS+=("$port")
 done
 
@@ -161,6 +169,10 @@ EOF
     [ -f /etc/nginx/mime.types ] || sed -i '/mime.types/d' "$T/nginx.conf"
 }
 
+nginx_healthy() {
+    [ "$(curl -s --max-time 1 "http://127.0.0.1:$1/healthz" 2>/dev/null)" = ok ]
+}
+
 NGINX_PORT=
 for _ in 1 2 3 4 5; do
     p=$(random_port) || break
@@ -168,15 +180,8 @@ for _ in 1 2 3 4 5; do
     : >"$T/nginx-error.log"
     nginx -p "$T" -e "$T/nginx-error.log" -c "$T/nginx.conf" >"$T/nginx.out" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do
-        if [ "$(curl -s --max-time 1 "http://127.0.0.1:$p/healthz" 2>/dev/null)" = ok ]; then
-            NGINX_PORT=$p
-            break
-        fi
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ -n "$NGINX_PORT" ]; then
+    if wait_ready "$pid" nginx_healthy "$p"; then
+        NGINX_PORT=$p
         PIDS+=("$pid")
         break
     fi
