@@ -320,3 +320,21 @@ bool is_down(void *arg)
 {
     return ((struct tc *)arg)->down > 0;
 }
+
+struct rserver shared_rs;
+char shared_url[128];
+
+int shared_rs_setup(void **state)
+{
+    (void)state;
+    rs_start(&shared_rs, NULL);
+    url_of(shared_url, sizeof shared_url, "", shared_rs.port, "");
+    return 0;
+}
+
+int shared_rs_teardown(void **state)
+{
+    (void)state;
+    rs_stop(&shared_rs);
+    return 0;
+}

@@ -49,6 +49,13 @@ void rs_restart(struct rserver *s);
 /* Kills it and removes its directory and everything in it. */
 void rs_stop(struct rserver *s);
 
+/* One redis-server for a whole group of tests: cmocka group set-up and
+ * teardown (shared_rs_setup starts it, shared_url is its URL). */
+extern struct rserver shared_rs;
+extern char shared_url[128];
+int shared_rs_setup(void **state);
+int shared_rs_teardown(void **state);
+
 /* Runs the loop until cond(arg) or ms pass; returns cond(arg). */
 bool wait_for(bool (*cond)(void *), void *arg, uint64_t ms);
 void run_for(uint64_t ms);

@@ -23,24 +23,6 @@
 #include "cluster_proto.h"
 #include "redis_harness.h"
 
-static struct rserver srv;
-static char url[128];
-
-static int setup_server(void **state)
-{
-    (void)state;
-    rs_start(&srv, NULL);
-    url_of(url, sizeof url, "", srv.port, "");
-    return 0;
-}
-
-static int teardown_server(void **state)
-{
-    (void)state;
-    rs_stop(&srv);
-    return 0;
-}
-
 /* The publishing node's clock, as the single-node server's first id. */
 static uint64_t wall_us(void)
 {
@@ -77,7 +59,7 @@ static void node_open(struct node *n)
 {
     struct cluster_args a;
     memset(n, 0, sizeof *n);
-    tc_open(&n->c, url, REDIS_COMMANDS, NULL);
+    tc_open(&n->c, shared_url, REDIS_COMMANDS, NULL);
     assert_true(wait_for(is_ready, &n->c, 5000));
     cluster_proto_load_args(&a, CLUSTER_SCRIPT_APPEND);
     assert_int_equal(redis_command(n->c.r, a.argc, a.argv, a.lens, on_load, n->sha_append), 0);
@@ -271,7 +253,7 @@ static void sub_open(struct sub *s, const char *channel)
         .on_ready = sub_ready, .on_down = sub_down, .on_message = sub_message, .arg = s};
     memset(s, 0, sizeof *s);
     s->channel = channel;
-    assert_int_equal(redis_url_parse(url, &u, err, sizeof err), 0);
+    assert_int_equal(redis_url_parse(shared_url, &u, err, sizeof err), 0);
     s->r = redis_new(loop, &u, REDIS_SUBSCRIBER, NULL, &cb);
     assert_non_null(s->r);
     redis_start(s->r);
@@ -697,7 +679,7 @@ int main(void)
         cmocka_unit_test(test_new_epoch),          cmocka_unit_test(test_noscript_fallback),
         cmocka_unit_test(test_binary_data),        cmocka_unit_test(test_large_ids),
     };
-    int rc = cmocka_run_group_tests(tests, setup_server, teardown_server);
+    int rc = cmocka_run_group_tests(tests, shared_rs_setup, shared_rs_teardown);
     loop_free(loop);
     return rc;
 }

@@ -21,30 +21,12 @@
 
 /* --------------------------------------------------------- against Redis */
 
-static struct rserver srv;
-static char url[128];
-
-static int setup_server(void **state)
-{
-    (void)state;
-    rs_start(&srv, NULL);
-    url_of(url, sizeof url, "", srv.port, "");
-    return 0;
-}
-
-static int teardown_server(void **state)
-{
-    (void)state;
-    rs_stop(&srv);
-    return 0;
-}
-
 static void test_set_get(void **state)
 {
     (void)state;
     struct tc c = {0};
     struct reply rep;
-    tc_open(&c, url, REDIS_COMMANDS, NULL);
+    tc_open(&c, shared_url, REDIS_COMMANDS, NULL);
     /* Nothing is queued before the connection is ready. */
     assert_int_equal(redis_command_str(c.r, on_reply, &rep, "PING", (char *)NULL), -1);
     assert_int_equal(errno, ENOTCONN);
@@ -109,7 +91,7 @@ static void test_pipeline(void **state)
     (void)state;
     struct tc c = {0};
     struct pipeline p = {0, true};
-    tc_open(&c, url, REDIS_COMMANDS, NULL);
+    tc_open(&c, shared_url, REDIS_COMMANDS, NULL);
     assert_true(wait_for(is_ready, &c, 5000));
     uint64_t t0 = now_us();
     for (int i = 0; i < 10000; i++) {
@@ -132,7 +114,7 @@ static void test_output_bound(void **state)
     struct tc c = {0};
     struct redis_options opt = {.max_output = 100};
     struct reply rep;
-    tc_open(&c, url, REDIS_COMMANDS, &opt);
+    tc_open(&c, shared_url, REDIS_COMMANDS, &opt);
     assert_true(wait_for(is_ready, &c, 5000));
     /* "*3 $3 SET $1 k $20 ..." is 47 bytes: two fit, the third does not. */
     const char *v = "01234567890123456789";
@@ -153,8 +135,8 @@ static void test_pubsub(void **state)
     (void)state;
     struct tc pub = {0}, sub = {.resubscribe = "room:a"};
     struct reply rep;
-    tc_open(&pub, url, REDIS_COMMANDS, NULL);
-    tc_open(&sub, url, REDIS_SUBSCRIBER, NULL);
+    tc_open(&pub, shared_url, REDIS_COMMANDS, NULL);
+    tc_open(&sub, shared_url, REDIS_SUBSCRIBER, NULL);
     assert_true(wait_for(is_ready, &pub, 5000));
     assert_true(wait_for(is_ready, &sub, 5000));
     assert_true(wait_for(nothing_awaited, &sub, 5000));
@@ -228,7 +210,7 @@ static void test_eval(void **state)
     (void)state;
     struct tc c = {0};
     struct eval_result e = {0};
-    tc_open(&c, url, REDIS_COMMANDS, NULL);
+    tc_open(&c, shared_url, REDIS_COMMANDS, NULL);
     assert_true(wait_for(is_ready, &c, 5000));
     const char *script = "return {KEYS[1], ARGV[1], redis.call('INCRBY', KEYS[1], ARGV[1])}";
     for (int i = 1; i <= 2; i++) {
@@ -252,8 +234,8 @@ static void test_select(void **state)
     struct tc d0 = {0}, d3 = {0};
     struct reply rep;
     char url3[160];
-    url_of(url3, sizeof url3, "", srv.port, "/3");
-    tc_open(&d0, url, REDIS_COMMANDS, NULL);
+    url_of(url3, sizeof url3, "", shared_rs.port, "/3");
+    tc_open(&d0, shared_url, REDIS_COMMANDS, NULL);
     tc_open(&d3, url3, REDIS_COMMANDS, NULL);
     assert_true(wait_for(is_ready, &d0, 5000));
     assert_true(wait_for(is_ready, &d3, 5000));
@@ -418,8 +400,8 @@ static void test_idle_ping_alive(void **state)
     struct tc pub = {0}, sub = {.resubscribe = "idle"};
     struct redis_options opt = {.reply_timeout_ms = 200, .idle_ping_ms = 20};
     struct reply rep;
-    tc_open(&pub, url, REDIS_COMMANDS, NULL);
-    tc_open(&sub, url, REDIS_SUBSCRIBER, &opt);
+    tc_open(&pub, shared_url, REDIS_COMMANDS, NULL);
+    tc_open(&sub, shared_url, REDIS_SUBSCRIBER, &opt);
     assert_true(wait_for(is_ready, &pub, 5000));
     assert_true(wait_for(nothing_awaited, &sub, 5000));
     long before = ping_calls(&pub);
@@ -446,7 +428,7 @@ int main(void)
         cmocka_unit_test(test_restart),      cmocka_unit_test(test_retry_now),
         cmocka_unit_test(test_auth),         cmocka_unit_test(test_idle_ping_alive),
     };
-    int rc = cmocka_run_group_tests(tests, setup_server, teardown_server);
+    int rc = cmocka_run_group_tests(tests, shared_rs_setup, shared_rs_teardown);
     loop_free(loop);
     return rc;
 }
