@@ -494,7 +494,7 @@ print_tables() {
 # more than 10% over the first count.
 threads_table() {
     awk -v layout="$1" -v strict="${STRICT:-0}" -v ncpu="$NCPU" \
-        -f "$BENCH_ROOT/bench/threads.awk" "$2"
+        -f "$BENCH_ROOT/bench/json_field.awk" -f "$BENCH_ROOT/bench/threads.awk" "$2"
 }
 
 # Exit status for a results file: 1 when a run of a server other than the

@@ -2,7 +2,7 @@
 # bench/run.sh with THREADS="1 2 ..." (labels W<n>/sse-server-t<T>, field
 # srv_threads). Called by threads_table in bench/lib.sh:
 #
-#   awk -v layout=wide|long -v strict=0|1 -v ncpu=N -f bench/threads.awk RESULTS
+#   awk -v layout=wide|long -v strict=0|1 -v ncpu=N -f bench/json_field.awk -f bench/threads.awk RESULTS
 #
 # wide: one row per workload, the counts side by side (bench/run.sh).
 # long: one row per workload and count (bench/scale.sh).
@@ -10,14 +10,6 @@
 # first count's: the cost of running more loops, and whether it is within
 # 10% (see verdict). Exit 1 with strict=1 when a ratio is clearly above 1.10.
 
-function get(line, key,    v) {
-    if (match(line, "\"" key "\":[^,}]*")) {
-        v = substr(line, RSTART + length(key) + 3, RLENGTH - length(key) - 3)
-        gsub(/"/, "", v)
-        return v
-    }
-    return "-"
-}
 function fmt_int(v) { return v == "-" ? v : sprintf("%d", v + 0) }
 # Nanoseconds as µs: 3 decimals under 1 µs (pipelined workloads), else 2.
 function us(ns) {

@@ -4,7 +4,7 @@
 # the tick error, both layouts, and STRICT=1's exit status. Run by
 # bench_build (bench/lib.sh); exits 1 at the first wrong answer.
 set -euo pipefail
-AWK_FILE="$(cd "$(dirname "$0")" && pwd)/threads.awk"
+AWK_DIR="$(cd "$(dirname "$0")" && pwd)"
 fails=0
 
 # res W T CPU_S NS_PER_DELIVERY [STATUS]: one result line of sse-server-tT.
@@ -24,7 +24,7 @@ expect() {
 }
 
 # table LAYOUT STRICT [NCPU]
-table() { awk -v layout="$1" -v strict="$2" -v ncpu="${3:-2}" -f "$AWK_FILE"; }
+table() { awk -v layout="$1" -v strict="$2" -v ncpu="${3:-2}" -f "$AWK_DIR/json_field.awk" -f "$AWK_DIR/threads.awk"; }
 
 # Workload 1: 4% more CPU at 2 loops (within); 2: 20% more over 50 s of CPU
 # (clearly not); 3: 20% more from 0.05 s (the ticks straddle 1.10);
