@@ -160,3 +160,13 @@ start_sse() {
     cat "$dir/sse.err" >&2
     return 1
 }
+
+# check_unit_security UNIT: systemd-analyze rates the unit's sandbox at an
+# exposure of 2.0 or less (ok), or says what it found (bad).
+check_unit_security() {
+    if systemd-analyze security --offline=true --threshold=20 "$1" >"$1.security" 2>&1; then
+        ok "systemd-analyze security: $(grep -o 'exposure level.*' "$1.security" | head -n1)"
+    else
+        bad "systemd-analyze security: exposure ≤ 2.0" "$(tail -n 3 "$1.security")"
+    fi
+}

@@ -113,12 +113,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     else
         bad "systemd-analyze verify sse-server@a" "exit $rc: $(cat "$T/verify")"
     fi
-    if systemd-analyze security --offline=true --threshold=20 "$T/sse-server@a.service" \
-        >"$T/security" 2>&1; then
-        ok "systemd-analyze security: $(grep -o 'exposure level.*' "$T/security" | head -n1)"
-    else
-        bad "systemd-analyze security: exposure ≤ 2.0" "$(tail -n 3 "$T/security")"
-    fi
+    check_unit_security "$T/sse-server@a.service"
 else
     echo "skip  systemd-analyze: not installed"
 fi
